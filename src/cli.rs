@@ -1,0 +1,141 @@
+//! Command-line definitions. Each doc comment is the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Compose a Markdown newsletter, merge it with subscriber lists, and send it through
+/// rate-limited SMTP — previewed, resumable, and never twice to the same member.
+#[derive(Debug, Parser)]
+#[command(name = "bulletin", version, max_term_width = 100)]
+pub struct Cli {
+    /// Settings file [default: ./bulletin.toml]
+    #[arg(long, global = true, env = "BULLETIN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print nothing but errors (no progress, no summary)
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create bulletin.toml, newsletters/ and lists/ with a working example
+    Init {
+        /// Directory to create the project in
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Find every problem in a newsletter and its lists before anything is sent
+    Check {
+        /// The newsletter (Markdown with front matter)
+        newsletter: PathBuf,
+        #[command(flatten)]
+        lists: ListArgs,
+    },
+    /// Write the HTML, text and raw message one member would receive
+    Preview(PreviewArgs),
+    /// Send the newsletter to every member of the lists
+    Send(SendArgs),
+    /// Summarise a campaign's journal: who got it, who failed, who is pending
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Subscriber CSV; repeat to merge several (addresses are deduplicated)
+    #[arg(long = "list", short = 'l', value_name = "CSV")]
+    pub lists: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The newsletter (Markdown with front matter)
+    pub newsletter: PathBuf,
+    #[command(flatten)]
+    pub lists: ListArgs,
+    /// Preview for the Nth data row of the lists (1 = first member)
+    #[arg(long, value_name = "N", conflicts_with = "to")]
+    pub row: Option<u64>,
+    /// Preview for the member with this address
+    #[arg(long, value_name = "EMAIL")]
+    pub to: Option<String>,
+    /// Directory for email.html, email.txt and email.eml
+    #[arg(long, value_name = "DIR", default_value = ".bulletin/preview")]
+    pub out: PathBuf,
+    /// Open the HTML in the default browser
+    #[arg(long)]
+    pub open: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The newsletter (Markdown with front matter)
+    pub newsletter: PathBuf,
+    #[command(flatten)]
+    pub lists: ListArgs,
+    /// Build every message and write one .eml per member; send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where --dry-run writes [default: .bulletin/dry-run/<campaign>/]
+    #[arg(long, value_name = "DIR", requires = "dry_run")]
+    pub out: Option<PathBuf>,
+    /// A real send to a test list, recorded apart from the campaign
+    #[arg(long)]
+    pub test: bool,
+    /// Rate limit, e.g. 14/s, 600/min, 2000/h, 50000/day; repeat for several windows
+    #[arg(long, value_name = "N/UNIT", env = "BULLETIN_RATE", value_delimiter = ',')]
+    pub rate: Vec<String>,
+    /// Parallel SMTP sessions
+    #[arg(long, value_name = "N", env = "BULLETIN_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Send to at most N members in this run (the rest stay pending)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// SMTP relay URL, e.g. smtps://user@smtp.example.org:465
+    #[arg(long, value_name = "URL", env = "BULLETIN_SMTP_URL")]
+    pub smtp: Option<String>,
+    /// Also send to members whose earlier delivery is uncertain (may duplicate)
+    #[arg(long)]
+    pub resend_uncertain: bool,
+    /// Resume although the newsletter changed since the campaign began
+    #[arg(long)]
+    pub allow_changed: bool,
+    /// Journal file
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BULLETIN_JOURNAL",
+        default_value = ".bulletin/journal.db"
+    )]
+    pub journal: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The newsletter whose campaign to report
+    pub newsletter: PathBuf,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Write the failed members to this CSV, with an `error` column
+    #[arg(long, value_name = "FILE")]
+    pub failed_csv: Option<PathBuf>,
+    /// Report the test sends instead of the campaign
+    #[arg(long)]
+    pub test: bool,
+    /// Journal file
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "BULLETIN_JOURNAL",
+        default_value = ".bulletin/journal.db"
+    )]
+    pub journal: PathBuf,
+}

@@ -1,0 +1,95 @@
+//! One file per subcommand, plus the loading every command shares.
+
+pub mod check;
+pub mod init;
+pub mod preview;
+pub mod report;
+pub mod send;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::diagnostic::Diagnostics;
+use crate::list::Lists;
+use crate::message::Letterhead;
+use crate::newsletter::Newsletter;
+use crate::render::Compiled;
+use crate::unsubscribe::Unsubscribe;
+
+/// Everything loaded for a newsletter and its lists.
+pub struct Project {
+    pub config: Config,
+    pub newsletter: Newsletter,
+    pub lists: Lists,
+    pub compiled: Option<Compiled>,
+    pub letterhead: Option<Letterhead>,
+    pub diags: Diagnostics,
+}
+
+impl Project {
+    /// Loads settings, newsletter and lists and compiles. File-level failures (unreadable
+    /// settings, broken front matter, a list that is not UTF-8) are returned as errors;
+    /// everything else is collected in `diags`.
+    pub fn load(config: Option<&Path>, newsletter: &Path, lists: &[PathBuf]) -> Result<Project> {
+        let config = Config::load(config)?;
+        let newsletter = Newsletter::load(newsletter)?;
+        let lists_loaded = Lists::load(lists, &config.suppress_files())?;
+        let mut diags = Diagnostics::default();
+        let unsubscribe = match Unsubscribe::from_config(&config) {
+            Ok(u) => u.map(Arc::new),
+            Err(e) => {
+                diags.error(config_at(&config).as_deref().map(|f| (f, 0)), format!("{e:#}"));
+                None
+            }
+        };
+        let fields = (!lists.is_empty()).then_some(lists_loaded.fields.as_slice());
+        let compiled = Compiled::compile(&newsletter, &config, fields, unsubscribe.clone(), &mut diags);
+        let letterhead = match Letterhead::new(&newsletter, &config, unsubscribe) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                diags.error(None, format!("{e:#}"));
+                None
+            }
+        };
+        Ok(Project {
+            config,
+            newsletter,
+            lists: lists_loaded,
+            compiled,
+            letterhead,
+            diags,
+        })
+    }
+}
+
+fn config_at(config: &Config) -> Option<String> {
+    config.source.as_ref().map(|p| p.display().to_string())
+}
+
+/// Creates `dir` (and parents) readable by the owner only: it will hold members' data.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))
+}
+
+/// Writes `bytes` to `path` with mode 0600.
+pub fn private_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    f.write_all(bytes)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}

@@ -1,0 +1,212 @@
+//! `bulletin.toml`: the organisation's settings, read once and validated.
+//!
+//! Precedence is flag > environment > file > default; flags carry their `BULLETIN_…` variable
+//! through clap, so by the time values reach here the first two are already merged and this
+//! module only fills in what they left unset. Unknown keys are errors: a typo must not silently
+//! drop a setting.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Default sender, `Name <address>`; a newsletter's front matter may override it.
+    pub from: Option<String>,
+    /// Default Reply-To.
+    pub reply_to: Option<String>,
+    /// RFC 2919 List-Id, `Name <label.example.org>`.
+    pub list_id: Option<String>,
+    /// Suppression files: their addresses are never mailed.
+    #[serde(default)]
+    pub suppress: Vec<PathBuf>,
+    /// Let raw HTML in Markdown through (sanitised). Off: it is shown as text.
+    #[serde(default)]
+    pub allow_raw_html: bool,
+    #[serde(default)]
+    pub organisation: Organisation,
+    #[serde(default)]
+    pub smtp: Smtp,
+    #[serde(default)]
+    pub unsubscribe: Unsubscribe,
+    pub dkim: Option<Dkim>,
+    #[serde(default)]
+    pub theme: Theme,
+    #[serde(default)]
+    pub social: Vec<Social>,
+    /// Directory the file was found in; relative paths are resolved against it.
+    #[serde(skip)]
+    pub root: PathBuf,
+    /// Where the settings came from, for messages.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organisation {
+    pub name: Option<String>,
+    /// Postal address printed in every footer (CAN-SPAM and friends require one).
+    pub postal_address: Option<String>,
+    pub website: Option<String>,
+    /// Why the reader gets this newsletter, printed in the footer.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    /// `smtps://user@host:465`, `smtp://user@host:587` (STARTTLS), `smtp://127.0.0.1:2525`.
+    pub url: Option<String>,
+    /// Command whose standard output is the SMTP password.
+    pub password_command: Option<String>,
+    /// Rate limits such as `14/s`, `50000/day`.
+    #[serde(default)]
+    pub rate: Vec<String>,
+    /// Parallel SMTP sessions.
+    pub concurrency: Option<usize>,
+    /// Seconds to wait for a server reply.
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unsubscribe {
+    /// https URL template with `{{ token }}` and/or `{{ email }}`.
+    pub url: Option<String>,
+    /// Address that takes unsubscribe requests by mail.
+    pub mailto: Option<String>,
+    /// Command whose output is the HMAC secret (else `BULLETIN_UNSUBSCRIBE_SECRET`).
+    pub secret_command: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dkim {
+    pub domain: String,
+    pub selector: String,
+    pub private_key: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Theme {
+    /// Colour of buttons, links and the top rule, `#rrggbb`.
+    pub brand_color: Option<String>,
+    /// Logo image URL shown at the top.
+    pub logo: Option<String>,
+    pub logo_alt: Option<String>,
+    pub logo_width: Option<u32>,
+    pub logo_height: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Social {
+    pub name: String,
+    pub url: String,
+}
+
+/// File name looked for in the current directory.
+pub const FILE_NAME: &str = "bulletin.toml";
+
+impl Config {
+    /// Loads `explicit`, else `./bulletin.toml`, else defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let path = match explicit {
+            Some(p) => p.to_owned(),
+            None => {
+                let p = PathBuf::from(FILE_NAME);
+                if !p.exists() {
+                    return Ok(Config {
+                        root: PathBuf::from("."),
+                        ..Config::default()
+                    });
+                }
+                p
+            }
+        };
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read settings file {}", path.display()))?;
+        let mut config = Config::parse(&text, &path)?;
+        config.root = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        config.source = Some(path);
+        Ok(config)
+    }
+
+    /// Parses settings text; errors name the file and line.
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(1, |s| line_of(text, s.start));
+            anyhow::anyhow!("{}:{line}: {}", path.display(), e.message())
+        })?;
+        if let Some(color) = &config.theme.brand_color {
+            let hex = color.strip_prefix('#').unwrap_or("");
+            if !(hex.len() == 6 || hex.len() == 3) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                bail!(
+                    "{}: theme.brand_color {color:?} is not a colour: write it as \"#rrggbb\"",
+                    path.display()
+                );
+            }
+        }
+        Ok(config)
+    }
+
+    /// Resolves a path from the file against the file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() || self.root == Path::new(".") {
+            p.to_owned()
+        } else {
+            self.root.join(p)
+        }
+    }
+
+    /// Suppression files, resolved.
+    pub fn suppress_files(&self) -> Vec<PathBuf> {
+        self.suppress.iter().map(|p| self.resolve(p)).collect()
+    }
+
+    /// The brand colour, with a sober default.
+    pub fn brand_color(&self) -> &str {
+        self.theme.brand_color.as_deref().unwrap_or("#2b5797")
+    }
+}
+
+/// 1-based line of byte offset `at` in `text`.
+pub fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_line() {
+        let err = Config::parse(
+            "from = \"a <a@example.org>\"\n[smtp]\nurll = \"x\"\n",
+            Path::new("b.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("b.toml:3:"), "{err}");
+        assert!(err.contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn bad_colour_is_an_error() {
+        let err = Config::parse("[theme]\nbrand_color = \"red\"\n", Path::new("b.toml")).unwrap_err();
+        assert!(err.to_string().contains("#rrggbb"));
+    }
+}

@@ -1,0 +1,48 @@
+//! `bulletin` composes a newsletter from Markdown, merges it with subscriber CSVs, and sends
+//! personalised HTML + text messages through rate-limited SMTP.
+//!
+//! One pipeline, one direction:
+//!
+//! ```text
+//! newsletter.rs  Markdown + front matter ─┐
+//! list.rs        CSVs → Recipients ───────┤
+//! render/        compile once (Markdown, layout, CSS) → personalise per member
+//! message.rs     MIME (lettre) ─▶ send/ (dry-run files | SMTP with rate, retries)
+//! journal.rs     SQLite record of every outcome ─▶ report, resume
+//! ```
+//!
+//! Each subcommand lives in `cmd/`; `run` dispatches and returns the exit code.
+
+pub mod cli;
+mod cmd;
+pub mod config;
+pub mod diagnostic;
+pub mod email;
+pub mod list;
+pub mod message;
+pub mod newsletter;
+pub mod preflight;
+pub mod render;
+pub mod secret;
+pub mod unsubscribe;
+
+use std::process::ExitCode;
+
+use cli::{Cli, Command};
+
+/// Exit code when some recipients failed but the run finished.
+pub const EXIT_SOME_FAILED: u8 = 3;
+/// Exit code after Ctrl-C: the send can be resumed.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Runs one command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Init { dir } => cmd::init::run(&dir),
+        Command::Check { newsletter, lists } => cmd::check::run(config, &newsletter, &lists.lists, cli.quiet),
+        Command::Preview(args) => cmd::preview::run(config, &args),
+        Command::Send(args) => cmd::send::run(config, &args, cli.quiet),
+        Command::Report(args) => cmd::report::run(&args),
+    }
+}

@@ -1,0 +1,394 @@
+//! Subscriber lists: read CSV files as Excel and friends write them, normalise the header,
+//! validate and deduplicate addresses, skip unsubscribed and suppressed members.
+//!
+//! Problems with single rows (a bad address, a duplicate, a suppressed member) are findings:
+//! the row is skipped and reported with its line. Problems that make the file untrustworthy
+//! (no header, no address column, not UTF-8, a row whose fields don't line up) are errors.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+
+use crate::email::Email;
+
+/// Column names accepted for the address, after normalisation.
+const EMAIL_COLUMNS: [&str; 4] = ["email", "email_address", "e_mail", "mail"];
+/// `status` values that mean "do not mail".
+const SKIP_STATUSES: [&str; 4] = ["unsubscribed", "cleaned", "bounced", "blocklisted"];
+
+/// One list file's header.
+#[derive(Debug)]
+pub struct Columns {
+    pub path: PathBuf,
+    /// Normalised column names, in file order.
+    pub names: Vec<Box<str>>,
+    pub email: usize,
+}
+
+/// A member who will receive the newsletter.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub email: Email,
+    pub columns: Arc<Columns>,
+    /// Physical line of the row in its file (header = 1).
+    pub line: u64,
+    /// Data row number across all lists, from 1 (what `preview --row` counts).
+    pub row: u64,
+    /// Raw field values, aligned with `columns.names`.
+    pub values: Vec<Box<str>>,
+}
+
+impl Recipient {
+    /// The value of a column, `None` when the column is absent or the value is blank.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        let i = self.columns.names.iter().position(|n| &**n == name)?;
+        let v = self.values.get(i)?.trim();
+        (!v.is_empty()).then_some(v)
+    }
+
+    /// `path:line`, for messages.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.columns.path.display(), self.line)
+    }
+
+    /// The display name for `To`: a `name` column, else first and last name.
+    pub fn display_name(&self) -> Option<String> {
+        if let Some(name) = self.field("name").or_else(|| self.field("full_name")) {
+            return Some(name.to_owned());
+        }
+        let parts: Vec<&str> = [self.field("first_name"), self.field("last_name")]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+}
+
+/// Why a row was left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    Invalid { value: String, reason: &'static str },
+    Duplicate { first: String },
+    Status(String),
+    Suppressed { by: PathBuf },
+}
+
+/// A row left out, with where it was.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub line: u64,
+    pub row: u64,
+    pub why: Skip,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: ", self.path.display(), self.line)?;
+        match &self.why {
+            Skip::Invalid { value, reason } => {
+                write!(f, "{value:?} is not an email address ({reason}); row skipped")
+            }
+            Skip::Duplicate { first } => write!(f, "duplicate of the address at {first}; row skipped"),
+            Skip::Status(s) => write!(f, "status is `{s}`; row skipped"),
+            Skip::Suppressed { by } => write!(f, "address is in {}; row skipped", by.display()),
+        }
+    }
+}
+
+/// All recipients of a send, after merging, dedupe and suppression.
+#[derive(Debug, Default)]
+pub struct Lists {
+    pub recipients: Vec<Recipient>,
+    pub skipped: Vec<Skipped>,
+    /// Every column name any list has (normalised), sorted.
+    pub fields: Vec<String>,
+}
+
+impl Lists {
+    /// Reads every list in order, applying the suppression files.
+    pub fn load(lists: &[PathBuf], suppress: &[PathBuf]) -> Result<Lists> {
+        let mut suppressed: HashMap<String, PathBuf> = HashMap::new();
+        for path in suppress {
+            for key in read_suppression(path)? {
+                suppressed.entry(key).or_insert_with(|| path.clone());
+            }
+        }
+        let mut out = Lists::default();
+        let mut seen: HashMap<Box<str>, (usize, u64)> = HashMap::new();
+        let mut fields: HashSet<String> = HashSet::new();
+        let mut row = 0;
+        for (file_idx, path) in lists.iter().enumerate() {
+            let reader = CsvFile::open(path)?;
+            fields.extend(reader.columns.names.iter().map(|n| n.to_string()));
+            for item in reader {
+                let (line, values, columns) = item?;
+                row += 1;
+                let raw = values[columns.email].trim();
+                let email = match Email::parse(raw) {
+                    Ok(e) => e,
+                    Err(reason) => {
+                        out.skip(
+                            path,
+                            line,
+                            row,
+                            Skip::Invalid {
+                                value: raw.to_owned(),
+                                reason,
+                            },
+                        );
+                        continue;
+                    }
+                };
+                if let Some(&(f, l)) = seen.get(email.key()) {
+                    let first = format!("{}:{l}", lists[f].display());
+                    out.skip(path, line, row, Skip::Duplicate { first });
+                    continue;
+                }
+                seen.insert(email.key().into(), (file_idx, line));
+                let recipient = Recipient {
+                    email,
+                    columns,
+                    line,
+                    row,
+                    values,
+                };
+                if let Some(status) = recipient.field("status") {
+                    let status = status.to_lowercase();
+                    if SKIP_STATUSES.contains(&status.as_str()) {
+                        out.skip(path, line, row, Skip::Status(status));
+                        continue;
+                    }
+                }
+                if let Some(by) = suppressed.get(recipient.email.key()) {
+                    out.skip(path, line, row, Skip::Suppressed { by: by.clone() });
+                    continue;
+                }
+                out.recipients.push(recipient);
+            }
+        }
+        out.fields = fields.into_iter().collect();
+        out.fields.sort();
+        Ok(out)
+    }
+
+    fn skip(&mut self, path: &Path, line: u64, row: u64, why: Skip) {
+        self.skipped.push(Skipped {
+            path: path.to_owned(),
+            line,
+            row,
+            why,
+        });
+    }
+}
+
+/// Normalises a header name: trimmed, lower-case, runs of non-alphanumerics → `_`.
+pub fn normalise_column(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut pending_sep = false;
+    for c in name.trim().chars() {
+        if c.is_alphanumeric() {
+            if pending_sep && !out.is_empty() {
+                out.push('_');
+            }
+            pending_sep = false;
+            out.extend(c.to_lowercase());
+        } else {
+            pending_sep = true;
+        }
+    }
+    out
+}
+
+/// Reads a suppression file: a CSV with an address column, or one address per line.
+fn read_suppression(path: &Path) -> Result<Vec<String>> {
+    let mut first = String::new();
+    BufReader::new(File::open(path).with_context(|| format!("cannot open suppression file {}", path.display()))?)
+        .read_line(&mut first)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut keys = Vec::new();
+    if first.contains('@') {
+        // No header: a plain list of addresses.
+        let text = std::fs::read(path)?;
+        let text =
+            String::from_utf8(text).map_err(|_| anyhow::anyhow!("{}: not UTF-8: save it as UTF-8", path.display()))?;
+        for line in text.lines() {
+            if let Ok(e) = Email::parse(line.trim_start_matches('\u{feff}')) {
+                keys.push(e.key().to_owned());
+            }
+        }
+        return Ok(keys);
+    }
+    for row in CsvFile::open(path)? {
+        let (_, values, columns) = row?;
+        if let Ok(e) = Email::parse(&values[columns.email]) {
+            keys.push(e.key().to_owned());
+        }
+    }
+    Ok(keys)
+}
+
+/// A streaming CSV reader that yields `(line, values, columns)` for each data row.
+pub struct CsvFile {
+    pub columns: Arc<Columns>,
+    reader: csv::Reader<Box<dyn Read>>,
+    record: csv::ByteRecord,
+}
+
+impl CsvFile {
+    pub fn open(path: &Path) -> Result<CsvFile> {
+        let file = File::open(path).with_context(|| format!("cannot open list {}", path.display()))?;
+        let mut buf = BufReader::with_capacity(64 * 1024, file);
+        // Strip a UTF-8 byte-order mark (Excel writes one).
+        if buf.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
+            buf.consume(3);
+        }
+        let delimiter = sniff_delimiter(buf.fill_buf()?);
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(Box::new(buf) as Box<dyn Read>);
+        let header = reader
+            .byte_headers()
+            .with_context(|| format!("{}:1: cannot read the header row", path.display()))?
+            .clone();
+        if header.is_empty() || header.iter().all(|h| h.is_empty()) {
+            bail!(
+                "{}:1: the file is empty; a list needs a header row such as `email,first_name`",
+                path.display()
+            );
+        }
+        let mut names: Vec<Box<str>> = Vec::new();
+        for (i, raw) in header.iter().enumerate() {
+            let raw = std::str::from_utf8(raw).map_err(|_| {
+                anyhow::anyhow!(
+                    "{}:1: column {} of the header is not UTF-8: save the file as UTF-8 (in Excel: Save As → \"CSV UTF-8\")",
+                    path.display(),
+                    i + 1
+                )
+            })?;
+            let name = normalise_column(raw);
+            if name.is_empty() {
+                bail!(
+                    "{}:1: column {} has no name: give every column a header",
+                    path.display(),
+                    i + 1
+                );
+            }
+            if names.iter().any(|n| **n == name) {
+                bail!(
+                    "{}:1: column `{name}` appears twice in the header: rename one",
+                    path.display()
+                );
+            }
+            names.push(name.into());
+        }
+        let Some(email) = names.iter().position(|n| EMAIL_COLUMNS.contains(&&**n)) else {
+            bail!(
+                "{}:1: no address column (found: {}): name the column `email`",
+                path.display(),
+                names.join(", ")
+            );
+        };
+        let columns = Arc::new(Columns {
+            path: path.to_owned(),
+            names,
+            email,
+        });
+        Ok(CsvFile {
+            columns,
+            reader,
+            record: csv::ByteRecord::new(),
+        })
+    }
+}
+
+impl Iterator for CsvFile {
+    type Item = Result<(u64, Vec<Box<str>>, Arc<Columns>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let path = &self.columns.path;
+        loop {
+            match self.reader.read_byte_record(&mut self.record) {
+                Ok(false) => return None,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    return Some(Err(anyhow::anyhow!("{}:{line}: {e}", path.display())));
+                }
+            }
+            let line = self.record.position().map_or(0, |p| p.line());
+            if self.record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+                continue; // blank line
+            }
+            let width = self.columns.names.len();
+            if self.record.len() != width {
+                return Some(Err(anyhow::anyhow!(
+                    "{}:{line}: this row has {} fields but the header has {width}: \
+                     a value containing the delimiter must be in double quotes",
+                    path.display(),
+                    self.record.len()
+                )));
+            }
+            let mut values = Vec::with_capacity(width);
+            for (i, field) in self.record.iter().enumerate() {
+                match std::str::from_utf8(field) {
+                    Ok(s) => values.push(s.into()),
+                    Err(_) => {
+                        return Some(Err(anyhow::anyhow!(
+                            "{}:{line}: column `{}` is not UTF-8: save the file as UTF-8 \
+                             (in Excel: Save As → \"CSV UTF-8\")",
+                            path.display(),
+                            self.columns.names[i]
+                        )));
+                    }
+                }
+            }
+            return Some(Ok((line, values, Arc::clone(&self.columns))));
+        }
+    }
+}
+
+/// Picks `,`, `;` or tab: whichever occurs most outside quotes on the header line.
+fn sniff_delimiter(head: &[u8]) -> u8 {
+    let mut counts = [0usize; 3];
+    let mut quoted = false;
+    for &b in head {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' | b'\r' if !quoted => break,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let best = (0..3).max_by_key(|&i| (counts[i], std::cmp::Reverse(i))).unwrap_or(0);
+    [b',', b';', b'\t'][best]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_headers() {
+        assert_eq!(normalise_column("  First Name "), "first_name");
+        assert_eq!(normalise_column("E-Mail"), "e_mail");
+        assert_eq!(normalise_column("Member #ID"), "member_id");
+        assert_eq!(normalise_column("Prénom"), "prénom");
+    }
+
+    #[test]
+    fn sniffs_delimiters() {
+        assert_eq!(sniff_delimiter(b"email,first_name\n"), b',');
+        assert_eq!(sniff_delimiter(b"email;first_name;\"a,b\"\n"), b';');
+        assert_eq!(sniff_delimiter(b"email\tfirst_name\n"), b'\t');
+        assert_eq!(sniff_delimiter(b"email\n"), b',');
+    }
+}

@@ -1,0 +1,195 @@
+//! A newsletter source file: front matter (YAML between `---` or TOML between `+++`) and a
+//! CommonMark body. Errors name the file and the line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// Front matter fields. Unknown keys are errors so a typo is not silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontMatter {
+    /// The subject line; merge fields allowed.
+    pub subject: Option<String>,
+    /// The inbox preview line; merge fields allowed.
+    pub preheader: Option<String>,
+    /// Sender, overriding `bulletin.toml`.
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    /// Campaign id; default: the file stem.
+    pub id: Option<String>,
+    /// Language of the text, for `<html lang>`; default `en`.
+    pub lang: Option<String>,
+}
+
+/// A parsed newsletter.
+#[derive(Debug)]
+pub struct Newsletter {
+    pub path: PathBuf,
+    pub front: FrontMatter,
+    /// Line of each front-matter key, for messages.
+    pub key_lines: Vec<(String, usize)>,
+    pub body: String,
+    /// Physical line on which the body starts (1-based).
+    pub body_line: usize,
+    /// SHA-256 of the file, hex: tells a resumed send that the newsletter changed.
+    pub fingerprint: String,
+}
+
+impl Newsletter {
+    pub fn load(path: &Path) -> Result<Newsletter> {
+        let bytes =
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read newsletter {}: {e}", path.display()))?;
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let line = crate::config::line_of(&String::from_utf8_lossy(&e.as_bytes()[..at]), at);
+                bail!("{}:{line}: the file is not UTF-8: save it as UTF-8", path.display());
+            }
+        };
+        Newsletter::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Newsletter> {
+        let fingerprint = hex(&Sha256::digest(text.as_bytes()));
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        let first = lines.first().map_or("", |l| l.trim_end());
+        let fence = match first {
+            "---" => "---",
+            "+++" => "+++",
+            _ => {
+                return Ok(Newsletter {
+                    path: path.to_owned(),
+                    front: FrontMatter::default(),
+                    key_lines: Vec::new(),
+                    body: text.to_owned(),
+                    body_line: 1,
+                    fingerprint,
+                });
+            }
+        };
+        let Some(close) = lines.iter().skip(1).position(|l| l.trim_end() == fence).map(|i| i + 1) else {
+            let last = last_key_line(&lines, fence);
+            bail!(
+                "{}:1: front matter opened with `{fence}` is never closed: add `{fence}` on its own line after line {last}",
+                path.display()
+            );
+        };
+        let raw: String = lines[1..close].concat();
+        let front: FrontMatter = if fence == "---" {
+            serde_saphyr::from_str(&raw).map_err(|e| {
+                let line = e.location().map_or(2, |l| l.line() as usize + 1);
+                let msg = e.to_string();
+                let msg = msg.lines().next().unwrap_or("invalid YAML");
+                anyhow::anyhow!("{}:{line}: front matter: {msg}", path.display())
+            })?
+        } else {
+            toml::from_str(&raw).map_err(|e| {
+                let line = e.span().map_or(1, |s| crate::config::line_of(&raw, s.start)) + 1;
+                anyhow::anyhow!("{}:{line}: front matter: {}", path.display(), e.message())
+            })?
+        };
+        let key_lines = lines[1..close]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                let key: String = l.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let rest = l[key.len()..].trim_start();
+                (!key.is_empty() && (rest.starts_with(':') || rest.starts_with('='))).then_some((key, i + 2))
+            })
+            .collect();
+        Ok(Newsletter {
+            path: path.to_owned(),
+            front,
+            key_lines,
+            body: lines[close + 1..].concat(),
+            body_line: close + 2,
+            fingerprint,
+        })
+    }
+
+    /// Line of a front-matter key, or 1.
+    pub fn line_of_key(&self, key: &str) -> usize {
+        self.key_lines.iter().find(|(k, _)| k == key).map_or(1, |(_, l)| *l)
+    }
+
+    /// Campaign id: front matter `id`, else the file stem.
+    pub fn campaign_id(&self) -> String {
+        self.front.id.clone().unwrap_or_else(|| {
+            self.path
+                .file_stem()
+                .map_or_else(|| "newsletter".into(), |s| s.to_string_lossy().into_owned())
+        })
+    }
+}
+
+/// The last line of the unclosed front matter that still looks like a `key: value` line.
+fn last_key_line(lines: &[&str], fence: &str) -> usize {
+    let sep = if fence == "---" { ':' } else { '=' };
+    let mut last = 1;
+    for (i, l) in lines.iter().enumerate().skip(1) {
+        let t = l.trim();
+        let keyish = t.split_once(sep).is_some_and(|(k, _)| {
+            !k.is_empty() && k.trim().chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        });
+        if keyish || t.starts_with('#') || (l.starts_with(' ') && !t.is_empty()) {
+            last = i + 1;
+        } else {
+            break;
+        }
+    }
+    last
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Newsletter> {
+        Newsletter::parse(s, Path::new("n.md"))
+    }
+
+    #[test]
+    fn yaml_front_matter() {
+        let n = parse("---\nsubject: \"Hi — there\"\npreheader: p\nid: x1\n---\nBody\n").unwrap();
+        assert_eq!(n.front.subject.as_deref(), Some("Hi — there"));
+        assert_eq!(n.campaign_id(), "x1");
+        assert_eq!(n.body, "Body\n");
+        assert_eq!(n.body_line, 6);
+        assert_eq!(n.line_of_key("preheader"), 3);
+    }
+
+    #[test]
+    fn toml_front_matter() {
+        let n = parse("+++\r\nsubject = \"Hello\"\r\n+++\r\n\r\nBody\r\n").unwrap();
+        assert_eq!(n.front.subject.as_deref(), Some("Hello"));
+        assert_eq!(n.campaign_id(), "n");
+        assert_eq!(n.body_line, 4);
+    }
+
+    #[test]
+    fn unclosed_front_matter_says_where_to_close_it() {
+        let err = parse("---\nsubject: a\nfrom: b <b@example.org>\n\nDear reader\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("add `---` on its own line after line 3"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_names_its_line() {
+        let err = parse("+++\nsubject = \"a\"\nsubjet = \"b\"\n+++\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("n.md:3:"), "{err}");
+        let err = parse("---\nsubject: a\nsubjet: b\n---\n").unwrap_err().to_string();
+        assert!(err.starts_with("n.md:3:"), "{err}");
+    }
+}

@@ -1,0 +1,285 @@
+//! Carrying merge-field tags safely through Markdown.
+//!
+//! Rendering Markdown first would percent-encode `{{ }}` inside link URLs; rendering templates
+//! first would let a member's name inject Markdown. So every `{{ … }}`, `{% … %}` and `{# … #}`
+//! is swapped for an inert, URL-safe token (`BLTN7Z`) before Markdown runs, and swapped back
+//! afterwards. A token that sits inside a URL (not at its start) comes back wrapped in the
+//! `urlencode` filter, so a merge value can never break out of its link.
+
+/// What kind of tag a token stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `{{ expression }}`
+    Expr,
+    /// `{% statement %}`
+    Stmt,
+    /// `{# comment #}`
+    Comment,
+}
+
+/// One template tag taken out of the source.
+#[derive(Debug, Clone)]
+pub struct Tag {
+    /// The tag as written, braces included.
+    pub src: String,
+    /// The expression inside `{{ }}`, without whitespace-control marks.
+    pub inner: String,
+    pub kind: Kind,
+    /// Physical line in the newsletter file.
+    pub line: usize,
+}
+
+/// All tags of a newsletter, indexed by token number.
+#[derive(Debug, Default)]
+pub struct Tags {
+    pub list: Vec<Tag>,
+}
+
+/// A tag that never closes.
+#[derive(Debug)]
+pub struct Unclosed {
+    pub line: usize,
+    pub open: &'static str,
+    pub close: &'static str,
+}
+
+const PREFIX: &str = "BLTN";
+/// Suffix of a token in ordinary text.
+pub const TEXT: char = 'Z';
+/// Suffix of a token whose value must be percent-encoded (inside a URL).
+pub const URL: char = 'U';
+
+impl Tags {
+    /// Replaces every tag in `src` with its token; `first_line` is the line `src` starts on.
+    pub fn protect(&mut self, src: &str, first_line: usize) -> Result<String, Unclosed> {
+        let mut out = String::with_capacity(src.len());
+        let mut rest = src;
+        let mut line = first_line;
+        while let Some(at) = find_open(rest) {
+            let (before, tail) = rest.split_at(at);
+            out.push_str(before);
+            line += before.matches('\n').count();
+            let (open, close, kind) = match &tail[..2] {
+                "{{" => ("{{", "}}", Kind::Expr),
+                "{%" => ("{%", "%}", Kind::Stmt),
+                _ => ("{#", "#}", Kind::Comment),
+            };
+            let Some(end) = find_close(&tail[2..], close, kind != Kind::Comment) else {
+                return Err(Unclosed { line, open, close });
+            };
+            let tag = &tail[..2 + end + 2];
+            let inner = tag[2..tag.len() - 2].trim_matches(['-', '+', '~']).trim().to_owned();
+            if kind != Kind::Comment {
+                out.push_str(&token(self.list.len(), TEXT));
+                self.list.push(Tag {
+                    src: tag.to_owned(),
+                    inner,
+                    kind,
+                    line,
+                });
+            }
+            line += tag.matches('\n').count();
+            rest = &tail[tag.len()..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// Puts the tags back into rendered output (which `neutralise` has already made safe).
+    pub fn restore(&self, rendered: &str) -> String {
+        let mut out = String::with_capacity(rendered.len() + 64);
+        let mut rest = rendered;
+        while let Some(at) = rest.find(PREFIX) {
+            out.push_str(&rest[..at]);
+            let tail = &rest[at + PREFIX.len()..];
+            let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+            let suffix = tail[digits..].chars().next();
+            let tag = tail[..digits].parse::<usize>().ok().and_then(|i| self.list.get(i));
+            match (tag, suffix) {
+                (Some(tag), Some(TEXT)) => out.push_str(&tag.src),
+                (Some(tag), Some(URL)) if tag.kind == Kind::Expr => {
+                    out.push_str("{{ (");
+                    out.push_str(&tag.inner);
+                    out.push_str(")|urlencode }}");
+                }
+                (Some(tag), Some(URL)) => out.push_str(&tag.src),
+                _ => {
+                    out.push_str(PREFIX);
+                    rest = tail;
+                    continue;
+                }
+            }
+            rest = &tail[digits + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// In a URL, every token but one at the very start is marked for percent-encoding: a
+    /// leading `{{ unsubscribe_url }}` is a whole URL, a later `{{ first_name }}` is data.
+    pub fn mark_url(url: &str) -> String {
+        let mut out = String::with_capacity(url.len());
+        let mut rest = url;
+        while let Some(at) = rest.find(PREFIX) {
+            let tail = &rest[at + PREFIX.len()..];
+            let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+            out.push_str(&rest[..at + PREFIX.len() + digits]);
+            let is_start = out.len() == PREFIX.len() + digits;
+            match tail[digits..].strip_prefix(TEXT) {
+                Some(after) if digits > 0 => {
+                    out.push(if is_start { TEXT } else { URL });
+                    rest = after;
+                }
+                _ => rest = &tail[digits..],
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Does this text hold a token for a `{% %}` statement?
+    pub fn has_statement(&self, text: &str) -> bool {
+        self.tokens_in(text).any(|t| t.kind == Kind::Stmt)
+    }
+
+    /// Does this text hold any token?
+    pub fn has_token(&self, text: &str) -> bool {
+        self.tokens_in(text).next().is_some()
+    }
+
+    /// Is this text nothing but statement tokens (and whitespace)?
+    pub fn only_statements(&self, text: &str) -> bool {
+        let mut rest = text.trim();
+        let mut any = false;
+        while let Some(tail) = rest.strip_prefix(PREFIX) {
+            let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+            let Some(tag) = tail[..digits].parse::<usize>().ok().and_then(|i| self.list.get(i)) else {
+                return false;
+            };
+            if tag.kind != Kind::Stmt || !tail[digits..].starts_with(TEXT) {
+                return false;
+            }
+            any = true;
+            rest = tail[digits + 1..].trim_start();
+        }
+        any && rest.is_empty()
+    }
+
+    fn tokens_in<'a>(&'a self, text: &'a str) -> impl Iterator<Item = &'a Tag> + 'a {
+        text.match_indices(PREFIX).filter_map(move |(at, _)| {
+            let tail = &text[at + PREFIX.len()..];
+            let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+            tail[..digits].parse::<usize>().ok().and_then(|i| self.list.get(i))
+        })
+    }
+
+    /// Every tag at its own line, nothing else: compiling this finds syntax errors and
+    /// unknown fields with the newsletter's real line numbers.
+    pub fn skeleton(&self) -> String {
+        let mut out = String::new();
+        let mut line = 1;
+        for tag in &self.list {
+            while line < tag.line {
+                out.push('\n');
+                line += 1;
+            }
+            out.push_str(&tag.src);
+            line += tag.src.matches('\n').count();
+        }
+        out
+    }
+}
+
+/// Makes literal `{{`, `{%`, `{#` that did not come from a tag (a CSS rule, a setting, an
+/// escaped brace in the text) inert, so only the author's real tags run.
+pub fn neutralise(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains("{{") && !s.contains("{%") && !s.contains("{#") {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    let mut rest = s;
+    while let Some(at) = find_open(rest) {
+        out.push_str(&rest[..at]);
+        out.push_str(&format!("{{{{ '{}' }}}}", &rest[at..at + 2]));
+        rest = &rest[at + 2..];
+    }
+    out.push_str(rest);
+    out.into()
+}
+
+/// The token for tag `i`.
+pub fn token(i: usize, suffix: char) -> String {
+    format!("{PREFIX}{i}{suffix}")
+}
+
+fn find_open(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    (0..b.len().saturating_sub(1)).find(|&i| b[i] == b'{' && matches!(b[i + 1], b'{' | b'%' | b'#'))
+}
+
+/// Finds `close`, skipping quoted strings when `quotes` is set.
+fn find_close(s: &str, close: &str, quotes: bool) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < b.len() {
+        match quote {
+            Some(_) if b[i] == b'\\' => i += 1,
+            Some(q) if b[i] == q => quote = None,
+            Some(_) => {}
+            None if quotes && (b[i] == b'"' || b[i] == b'\'') => quote = Some(b[i]),
+            None if s[i..].starts_with(close) => return Some(i),
+            None => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_url_marking() {
+        let mut tags = Tags::default();
+        let p = tags
+            .protect(
+                "Dear {{ first_name | default(\"friend\") }}:\n[x](https://e.org/?n={{ name }}) {# hidden #}",
+                10,
+            )
+            .unwrap();
+        assert_eq!(p, "Dear BLTN0Z:\n[x](https://e.org/?n=BLTN1Z) ");
+        assert_eq!(tags.list[1].line, 11);
+        let url = Tags::mark_url("https://e.org/?n=BLTN1Z");
+        assert_eq!(url, "https://e.org/?n=BLTN1U");
+        assert_eq!(Tags::mark_url("BLTN1Z/x"), "BLTN1Z/x");
+        assert_eq!(
+            tags.restore(&neutralise("<a href=\"https://e.org/?n=BLTN1U\">BLTN0Z</a> {{x")),
+            "<a href=\"https://e.org/?n={{ (name)|urlencode }}\">{{ first_name | default(\"friend\") }}</a> {{ '{{' }}x"
+        );
+    }
+
+    #[test]
+    fn unclosed_tag_names_its_line() {
+        let err = Tags::default().protect("a\nb {{ name \nc", 5).unwrap_err();
+        assert_eq!((err.line, err.close), (6, "}}"));
+    }
+
+    #[test]
+    fn quotes_may_hold_closing_braces() {
+        let mut tags = Tags::default();
+        tags.protect("{{ x | default(\"}}\") }}", 1).unwrap();
+        assert_eq!(tags.list[0].inner, "x | default(\"}}\")");
+    }
+
+    #[test]
+    fn recognises_statement_only_text() {
+        let mut tags = Tags::default();
+        let p = tags.protect("{% if a %} {{ b }} {% endif %}", 1).unwrap();
+        assert!(!tags.only_statements(&p));
+        assert!(tags.has_statement(&p));
+        let p = tags.protect(" {% if a %}\n", 1).unwrap();
+        assert!(tags.only_statements(&p));
+    }
+}
