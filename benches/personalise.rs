@@ -1,1 +1,128 @@
-fn main() {}
+//! Per-recipient throughput: personalise (templates) + build the MIME message (lettre) +
+//! `formatted()` to bytes, single-threaded, on the bundled example newsletter and list.
+//!
+//! ```text
+//! cargo bench --bench personalise            # 200,000 messages per phase
+//! BENCH_MESSAGES=50000 cargo bench --bench personalise
+//! ```
+//!
+//! Target (Issue 2 item 6, Issue 4 item 2): ≥ 20,000 messages/s on one core, no DKIM.
+//! Besides the full path it times `personalise` alone and build + format alone (on
+//! pre-rendered content), so a regression shows where the time went.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bulletin::config::Config;
+use bulletin::diagnostic::Diagnostics;
+use bulletin::list::Lists;
+use bulletin::message::Letterhead;
+use bulletin::newsletter::Newsletter;
+use bulletin::render::{Compiled, Rendered};
+use bulletin::unsubscribe::Unsubscribe;
+
+const NEWSLETTER: &str = "newsletters/2026-12-first-hundred-days.md";
+const LIST: &str = "lists/members.csv";
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is accepted and ignored.
+    let count: usize = std::env::var("BENCH_MESSAGES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::env::set_current_dir(root).expect("cd to the package root");
+    let config = Config::load(Some(Path::new("bulletin.toml"))).expect("bulletin.toml");
+    let newsletter = Newsletter::load(Path::new(NEWSLETTER)).expect("newsletter");
+    let lists = Lists::load(&[PathBuf::from(LIST)], &config.suppress_files()).expect("list");
+    let unsubscribe = Unsubscribe::from_config(&config).expect("[unsubscribe]").map(Arc::new);
+    let mut diags = Diagnostics::default();
+    let compiled = Compiled::compile(
+        &newsletter,
+        &config,
+        Some(&lists.fields),
+        unsubscribe.clone(),
+        &mut diags,
+    )
+    .unwrap_or_else(|| {
+        let found: Vec<String> = diags.items.iter().map(ToString::to_string).collect();
+        panic!("the example does not compile:\n{}", found.join("\n"))
+    });
+    let letterhead = Letterhead::new(&newsletter, &config, unsubscribe).expect("letterhead");
+
+    // Only members the example can actually be sent to (a bare field may be empty for some).
+    let members: Vec<_> = lists
+        .recipients
+        .iter()
+        .filter(|r| compiled.personalise(r).is_ok())
+        .collect();
+    assert!(!members.is_empty(), "no member renders");
+    let rendered: Vec<Rendered> = members
+        .iter()
+        .map(|r| compiled.personalise(r).expect("renders"))
+        .collect();
+    println!(
+        "bulletin personalise bench: {NEWSLETTER} × {} members of {LIST}, {count} messages per phase, 1 thread",
+        members.len()
+    );
+
+    // Warm-up: caches, allocator, lazy statics.
+    for r in members.iter().take(200) {
+        let c = compiled.personalise(r).unwrap();
+        black_box(letterhead.build(r, &c, letterhead.message_id()).unwrap().formatted());
+    }
+
+    let mut bytes = 0usize;
+    let full = time(count, |i| {
+        let r = members[i % members.len()];
+        let content = compiled.personalise(r).expect("renders");
+        let message = letterhead.build(r, &content, letterhead.message_id()).expect("builds");
+        let out = message.formatted();
+        bytes += out.len();
+        black_box(out);
+    });
+    report("personalise + build + format", count, full);
+    println!("  average message size: {:.0} bytes", bytes as f64 / count as f64);
+
+    let personalise = time(count, |i| {
+        let r = members[i % members.len()];
+        black_box(compiled.personalise(r).expect("renders"));
+    });
+    report("personalise only", count, personalise);
+
+    let build = time(count, |i| {
+        let k = i % members.len();
+        let message = letterhead
+            .build(members[k], &rendered[k], letterhead.message_id())
+            .expect("builds");
+        black_box(message.formatted());
+    });
+    report("build + format only", count, build);
+
+    let target = 20_000.0;
+    let rate = count as f64 / full.as_secs_f64();
+    println!(
+        "target ≥ {target:.0} messages/s on one core: {}",
+        if rate >= target { "met" } else { "MISSED" }
+    );
+}
+
+fn time(count: usize, mut f: impl FnMut(usize)) -> Duration {
+    let start = Instant::now();
+    for i in 0..count {
+        f(i);
+    }
+    start.elapsed()
+}
+
+fn report(what: &str, count: usize, took: Duration) {
+    let secs = took.as_secs_f64();
+    println!(
+        "{what:<30} {:>9.0} messages/s  {:>7.2} µs/message  ({count} in {secs:.2} s)",
+        count as f64 / secs,
+        secs * 1e6 / count as f64,
+    );
+}

@@ -68,8 +68,14 @@ pub struct Smtp {
     pub rate: Vec<String>,
     /// Parallel SMTP sessions.
     pub concurrency: Option<usize>,
-    /// Seconds to wait for a server reply.
+    /// Seconds to wait for a server reply (default 60).
     pub timeout: Option<u64>,
+    /// Attempts per member per run after a temporary failure, first try included (default 4).
+    pub attempts: Option<u32>,
+    /// Seconds before the first retry; doubled each time, with jitter (default 2).
+    pub retry_delay: Option<f64>,
+    /// Stop the run after this many members in a row could not be delivered (default 20).
+    pub stop_after_failures: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

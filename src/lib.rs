@@ -18,12 +18,14 @@ mod cmd;
 pub mod config;
 pub mod diagnostic;
 pub mod email;
+pub mod journal;
 pub mod list;
 pub mod message;
 pub mod newsletter;
 pub mod preflight;
 pub mod render;
 pub mod secret;
+pub mod send;
 pub mod unsubscribe;
 
 use std::process::ExitCode;

@@ -83,6 +83,8 @@ pub struct Skipped {
     pub path: PathBuf,
     pub line: u64,
     pub row: u64,
+    /// The row's address as a comparison key (lower-cased), when it has a valid one.
+    pub key: Option<String>,
     pub why: Skip,
 }
 
@@ -136,6 +138,7 @@ impl Lists {
                             path,
                             line,
                             row,
+                            None,
                             Skip::Invalid {
                                 value: raw.to_owned(),
                                 reason,
@@ -146,7 +149,7 @@ impl Lists {
                 };
                 if let Some(&(f, l)) = seen.get(email.key()) {
                     let first = format!("{}:{l}", lists[f].display());
-                    out.skip(path, line, row, Skip::Duplicate { first });
+                    out.skip(path, line, row, Some(email.key()), Skip::Duplicate { first });
                     continue;
                 }
                 seen.insert(email.key().into(), (file_idx, line));
@@ -160,12 +163,12 @@ impl Lists {
                 if let Some(status) = recipient.field("status") {
                     let status = status.to_lowercase();
                     if SKIP_STATUSES.contains(&status.as_str()) {
-                        out.skip(path, line, row, Skip::Status(status));
+                        out.skip(path, line, row, Some(recipient.email.key()), Skip::Status(status));
                         continue;
                     }
                 }
                 if let Some(by) = suppressed.get(recipient.email.key()) {
-                    out.skip(path, line, row, Skip::Suppressed { by: by.clone() });
+                    out.skip(path, line, row, Some(recipient.email.key()), Skip::Suppressed { by: by.clone() });
                     continue;
                 }
                 out.recipients.push(recipient);
@@ -176,11 +179,12 @@ impl Lists {
         Ok(out)
     }
 
-    fn skip(&mut self, path: &Path, line: u64, row: u64, why: Skip) {
+    fn skip(&mut self, path: &Path, line: u64, row: u64, key: Option<&str>, why: Skip) {
         self.skipped.push(Skipped {
             path: path.to_owned(),
             line,
             row,
+            key: key.map(str::to_owned),
             why,
         });
     }

@@ -1,5 +1,112 @@
-//! `bulletin report` (placeholder while Send is built).
+//! `bulletin report`: what the journal says about a campaign — totals per status, failures
+//! grouped by the relay's reply, JSON for scripts, and the failed rows as a CSV to fix.
+
+use std::collections::BTreeMap;
 use std::process::ExitCode;
-pub fn run(_args: &crate::cli::ReportArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("report is not built yet")
+
+use anyhow::{Result, bail};
+
+use crate::cli::ReportArgs;
+use crate::journal::{Journal, Status};
+use crate::newsletter::Newsletter;
+
+pub fn run(args: &ReportArgs) -> Result<ExitCode> {
+    if !args.journal.exists() {
+        bail!("no journal at {}: nothing has been sent from this directory yet", args.journal.display());
+    }
+    let newsletter = Newsletter::load(&args.newsletter)?;
+    let journal = Journal::open(&args.journal)?;
+    let base = newsletter.campaign_id();
+    let id = if args.test {
+        match journal.campaigns_like(&format!("{base}+test-"))?.into_iter().next() {
+            Some(id) => id,
+            None => bail!("no test send of {base} in {}", args.journal.display()),
+        }
+    } else {
+        base
+    };
+    let Some(campaign) = journal.campaign(&id)? else {
+        bail!("campaign {id} has not been sent yet (journal {})", args.journal.display());
+    };
+    let rows = journal.deliveries(&id)?;
+    let count = |s: Status| rows.iter().filter(|d| d.status == s).count();
+    let (sent, failed, pending, uncertain, in_flight) =
+        (count(Status::Sent), count(Status::Failed), count(Status::Pending), count(Status::Uncertain), count(Status::InFlight));
+    let mut by_reply: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for d in rows.iter().filter(|d| d.status == Status::Failed) {
+        by_reply.entry(d.reply.as_deref().unwrap_or("(no reply)")).or_default().push(&d.address);
+    }
+
+    if args.json {
+        let failures: Vec<serde_json::Value> = by_reply
+            .iter()
+            .map(|(reply, who)| serde_json::json!({ "reply": reply, "count": who.len(), "addresses": who }))
+            .collect();
+        let uncertain_list: Vec<serde_json::Value> = rows
+            .iter()
+            .filter(|d| matches!(d.status, Status::Uncertain | Status::InFlight))
+            .map(|d| serde_json::json!({ "address": d.address, "message_id": d.message_id, "reason": d.reply }))
+            .collect();
+        let out = serde_json::json!({
+            "campaign": campaign.id,
+            "subject": campaign.subject,
+            "total": rows.len(),
+            "sent": sent,
+            "failed": failed,
+            "pending": pending,
+            // A row still in flight belongs to a run that is going on or was killed.
+            "uncertain": uncertain + in_flight,
+            "failures": failures,
+            "uncertain_members": uncertain_list,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("campaign {} — {}", campaign.id, campaign.subject);
+        println!("  total      {}", rows.len());
+        println!("  sent       {sent}");
+        println!("  failed     {failed}");
+        println!("  pending    {pending}");
+        println!("  uncertain  {}", uncertain + in_flight);
+        for (reply, who) in &by_reply {
+            println!("failed ({}): {reply}", who.len());
+            for a in who.iter().take(5) {
+                println!("    {a}");
+            }
+            if who.len() > 5 {
+                println!("    … and {} more", who.len() - 5);
+            }
+        }
+    }
+
+    if let Some(path) = &args.failed_csv {
+        let failed_rows: Vec<_> = rows.iter().filter(|d| d.status == Status::Failed).collect();
+        let parsed: Vec<serde_json::Map<String, serde_json::Value>> = failed_rows
+            .iter()
+            .map(|d| match d.fields.as_deref().and_then(|f| serde_json::from_str(f).ok()) {
+                Some(serde_json::Value::Object(m)) => m,
+                _ => serde_json::Map::from_iter([("email".to_owned(), serde_json::Value::String(d.address.clone()))]),
+            })
+            .collect();
+        let mut columns: Vec<String> = Vec::new();
+        for m in &parsed {
+            for k in m.keys() {
+                if !columns.contains(k) {
+                    columns.push(k.clone());
+                }
+            }
+        }
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut header = columns.clone();
+        header.push("error".into());
+        w.write_record(&header)?;
+        for (d, m) in failed_rows.iter().zip(&parsed) {
+            let mut rec: Vec<String> = columns.iter().map(|c| m.get(c).and_then(|v| v.as_str()).unwrap_or("").to_owned()).collect();
+            rec.push(d.reply.clone().unwrap_or_default());
+            w.write_record(&rec)?;
+        }
+        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+        super::private_file(path, &bytes)?;
+        eprintln!("wrote {} failed members to {}", failed_rows.len(), path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

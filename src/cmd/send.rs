@@ -1,6 +1,241 @@
-//! `bulletin send` (placeholder while Send is built).
-use std::path::Path;
+//! `bulletin send`: preflight every message, confirm, connect and authenticate once, then
+//! deliver at the configured rate, recording each outcome in the journal as it happens.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-pub fn run(_config: Option<&Path>, _args: &crate::cli::SendArgs, _quiet: bool) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("send is not built yet")
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use super::{Project, private_dir, private_file};
+use crate::cli::SendArgs;
+use crate::diagnostic::Diagnostics;
+use crate::journal::{Campaign, Journal, Status};
+use crate::list::Recipient;
+use crate::preflight::Preflight;
+use crate::secret::Secret;
+use crate::send::progress::Progress;
+use crate::send::rate::{Clock, Limits, SystemClock};
+use crate::send::smtp::Relay;
+use crate::send::{Delivery, Policy, Stop, parse_rates};
+use crate::{EXIT_INTERRUPTED, EXIT_SOME_FAILED};
+
+/// Set by the first Ctrl-C; the second exits at once.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCode> {
+    if args.lists.lists.is_empty() {
+        bail!("send needs at least one --list");
+    }
+    let p = Project::load(config, &args.newsletter, &args.lists.lists)?;
+    let Project { config, newsletter, lists, compiled, letterhead, diags } = p;
+    let diags = diags.into_result()?;
+    let (Some(compiled), Some(letterhead)) = (compiled, letterhead) else {
+        bail!("the newsletter did not compile; run `bulletin check` for details");
+    };
+    if !quiet {
+        for d in &diags.items {
+            eprintln!("{d}");
+        }
+        if !lists.skipped.is_empty() {
+            eprintln!("{} rows skipped (unsubscribed, suppressed, invalid or duplicate; `bulletin check` lists them)", lists.skipped.len());
+        }
+    }
+    let base_id = newsletter.campaign_id();
+    let subject = newsletter.front.subject.clone().unwrap_or_default();
+
+    if args.dry_run {
+        let out = args.out.clone().unwrap_or_else(|| PathBuf::from(".bulletin/dry-run").join(&base_id));
+        let mut members: Vec<&Recipient> = lists.recipients.iter().collect();
+        if let Some(limit) = args.limit {
+            members.truncate(limit);
+        }
+        preflight(&compiled, &letterhead, &members)?;
+        private_dir(&out)?;
+        for (i, r) in members.iter().enumerate() {
+            let content = compiled.personalise(r).map_err(|e| anyhow::anyhow!("{}: {}", r.location(), e.message))?;
+            let message = letterhead.build(r, &content, letterhead.message_id())?;
+            let name: String = r.email.key().chars().map(|c| if c.is_alphanumeric() || "@.-_+".contains(c) { c } else { '_' }).collect();
+            private_file(&out.join(format!("{:06}-{name}.eml", i + 1)), &message.formatted())?;
+        }
+        println!("dry run: wrote {} messages to {} (nothing sent; journal untouched)", members.len(), out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // Settings: flag (or its BULLETIN_ variable) > bulletin.toml > default.
+    let rate_strings = if args.rate.is_empty() { config.smtp.rate.clone() } else { args.rate.clone() };
+    let rates = parse_rates(&rate_strings)?;
+    let concurrency = args.concurrency.or(config.smtp.concurrency).unwrap_or(1);
+    if !(1..=64).contains(&concurrency) {
+        bail!("concurrency {concurrency}: use 1 to 64 sessions");
+    }
+    let Some(url) = args.smtp.clone().or_else(|| config.smtp.url.clone()) else {
+        bail!("no SMTP relay: set [smtp] url in bulletin.toml or pass --smtp URL");
+    };
+    let password = Secret::from_env_or_command("BULLETIN_SMTP_PASSWORD", config.smtp.password_command.as_deref(), "SMTP password")?;
+    let relay = Relay::parse(&url, password, Duration::from_secs(config.smtp.timeout.unwrap_or(60)))?;
+    let policy = Policy {
+        concurrency,
+        attempts: config.smtp.attempts.unwrap_or(4).max(1),
+        retry_delay: Duration::from_secs_f64(config.smtp.retry_delay.unwrap_or(2.0).max(0.0)),
+        stop_after_failures: config.smtp.stop_after_failures.unwrap_or(20).max(1),
+    };
+
+    let clock = SystemClock::default();
+    let mut journal = Journal::open(&args.journal)?;
+    let campaign_id = if args.test { format!("{base_id}+test-{}", clock.unix_ms()) } else { base_id.clone() };
+    let previous = journal.campaign(&campaign_id)?;
+    let changed = previous.as_ref().is_some_and(|c| c.fingerprint != newsletter.fingerprint);
+    let recovered = journal.recover(&campaign_id)?;
+    let statuses = journal.statuses(&campaign_id)?;
+    let (mut sent_before, mut failed_before, mut uncertain) = (0, 0, 0);
+    let mut jobs: Vec<&Recipient> = Vec::with_capacity(lists.recipients.len());
+    for r in &lists.recipients {
+        match statuses.get(r.email.key()) {
+            Some(Status::Sent) => sent_before += 1,
+            Some(Status::Failed) => failed_before += 1,
+            Some(Status::Uncertain | Status::InFlight) if !args.resend_uncertain => uncertain += 1,
+            _ => jobs.push(r),
+        }
+    }
+    if let Some(limit) = args.limit {
+        jobs.truncate(limit);
+    }
+    preflight(&compiled, &letterhead, &jobs)?;
+
+    // The plan, then confirmation.
+    let rate_text = if rates.is_empty() { "no limit".to_owned() } else { rate_strings.join(" and ") };
+    let mut plan = vec![
+        format!("subject:    {subject}"),
+        format!("campaign:   {campaign_id}{}", if args.test { " (test send, recorded apart)" } else { "" }),
+        format!("recipients: {} to send now, {sent_before} already sent, {failed_before} failed earlier, {} skipped", jobs.len(), lists.skipped.len()),
+        format!("relay:      {} at {rate_text}, {concurrency} session{}", relay.describe(), if concurrency == 1 { "" } else { "s" }),
+    ];
+    if uncertain > 0 || recovered > 0 {
+        plan.push(format!(
+            "uncertain:  {uncertain} member(s) may or may not have received it (a run stopped mid-send); \
+             not resent — check the relay's logs, then use --resend-uncertain if they did not"
+        ));
+    }
+    if changed {
+        plan.push("warning:    the newsletter changed since this campaign began; members already sent got the earlier version".into());
+    }
+    if !quiet || !args.yes {
+        for line in &plan {
+            eprintln!("{line}");
+        }
+    }
+    if jobs.is_empty() {
+        println!("nothing to send: every member of {campaign_id} is already sent, failed or uncertain");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let terminal = std::io::stdin().is_terminal();
+    if changed && !args.allow_changed && !terminal {
+        bail!("the newsletter changed since {campaign_id} began; pass --allow-changed to resume with the new version (nothing sent)");
+    }
+    if !args.yes {
+        if !terminal {
+            bail!("refusing to send without confirmation: stdin is not a terminal; add --yes (nothing sent)");
+        }
+        eprint!("Send to {} members now? [y/N] ", jobs.len());
+        std::io::stderr().flush().ok();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+            eprintln!("not sent");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+
+    // Connect and authenticate once before touching anyone.
+    let session = relay.connect().map_err(|e| anyhow::anyhow!("{e} ({}); nothing was sent", relay.describe()))?;
+    let now = clock.unix_ms();
+    journal.upsert_campaign(&Campaign {
+        id: campaign_id.clone(),
+        subject: subject.clone(),
+        fingerprint: newsletter.fingerprint.clone(),
+        newsletter: newsletter.path.display().to_string(),
+        started: previous.map_or(now, |c| c.started),
+    })?;
+    journal.add_pending(&campaign_id, jobs.iter().map(|r| (r.email.key(), r.location())), now)?;
+    let longest = rates.iter().map(|r| r.per).max().unwrap_or_default();
+    let history = journal.handoffs_since(now - longest.as_millis() as i64)?;
+    let limits = Limits::new(&rates, clock.clone(), &history);
+    let journal = Mutex::new(journal);
+
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            eprintln!("\nstopped at once; the messages in flight will be reported `uncertain`");
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+        eprintln!("\nfinishing the messages in flight… (Ctrl-C again to stop at once)");
+    });
+    let limit_per_sec = rates.iter().map(|r| r.per_second()).reduce(f64::min);
+    let progress = Progress::new(jobs.len(), quiet, limit_per_sec);
+    let delivery = Delivery {
+        relay: &relay,
+        compiled: &compiled,
+        letterhead: &letterhead,
+        journal: &journal,
+        campaign: &campaign_id,
+        limits: &limits,
+        clock,
+        policy,
+        interrupted: &INTERRUPTED,
+        progress: &progress,
+    };
+    let summary = delivery.run(&jobs, session);
+    progress.finish();
+
+    println!(
+        "{campaign_id}: {} sent, {} failed, {} pending, {} uncertain this run ({} sent earlier)",
+        summary.sent, summary.failed, summary.pending, summary.uncertain, sent_before
+    );
+    let resume = resume_command(args);
+    match &summary.stopped {
+        Some(Stop::Interrupted) => {
+            eprintln!("interrupted; to resume: {resume}");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
+        Some(Stop::QuotaSpent { rate, resume_at }) => {
+            eprintln!("{rate} quota reached; resume after {} with: {resume}", local_time(*resume_at));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Stop::Relay(why)) => bail!("stopped: {why}; to resume: {resume}"),
+        Some(Stop::TooManyFailures(why)) => bail!("stopped: {why} (is the relay refusing everything?); see `bulletin report`; to resume: {resume}"),
+        Some(Stop::Journal(why)) => bail!("stopped: cannot write the journal: {why}"),
+        None => {}
+    }
+    if summary.failed > 0 || summary.pending > 0 {
+        eprintln!("see `bulletin report {}`; run the same command again to retry the pending ones", newsletter.path.display());
+        return Ok(ExitCode::from(EXIT_SOME_FAILED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Renders and builds every message, keeping none; any failure aborts with nothing sent.
+fn preflight(compiled: &crate::render::Compiled, letterhead: &crate::message::Letterhead, members: &[&Recipient]) -> Result<()> {
+    let pre = Preflight::run(compiled, letterhead, members.iter().copied());
+    let mut diags = Diagnostics::default();
+    pre.report(compiled, &mut diags);
+    for d in diags.items.iter().filter(|d| d.level == crate::diagnostic::Level::Warning) {
+        eprintln!("{d}");
+    }
+    diags.into_result().map_err(|e| anyhow::anyhow!("{e:#}\nnothing was sent"))?;
+    Ok(())
+}
+
+fn resume_command(_args: &SendArgs) -> String {
+    let argv: Vec<String> = std::env::args().map(|a| if a.contains(' ') { format!("{a:?}") } else { a }).collect();
+    argv.join(" ")
+}
+
+/// `HH:MM` local time (UTC when the offset is unknown) for a Unix-ms instant.
+fn local_time(unix_ms: i64) -> String {
+    let utc = time::OffsetDateTime::from_unix_timestamp(unix_ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::UtcOffset::current_local_offset().map(|o| utc.to_offset(o)).unwrap_or(utc);
+    format!("{:04}-{:02}-{:02} {:02}:{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
 }

@@ -1,1 +1,2 @@
 pub mod smtp_server;
+pub mod project;

@@ -1,0 +1,264 @@
+//! The send journal: SQLite (bundled, WAL, mode 0600) at `.bulletin/journal.db`.
+//!
+//! Every state change is its own committed transaction, written as it happens: a member is
+//! marked `in-flight` before the first byte of their message leaves, and `sent`, `failed` or
+//! back to `pending` as soon as the relay answers. A `kill -9` at any instant therefore leaves
+//! at most the in-flight members (≤ concurrency) unknown; the next run reports them
+//! `uncertain` and does not resend them unless asked.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// A member's state in a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    InFlight,
+    Sent,
+    Failed,
+    Uncertain,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::InFlight => "in-flight",
+            Status::Sent => "sent",
+            Status::Failed => "failed",
+            Status::Uncertain => "uncertain",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        match s {
+            "in-flight" => Status::InFlight,
+            "sent" => Status::Sent,
+            "failed" => Status::Failed,
+            "uncertain" => Status::Uncertain,
+            _ => Status::Pending,
+        }
+    }
+}
+
+/// A campaign as recorded.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    pub id: String,
+    pub subject: String,
+    pub fingerprint: String,
+    pub newsletter: String,
+    pub started: i64,
+}
+
+/// One member's row.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub address: String,
+    pub status: Status,
+    pub attempts: i64,
+    pub reply: Option<String>,
+    pub message_id: Option<String>,
+    pub source: Option<String>,
+    /// The member's CSV fields as JSON, kept for failed members (for `--failed-csv`).
+    pub fields: Option<String>,
+}
+
+pub struct Journal {
+    db: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS campaign (
+    id TEXT PRIMARY KEY,
+    subject TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    newsletter TEXT NOT NULL,
+    started INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS delivery (
+    campaign TEXT NOT NULL REFERENCES campaign(id),
+    address TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reply TEXT,
+    message_id TEXT,
+    handed_off INTEGER,
+    updated INTEGER,
+    source TEXT,
+    fields TEXT,
+    PRIMARY KEY (campaign, address)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE handed_off IS NOT NULL;
+";
+
+impl Journal {
+    /// Opens (creating, mode 0600, in a 0700 directory) the journal.
+    pub fn open(path: &Path) -> Result<Journal> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::cmd::private_dir(dir)?;
+        }
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("cannot create the journal {}", path.display()))?;
+        }
+        let db = Connection::open(path).with_context(|| format!("cannot open the journal {}", path.display()))?;
+        db.busy_timeout(std::time::Duration::from_secs(10))?;
+        // WAL + NORMAL: each commit survives the process being killed at any instant; only an
+        // operating-system crash or power loss can lose the last few commits.
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.execute_batch(SCHEMA)
+            .with_context(|| format!("the journal {} is damaged or not a bulletin journal", path.display()))?;
+        Ok(Journal { db })
+    }
+
+    pub fn campaign(&self, id: &str) -> Result<Option<Campaign>> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT id, subject, fingerprint, newsletter, started FROM campaign WHERE id = ?1",
+                [id],
+                |r| Ok(Campaign { id: r.get(0)?, subject: r.get(1)?, fingerprint: r.get(2)?, newsletter: r.get(3)?, started: r.get(4)? }),
+            )
+            .optional()?)
+    }
+
+    /// Creates the campaign, or updates its fingerprint when the user accepted a change.
+    pub fn upsert_campaign(&self, c: &Campaign) -> Result<()> {
+        self.db.execute(
+            "INSERT INTO campaign (id, subject, fingerprint, newsletter, started) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET subject = excluded.subject, fingerprint = excluded.fingerprint",
+            params![c.id, c.subject, c.fingerprint, c.newsletter, c.started],
+        )?;
+        Ok(())
+    }
+
+    /// Members left in flight by a crash become `uncertain`. Returns how many.
+    pub fn recover(&self, campaign: &str) -> Result<usize> {
+        Ok(self.db.execute(
+            "UPDATE delivery SET status = 'uncertain', reply = COALESCE(reply, 'the run stopped while this message was being sent') \
+             WHERE campaign = ?1 AND status = 'in-flight'",
+            [campaign],
+        )?)
+    }
+
+    /// Status of every member already in the campaign.
+    pub fn statuses(&self, campaign: &str) -> Result<std::collections::HashMap<String, Status>> {
+        let mut stmt = self.db.prepare("SELECT address, status FROM delivery WHERE campaign = ?1")?;
+        let rows = stmt.query_map([campaign], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let (a, s) = row?;
+            out.insert(a, Status::parse(&s));
+        }
+        Ok(out)
+    }
+
+    /// Adds members as `pending` (those already present are left alone), in one transaction.
+    pub fn add_pending<'a>(&mut self, campaign: &str, members: impl IntoIterator<Item = (&'a str, String)>, now: i64) -> Result<()> {
+        let tx = self.db.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT OR IGNORE INTO delivery (campaign, address, status, updated, source) VALUES (?1, ?2, 'pending', ?3, ?4)",
+            )?;
+            for (address, source) in members {
+                stmt.execute(params![campaign, address, now, source])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks a member in flight just before their message is handed to the relay.
+    pub fn in_flight(&self, campaign: &str, address: &str, message_id: &str, handed_off: i64) -> Result<()> {
+        self.db
+            .prepare_cached(
+                "UPDATE delivery SET status = 'in-flight', attempts = attempts + 1, message_id = ?3, handed_off = ?4, updated = ?4 \
+                 WHERE campaign = ?1 AND address = ?2",
+            )?
+            .execute(params![campaign, address, message_id, handed_off])?;
+        Ok(())
+    }
+
+    /// Records the outcome of a member's delivery.
+    pub fn finish(&self, campaign: &str, address: &str, status: Status, reply: &str, fields: Option<&str>, now: i64) -> Result<()> {
+        self.db
+            .prepare_cached(
+                "UPDATE delivery SET status = ?3, reply = ?4, fields = COALESCE(?5, fields), updated = ?6 \
+                 WHERE campaign = ?1 AND address = ?2",
+            )?
+            .execute(params![campaign, address, status.as_str(), reply, fields, now])?;
+        Ok(())
+    }
+
+    /// Hand-off times since `since` (Unix ms), every campaign: what long rate windows count.
+    pub fn handoffs_since(&self, since: i64) -> Result<Vec<i64>> {
+        let mut stmt = self.db.prepare("SELECT handed_off FROM delivery WHERE handed_off > ?1 AND status != 'pending'")?;
+        let rows = stmt.query_map([since], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
+    }
+
+    /// Every member of a campaign.
+    pub fn deliveries(&self, campaign: &str) -> Result<Vec<Delivery>> {
+        let mut stmt = self.db.prepare(
+            "SELECT address, status, attempts, reply, message_id, source, fields FROM delivery WHERE campaign = ?1 ORDER BY source, address",
+        )?;
+        let rows = stmt.query_map([campaign], |r| {
+            Ok(Delivery {
+                address: r.get(0)?,
+                status: Status::parse(&r.get::<_, String>(1)?),
+                attempts: r.get(2)?,
+                reply: r.get(3)?,
+                message_id: r.get(4)?,
+                source: r.get(5)?,
+                fields: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Campaign ids that start with `prefix`, newest first.
+    pub fn campaigns_like(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut stmt = self.db.prepare("SELECT id FROM campaign WHERE substr(id, 1, length(?1)) = ?1 ORDER BY started DESC")?;
+        let rows = stmt.query_map([prefix], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_and_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j/journal.db");
+        let mut j = Journal::open(&path).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+        let c = Campaign { id: "c1".into(), subject: "S".into(), fingerprint: "f".into(), newsletter: "n.md".into(), started: 1 };
+        j.upsert_campaign(&c).unwrap();
+        j.add_pending("c1", [("a@example.org", "l.csv:2".to_owned()), ("b@example.org", "l.csv:3".to_owned())], 1).unwrap();
+        j.in_flight("c1", "a@example.org", "<m1@example.org>", 10).unwrap();
+        j.finish("c1", "a@example.org", Status::Sent, "250 ok", None, 11).unwrap();
+        j.in_flight("c1", "b@example.org", "<m2@example.org>", 12).unwrap();
+        drop(j);
+        // As after a crash: b was in flight.
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.recover("c1").unwrap(), 1);
+        let s = j.statuses("c1").unwrap();
+        assert_eq!(s["a@example.org"], Status::Sent);
+        assert_eq!(s["b@example.org"], Status::Uncertain);
+        assert_eq!(j.handoffs_since(0).unwrap().len(), 2);
+        assert_eq!(j.campaign("c1").unwrap().unwrap().fingerprint, "f");
+    }
+}

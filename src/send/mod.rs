@@ -1,0 +1,266 @@
+//! Delivery: N workers, each with its own SMTP session, take members from a shared queue,
+//! wait for the rate limiter, record the hand-off in the journal, send, and record the
+//! outcome. Transient failures are retried with exponential backoff and jitter; permanent
+//! ones are recorded and the run goes on; a lost session, a spent quota, Ctrl-C or a run of
+//! failures stops everyone cleanly.
+
+pub mod progress;
+pub mod rate;
+pub mod smtp;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::journal::{Journal, Status};
+use crate::list::Recipient;
+use crate::message::Letterhead;
+use crate::render::Compiled;
+use progress::Progress;
+use rate::{Clock, Limits, Permit, Rate};
+use smtp::{ConnectError, Outcome, Relay, Session};
+
+/// How hard to try.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub concurrency: usize,
+    /// Attempts per member per run (first try included).
+    pub attempts: u32,
+    /// First retry delay; doubled each time, with ±50 % jitter.
+    pub retry_delay: Duration,
+    /// Consecutive members that fail (permanently, or after all retries) before the run stops.
+    pub stop_after_failures: usize,
+}
+
+/// Why a run stopped early.
+#[derive(Debug, Clone)]
+pub enum Stop {
+    Interrupted,
+    QuotaSpent { rate: Rate, resume_at: i64 },
+    Relay(String),
+    TooManyFailures(String),
+    Journal(String),
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub sent: usize,
+    pub failed: usize,
+    /// Still pending after every retry (or never started because the run stopped).
+    pub pending: usize,
+    pub uncertain: usize,
+    pub stopped: Option<Stop>,
+}
+
+/// Everything a worker needs.
+pub struct Delivery<'a, C: Clock> {
+    pub relay: &'a Relay,
+    pub compiled: &'a Compiled,
+    pub letterhead: &'a Letterhead,
+    pub journal: &'a Mutex<Journal>,
+    pub campaign: &'a str,
+    pub limits: &'a Limits<C>,
+    pub clock: C,
+    pub policy: Policy,
+    pub interrupted: &'a AtomicBool,
+    pub progress: &'a Progress,
+}
+
+struct Shared {
+    next: AtomicUsize,
+    halt: AtomicBool,
+    stop: Mutex<Option<Stop>>,
+    consecutive_failures: AtomicUsize,
+    summary: Mutex<Summary>,
+}
+
+impl<C: Clock> Delivery<'_, C> {
+    /// Sends to every member of `jobs`. `first` is the session opened (and authenticated)
+    /// during preflight; other workers open theirs as they start.
+    pub fn run(&self, jobs: &[&Recipient], first: Session) -> Summary {
+        let shared = Shared {
+            next: AtomicUsize::new(0),
+            halt: AtomicBool::new(false),
+            stop: Mutex::new(None),
+            consecutive_failures: AtomicUsize::new(0),
+            summary: Mutex::new(Summary::default()),
+        };
+        let workers = self.policy.concurrency.clamp(1, jobs.len().max(1));
+        let first = Mutex::new(Some(first));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    let session = first.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    self.worker(jobs, &shared, session);
+                });
+            }
+        });
+        let mut summary = shared.summary.into_inner().unwrap_or_else(|e| e.into_inner());
+        let started = shared.next.load(Ordering::SeqCst).min(jobs.len());
+        summary.pending += jobs.len() - started;
+        summary.stopped = shared.stop.into_inner().unwrap_or_else(|e| e.into_inner());
+        summary
+    }
+
+    fn halt(&self, shared: &Shared, why: Stop) {
+        let mut stop = shared.stop.lock().unwrap_or_else(|e| e.into_inner());
+        if stop.is_none() {
+            *stop = Some(why);
+        }
+        shared.halt.store(true, Ordering::SeqCst);
+    }
+
+    fn halted(&self, shared: &Shared) -> bool {
+        if self.interrupted.load(Ordering::SeqCst) && !shared.halt.load(Ordering::SeqCst) {
+            self.halt(shared, Stop::Interrupted);
+        }
+        shared.halt.load(Ordering::SeqCst)
+    }
+
+    fn worker(&self, jobs: &[&Recipient], shared: &Shared, mut session: Option<Session>) {
+        loop {
+            if self.halted(shared) {
+                break;
+            }
+            let i = shared.next.fetch_add(1, Ordering::SeqCst);
+            let Some(r) = jobs.get(i) else { break };
+            let status = self.deliver(r, shared, &mut session);
+            let mut summary = shared.summary.lock().unwrap_or_else(|e| e.into_inner());
+            match status {
+                Status::Sent => summary.sent += 1,
+                Status::Failed => summary.failed += 1,
+                Status::Uncertain => summary.uncertain += 1,
+                Status::Pending | Status::InFlight => summary.pending += 1,
+            }
+            drop(summary);
+            self.progress.record(status);
+            let failures = match status {
+                Status::Sent | Status::Uncertain => {
+                    shared.consecutive_failures.store(0, Ordering::SeqCst);
+                    0
+                }
+                Status::Failed | Status::Pending | Status::InFlight => shared.consecutive_failures.fetch_add(1, Ordering::SeqCst) + 1,
+            };
+            if failures >= self.policy.stop_after_failures && !shared.halt.load(Ordering::SeqCst) {
+                self.halt(shared, Stop::TooManyFailures(format!("{failures} members in a row could not be delivered")));
+            }
+        }
+        if let Some(s) = session {
+            s.quit();
+        }
+    }
+
+    /// One member, with retries. Returns their final status for this run.
+    fn deliver(&self, r: &Recipient, shared: &Shared, session: &mut Option<Session>) -> Status {
+        let key = r.email.key();
+        let mut last = String::new();
+        for attempt in 0..self.policy.attempts {
+            if attempt > 0 {
+                if self.halted(shared) {
+                    break;
+                }
+                self.backoff(attempt);
+            }
+            if self.halted(shared) {
+                break;
+            }
+            let handed_off = match self.limits.acquire() {
+                Permit::Go(t) => t,
+                Permit::Spent { rate, resume_at } => {
+                    self.halt(shared, Stop::QuotaSpent { rate, resume_at });
+                    break;
+                }
+            };
+            if session.as_ref().is_none_or(Session::is_broken) {
+                match self.relay.connect() {
+                    Ok(s) => *session = Some(s),
+                    Err(ConnectError::Transient(m)) => {
+                        last = m;
+                        continue;
+                    }
+                    Err(e) => {
+                        self.halt(shared, Stop::Relay(e.to_string()));
+                        break;
+                    }
+                }
+            }
+            let message_id = self.letterhead.message_id();
+            let built = self
+                .compiled
+                .personalise(r)
+                .map_err(|e| e.message)
+                .and_then(|c| self.letterhead.build(r, &c, message_id.clone()).map_err(|e| format!("{e:#}")));
+            let message = match built {
+                Ok(m) => m,
+                Err(e) => return self.record(shared, r, Status::Failed, &e),
+            };
+            if let Err(e) = self.journal().in_flight(self.campaign, key, &message_id, handed_off) {
+                self.halt(shared, Stop::Journal(format!("{e:#}")));
+                return Status::Pending;
+            }
+            let envelope = message.envelope();
+            let (Some(from), Some(to)) = (envelope.from(), envelope.to().first()) else {
+                return self.record(shared, r, Status::Failed, "message has no envelope");
+            };
+            let s = session.as_mut().expect("session was just opened");
+            match s.send(from, to, &message.formatted()) {
+                Outcome::Sent(reply) => return self.record(shared, r, Status::Sent, &reply),
+                Outcome::Permanent(reply) => return self.record(shared, r, Status::Failed, &reply),
+                Outcome::Uncertain(why) => return self.record(shared, r, Status::Uncertain, &why),
+                Outcome::Transient(reply) => {
+                    // Back to pending at once: a crash during the backoff must not leave an
+                    // in-flight row for a message the relay refused.
+                    if self.record(shared, r, Status::Pending, &reply) != Status::Pending {
+                        return Status::Pending;
+                    }
+                    last = reply;
+                }
+            }
+        }
+        if !last.is_empty() {
+            let _ = self.journal().finish(self.campaign, key, Status::Pending, &last, None, self.clock.unix_ms());
+        }
+        Status::Pending
+    }
+
+    fn record(&self, shared: &Shared, r: &Recipient, status: Status, reply: &str) -> Status {
+        let fields = (status == Status::Failed).then(|| fields_json(r));
+        match self.journal().finish(self.campaign, r.email.key(), status, reply, fields.as_deref(), self.clock.unix_ms()) {
+            Ok(()) => status,
+            Err(e) => {
+                self.halt(shared, Stop::Journal(format!("{e:#}")));
+                Status::InFlight
+            }
+        }
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn backoff(&self, attempt: u32) {
+        let base = self.policy.retry_delay.as_secs_f64() * f64::from(1u32 << (attempt - 1).min(10));
+        let jittered = base * (0.5 + fastrand::f64());
+        self.clock.sleep(Duration::from_secs_f64(jittered));
+    }
+}
+
+/// The member's CSV row as a JSON object, kept for `report --failed-csv`.
+fn fields_json(r: &Recipient) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = r
+        .columns
+        .names
+        .iter()
+        .zip(&r.values)
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// Parses the configured rates.
+pub fn parse_rates(rates: &[String]) -> Result<Vec<Rate>> {
+    rates.iter().map(|r| Rate::parse(r)).collect()
+}

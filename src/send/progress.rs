@@ -1,0 +1,96 @@
+//! Progress on stderr: an indicatif bar on a terminal, a plain line every few seconds
+//! otherwise, nothing with `--quiet`.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::journal::Status;
+
+/// Seconds between plain progress lines.
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    plain: bool,
+    total: usize,
+    done: AtomicUsize,
+    failed: AtomicUsize,
+    started: Instant,
+    last_line: Mutex<Instant>,
+    /// The configured rate, for the ETA before a real rate is known.
+    limit_per_sec: Option<f64>,
+}
+
+impl Progress {
+    pub fn new(total: usize, quiet: bool, limit_per_sec: Option<f64>) -> Progress {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = (!quiet && terminal).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} sent  {msg}  {per_sec}  ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(if std::env::var_os("NO_COLOR").is_some() { style } else { style.progress_chars("█▉ ") });
+            bar
+        });
+        Progress {
+            bar,
+            plain: !quiet && !terminal,
+            total,
+            done: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            started: Instant::now(),
+            last_line: Mutex::new(Instant::now()),
+            limit_per_sec,
+        }
+    }
+
+    pub fn record(&self, status: Status) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let failed = if status == Status::Failed {
+            self.failed.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.failed.load(Ordering::Relaxed)
+        };
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+            if failed > 0 {
+                bar.set_message(format!("{failed} failed"));
+            }
+        } else if self.plain {
+            let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= PLAIN_EVERY || done == self.total {
+                *last = Instant::now();
+                eprintln!("{}", self.line(done, failed));
+            }
+        }
+    }
+
+    fn line(&self, done: usize, failed: usize) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = done as f64 / secs;
+        let pace = match self.limit_per_sec {
+            Some(limit) if rate > limit || done < 10 => limit,
+            _ => rate,
+        };
+        let left = self.total.saturating_sub(done) as f64 / pace.max(0.001);
+        format!("progress: {done}/{} done, {failed} failed, {rate:.1}/s, about {} left", self.total, eta(left))
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn eta(secs: f64) -> String {
+    let s = secs.round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
