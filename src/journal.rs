@@ -126,7 +126,15 @@ impl Journal {
             .query_row(
                 "SELECT id, subject, fingerprint, newsletter, started FROM campaign WHERE id = ?1",
                 [id],
-                |r| Ok(Campaign { id: r.get(0)?, subject: r.get(1)?, fingerprint: r.get(2)?, newsletter: r.get(3)?, started: r.get(4)? }),
+                |r| {
+                    Ok(Campaign {
+                        id: r.get(0)?,
+                        subject: r.get(1)?,
+                        fingerprint: r.get(2)?,
+                        newsletter: r.get(3)?,
+                        started: r.get(4)?,
+                    })
+                },
             )
             .optional()?)
     }
@@ -152,7 +160,9 @@ impl Journal {
 
     /// Status of every member already in the campaign.
     pub fn statuses(&self, campaign: &str) -> Result<std::collections::HashMap<String, Status>> {
-        let mut stmt = self.db.prepare("SELECT address, status FROM delivery WHERE campaign = ?1")?;
+        let mut stmt = self
+            .db
+            .prepare("SELECT address, status FROM delivery WHERE campaign = ?1")?;
         let rows = stmt.query_map([campaign], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = std::collections::HashMap::new();
         for row in rows {
@@ -163,7 +173,12 @@ impl Journal {
     }
 
     /// Adds members as `pending` (those already present are left alone), in one transaction.
-    pub fn add_pending<'a>(&mut self, campaign: &str, members: impl IntoIterator<Item = (&'a str, String)>, now: i64) -> Result<()> {
+    pub fn add_pending<'a>(
+        &mut self,
+        campaign: &str,
+        members: impl IntoIterator<Item = (&'a str, String)>,
+        now: i64,
+    ) -> Result<()> {
         let tx = self.db.transaction()?;
         {
             let mut stmt = tx.prepare(
@@ -189,7 +204,15 @@ impl Journal {
     }
 
     /// Records the outcome of a member's delivery.
-    pub fn finish(&self, campaign: &str, address: &str, status: Status, reply: &str, fields: Option<&str>, now: i64) -> Result<()> {
+    pub fn finish(
+        &self,
+        campaign: &str,
+        address: &str,
+        status: Status,
+        reply: &str,
+        fields: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
         self.db
             .prepare_cached(
                 "UPDATE delivery SET status = ?3, reply = ?4, fields = COALESCE(?5, fields), updated = ?6 \
@@ -201,7 +224,9 @@ impl Journal {
 
     /// Hand-off times since `since` (Unix ms), every campaign: what long rate windows count.
     pub fn handoffs_since(&self, since: i64) -> Result<Vec<i64>> {
-        let mut stmt = self.db.prepare("SELECT handed_off FROM delivery WHERE handed_off > ?1 AND status != 'pending'")?;
+        let mut stmt = self
+            .db
+            .prepare("SELECT handed_off FROM delivery WHERE handed_off > ?1 AND status != 'pending'")?;
         let rows = stmt.query_map([since], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
     }
@@ -227,7 +252,9 @@ impl Journal {
 
     /// Campaign ids that start with `prefix`, newest first.
     pub fn campaigns_like(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut stmt = self.db.prepare("SELECT id FROM campaign WHERE substr(id, 1, length(?1)) = ?1 ORDER BY started DESC")?;
+        let mut stmt = self
+            .db
+            .prepare("SELECT id FROM campaign WHERE substr(id, 1, length(?1)) = ?1 ORDER BY started DESC")?;
         let rows = stmt.query_map([prefix], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
     }
@@ -244,12 +271,30 @@ mod tests {
         let mut j = Journal::open(&path).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
-        let c = Campaign { id: "c1".into(), subject: "S".into(), fingerprint: "f".into(), newsletter: "n.md".into(), started: 1 };
+        assert_eq!(
+            std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let c = Campaign {
+            id: "c1".into(),
+            subject: "S".into(),
+            fingerprint: "f".into(),
+            newsletter: "n.md".into(),
+            started: 1,
+        };
         j.upsert_campaign(&c).unwrap();
-        j.add_pending("c1", [("a@example.org", "l.csv:2".to_owned()), ("b@example.org", "l.csv:3".to_owned())], 1).unwrap();
+        j.add_pending(
+            "c1",
+            [
+                ("a@example.org", "l.csv:2".to_owned()),
+                ("b@example.org", "l.csv:3".to_owned()),
+            ],
+            1,
+        )
+        .unwrap();
         j.in_flight("c1", "a@example.org", "<m1@example.org>", 10).unwrap();
-        j.finish("c1", "a@example.org", Status::Sent, "250 ok", None, 11).unwrap();
+        j.finish("c1", "a@example.org", Status::Sent, "250 ok", None, 11)
+            .unwrap();
         j.in_flight("c1", "b@example.org", "<m2@example.org>", 12).unwrap();
         drop(j);
         // As after a crash: b was in flight.

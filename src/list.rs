@@ -5,10 +5,12 @@
 //! the row is skipped and reported with its line. Problems that make the file untrustworthy
 //! (no header, no address column, not UTF-8, a row whose fields don't line up) are errors.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -168,7 +170,13 @@ impl Lists {
                     }
                 }
                 if let Some(by) = suppressed.get(recipient.email.key()) {
-                    out.skip(path, line, row, Some(recipient.email.key()), Skip::Suppressed { by: by.clone() });
+                    out.skip(
+                        path,
+                        line,
+                        row,
+                        Some(recipient.email.key()),
+                        Skip::Suppressed { by: by.clone() },
+                    );
                     continue;
                 }
                 out.recipients.push(recipient);
@@ -241,6 +249,76 @@ pub struct CsvFile {
     pub columns: Arc<Columns>,
     reader: csv::Reader<Box<dyn Read>>,
     record: csv::ByteRecord,
+    lines: Rc<RefCell<LineIndex>>,
+}
+
+/// Physical line numbers as an editor shows them. The csv crate's own count is off by one
+/// after CRLF endings and blank lines (a record's position points at the previous line's
+/// terminator), so the bytes are scanned as they are read instead.
+struct LineIndex {
+    /// `(offset, line)` of the first byte of each non-blank line not yet asked about.
+    starts: VecDeque<(u64, u64)>,
+    offset: u64,
+    line: u64,
+    at_line_start: bool,
+    after_cr: bool,
+}
+
+impl LineIndex {
+    fn new() -> LineIndex {
+        LineIndex {
+            starts: VecDeque::new(),
+            offset: 0,
+            line: 1,
+            at_line_start: true,
+            after_cr: false,
+        }
+    }
+
+    fn scan(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match b {
+                // `\r\n`, `\n` and a lone `\r` each end one line.
+                b'\n' if self.after_cr => self.after_cr = false,
+                b'\n' | b'\r' => {
+                    self.line += 1;
+                    self.at_line_start = true;
+                    self.after_cr = b == b'\r';
+                }
+                _ => {
+                    self.after_cr = false;
+                    if self.at_line_start {
+                        self.starts.push_back((self.offset, self.line));
+                        self.at_line_start = false;
+                    }
+                }
+            }
+            self.offset += 1;
+        }
+    }
+
+    /// The line of the first content at or after byte `offset` (where a record starts,
+    /// possibly on the line terminators before it). Offsets must not go backwards.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        while self.starts.front().is_some_and(|&(o, _)| o < offset) {
+            self.starts.pop_front();
+        }
+        self.starts.front().map_or(self.line, |&(_, l)| l)
+    }
+}
+
+/// A reader that feeds everything it reads to a [`LineIndex`].
+struct Counting<R> {
+    inner: R,
+    lines: Rc<RefCell<LineIndex>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.lines.borrow_mut().scan(&buf[..n]);
+        Ok(n)
+    }
 }
 
 impl CsvFile {
@@ -252,11 +330,16 @@ impl CsvFile {
             buf.consume(3);
         }
         let delimiter = sniff_delimiter(buf.fill_buf()?);
+        let lines = Rc::new(RefCell::new(LineIndex::new()));
+        let counting = Counting {
+            inner: buf,
+            lines: Rc::clone(&lines),
+        };
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(true)
             .flexible(true)
-            .from_reader(Box::new(buf) as Box<dyn Read>);
+            .from_reader(Box::new(counting) as Box<dyn Read>);
         let header = reader
             .byte_headers()
             .with_context(|| format!("{}:1: cannot read the header row", path.display()))?
@@ -308,6 +391,7 @@ impl CsvFile {
             columns,
             reader,
             record: csv::ByteRecord::new(),
+            lines,
         })
     }
 }
@@ -322,11 +406,14 @@ impl Iterator for CsvFile {
                 Ok(false) => return None,
                 Ok(true) => {}
                 Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line());
+                    let line = e.position().map_or(0, |p| self.lines.borrow_mut().line_at(p.byte()));
                     return Some(Err(anyhow::anyhow!("{}:{line}: {e}", path.display())));
                 }
             }
-            let line = self.record.position().map_or(0, |p| p.line());
+            let line = self
+                .record
+                .position()
+                .map_or(0, |p| self.lines.borrow_mut().line_at(p.byte()));
             if self.record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
                 continue; // blank line
             }
@@ -386,6 +473,28 @@ mod tests {
         assert_eq!(normalise_column("E-Mail"), "e_mail");
         assert_eq!(normalise_column("Member #ID"), "member_id");
         assert_eq!(normalise_column("Prénom"), "prénom");
+    }
+
+    #[test]
+    fn line_numbers_are_physical_lines() {
+        for (csv, want) in [
+            (&b"email\nbad1\n\nbad2\n\"bad\n3\"\nbad4"[..], [2, 4, 5, 7]),
+            (b"email\r\nbad1\r\n\r\nbad2\r\n\"bad\r\n3\"\r\nbad4\r\n", [2, 4, 5, 7]),
+            (b"email\rbad1\r\rbad2\r\"bad\r3\"\rbad4\r", [2, 4, 5, 7]),
+        ] {
+            let lines = Rc::new(RefCell::new(LineIndex::new()));
+            let counting = Counting {
+                inner: csv,
+                lines: Rc::clone(&lines),
+            };
+            let mut reader = csv::ReaderBuilder::new().from_reader(counting);
+            let mut record = csv::ByteRecord::new();
+            let mut got = Vec::new();
+            while reader.read_byte_record(&mut record).unwrap() {
+                got.push(lines.borrow_mut().line_at(record.position().unwrap().byte()));
+            }
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(csv));
+        }
     }
 
     #[test]

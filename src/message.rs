@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 use lettre::Message;
+use lettre::message::header::ContentTransferEncoding;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::Config;
 use crate::email::Email;
@@ -98,12 +99,12 @@ impl Letterhead {
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_PLAIN)
-                    .body(content.text.clone()),
+                    .body(text_body(&content.text)),
             )
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_HTML)
-                    .body(content.html.clone()),
+                    .body(text_body(&content.html)),
             );
         b.multipart(body).context("cannot build the message")
     }
@@ -117,4 +118,166 @@ pub fn mailbox(s: &str) -> Result<Mailbox> {
     let m: Mailbox = s.trim().parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     Email::parse(m.email.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(m)
+}
+
+/// Encodes a text part with CRLF line endings as `7bit` (short ASCII lines),
+/// `quoted-printable` (mostly ASCII: the usual newsletter) or `base64` (mostly non-Latin text),
+/// the same choice lettre's `Body::new` makes.
+///
+/// Why not `Body::new`: it inserts each CR by shifting the rest of the string and its
+/// quoted-printable encoder grows the output a byte at a time. On the example newsletter
+/// (17 KB, ~150 lines) that was 85 % of the time to build a message; this single pass with
+/// the output allocated once is about 10× faster.
+fn text_body(s: &str) -> Body {
+    let (mut escapes, mut longest) = (0, 0);
+    for line in lines(s) {
+        escapes += line.iter().filter(|&&b| !qp_literal(b)).count();
+        longest = longest.max(line.len());
+    }
+    if escapes == 0 && longest < QP_LINE {
+        // Only printable ASCII, tabs and short lines: 7bit, nothing to encode.
+        let mut out = Vec::with_capacity(s.len() + s.len() / 32);
+        for (i, line) in lines(s).enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(line);
+        }
+        Body::dangerous_pre_encoded(out, ContentTransferEncoding::SevenBit)
+    } else if escapes * 3 <= s.len() {
+        Body::dangerous_pre_encoded(quoted_printable(s), ContentTransferEncoding::QuotedPrintable)
+    } else {
+        Body::new(s.to_owned())
+    }
+}
+
+/// The lines of `s`, split at LF, without their line ending (LF or CRLF).
+fn lines(s: &str) -> impl Iterator<Item = &[u8]> {
+    s.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l).as_bytes())
+}
+
+/// Output columns per quoted-printable line, soft-break `=` included (RFC 2045 §6.7).
+const QP_LINE: usize = 76;
+
+/// Bytes quoted-printable writes as they are: printable ASCII except `=`, and space and tab
+/// (unless they end a line).
+fn qp_literal(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'!'..=b'<' | b'>'..=b'~')
+}
+
+/// Quoted-printable (RFC 2045 §6.7) of `s`, whose lines end in LF or CRLF; the output lines
+/// end in CRLF and are at most 76 columns. Runs of literal bytes are copied whole.
+fn quoted_printable(s: &str) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    // Content columns per output line: the last one is kept for a soft break.
+    const MAX: usize = QP_LINE - 1;
+    let mut out = Vec::with_capacity(s.len() + s.len() / 16);
+    for (i, line) in lines(s).enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        let mut col = 0;
+        let mut at = 0;
+        while at < line.len() {
+            let rest = &line[at..];
+            let mut run = rest.iter().position(|&b| !qp_literal(b)).unwrap_or(rest.len());
+            if run == rest.len() && matches!(rest.last(), Some(b' ' | b'\t')) {
+                run -= 1; // whitespace ending a line is encoded, or transport may strip it
+            }
+            let mut literal = &rest[..run];
+            while !literal.is_empty() {
+                if col == MAX {
+                    out.extend_from_slice(b"=\r\n");
+                    col = 0;
+                }
+                let n = literal.len().min(MAX - col);
+                out.extend_from_slice(&literal[..n]);
+                col += n;
+                literal = &literal[n..];
+            }
+            at += run;
+            if let Some(&b) = line.get(at) {
+                if col + 3 > MAX {
+                    out.extend_from_slice(b"=\r\n");
+                    col = 0;
+                }
+                out.extend_from_slice(&[b'=', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+                col += 3;
+                at += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes `encoded` with an independent parser (mail-parser).
+    fn decode(encoded: &[u8], cte: &str) -> String {
+        let mut raw =
+            format!("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n\r\n").into_bytes();
+        raw.extend_from_slice(encoded);
+        let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        m.body_text(0).unwrap().into_owned()
+    }
+
+    fn crlf(s: &str) -> String {
+        s.replace("\r\n", "\n").replace('\n', "\r\n")
+    }
+
+    #[test]
+    fn quoted_printable_round_trips_with_short_lines() {
+        let long = "word ".repeat(40);
+        let cases = [
+            String::new(),
+            "\n".into(),
+            "a = b\n".into(),
+            "trailing space \nand tab\t\r\nlast ".into(),
+            format!("{long}\n{}\n", "x".repeat(300)),
+            format!("{}\n", "=".repeat(100)),
+            format!("{}é{}", "y".repeat(73), "z".repeat(80)),
+            "Dear Lucía — “quoted” ✊🏽\n".repeat(20),
+            "lone\rcarriage return\n".into(),
+            format!("{}\n", "x".repeat(75)),
+            format!("{}  \n{} ", "x".repeat(74), "y".repeat(74)),
+        ];
+        for s in &cases {
+            let out = quoted_printable(s);
+            let text = String::from_utf8(out.clone()).unwrap();
+            for line in text.split("\r\n") {
+                assert!(line.len() <= QP_LINE, "line too long ({}): {line:?}", line.len());
+                assert!(!line.ends_with([' ', '\t']), "trailing whitespace: {line:?}");
+                assert!(!line.contains(['\r', '\n']), "bare CR or LF: {line:?}");
+            }
+            assert_eq!(decode(&out, "quoted-printable"), crlf(s), "for {s:?}");
+        }
+    }
+
+    #[test]
+    fn quoted_printable_keeps_ascii_readable() {
+        let out = quoted_printable("Dear Meera,\nA = 1 — ok\n");
+        assert_eq!(out, b"Dear Meera,\r\nA =3D 1 =E2=80=94 ok\r\n");
+    }
+
+    #[test]
+    fn text_body_chooses_like_lettre() {
+        let short = "Hello\nworld\n";
+        let b = text_body(short);
+        assert_eq!(b.encoding(), ContentTransferEncoding::SevenBit);
+        assert_eq!(b.as_ref(), b"Hello\r\nworld\r\n");
+        assert_eq!(
+            text_body(&"long line ".repeat(10)).encoding(),
+            ContentTransferEncoding::QuotedPrintable
+        );
+        assert_eq!(
+            text_body("Hello — world").encoding(),
+            ContentTransferEncoding::QuotedPrintable
+        );
+        let greek = "Αγαπητά μέλη, ευχαριστούμε.\n".repeat(5);
+        let b = text_body(&greek);
+        assert_eq!(b.encoding(), ContentTransferEncoding::Base64);
+        assert_eq!(decode(b.as_ref(), "base64"), crlf(&greek));
+    }
 }

@@ -23,12 +23,7 @@ pub fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
         let key = Email::parse(to).map_err(|e| anyhow::anyhow!("--to {to:?}: {e}"))?;
         match p.lists.recipients.iter().find(|r| r.email.key() == key.key()) {
             Some(r) => r,
-            None => match p
-                .lists
-                .skipped
-                .iter()
-                .find(|s| s.to_string().to_lowercase().contains(key.key()))
-            {
+            None => match p.lists.skipped.iter().find(|s| s.key.as_deref() == Some(key.key())) {
                 Some(s) => bail!("{to} will not receive this newsletter: {s}"),
                 None => bail!("{to} is in none of the lists"),
             },

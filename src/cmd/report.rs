@@ -12,7 +12,10 @@ use crate::newsletter::Newsletter;
 
 pub fn run(args: &ReportArgs) -> Result<ExitCode> {
     if !args.journal.exists() {
-        bail!("no journal at {}: nothing has been sent from this directory yet", args.journal.display());
+        bail!(
+            "no journal at {}: nothing has been sent from this directory yet",
+            args.journal.display()
+        );
     }
     let newsletter = Newsletter::load(&args.newsletter)?;
     let journal = Journal::open(&args.journal)?;
@@ -26,15 +29,26 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
         base
     };
     let Some(campaign) = journal.campaign(&id)? else {
-        bail!("campaign {id} has not been sent yet (journal {})", args.journal.display());
+        bail!(
+            "campaign {id} has not been sent yet (journal {})",
+            args.journal.display()
+        );
     };
     let rows = journal.deliveries(&id)?;
     let count = |s: Status| rows.iter().filter(|d| d.status == s).count();
-    let (sent, failed, pending, uncertain, in_flight) =
-        (count(Status::Sent), count(Status::Failed), count(Status::Pending), count(Status::Uncertain), count(Status::InFlight));
+    let (sent, failed, pending, uncertain, in_flight) = (
+        count(Status::Sent),
+        count(Status::Failed),
+        count(Status::Pending),
+        count(Status::Uncertain),
+        count(Status::InFlight),
+    );
     let mut by_reply: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for d in rows.iter().filter(|d| d.status == Status::Failed) {
-        by_reply.entry(d.reply.as_deref().unwrap_or("(no reply)")).or_default().push(&d.address);
+        by_reply
+            .entry(d.reply.as_deref().unwrap_or("(no reply)"))
+            .or_default()
+            .push(&d.address);
     }
 
     if args.json {
@@ -82,10 +96,14 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
         let failed_rows: Vec<_> = rows.iter().filter(|d| d.status == Status::Failed).collect();
         let parsed: Vec<serde_json::Map<String, serde_json::Value>> = failed_rows
             .iter()
-            .map(|d| match d.fields.as_deref().and_then(|f| serde_json::from_str(f).ok()) {
-                Some(serde_json::Value::Object(m)) => m,
-                _ => serde_json::Map::from_iter([("email".to_owned(), serde_json::Value::String(d.address.clone()))]),
-            })
+            .map(
+                |d| match d.fields.as_deref().and_then(|f| serde_json::from_str(f).ok()) {
+                    Some(serde_json::Value::Object(m)) => m,
+                    _ => {
+                        serde_json::Map::from_iter([("email".to_owned(), serde_json::Value::String(d.address.clone()))])
+                    }
+                },
+            )
             .collect();
         let mut columns: Vec<String> = Vec::new();
         for m in &parsed {
@@ -100,7 +118,10 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
         header.push("error".into());
         w.write_record(&header)?;
         for (d, m) in failed_rows.iter().zip(&parsed) {
-            let mut rec: Vec<String> = columns.iter().map(|c| m.get(c).and_then(|v| v.as_str()).unwrap_or("").to_owned()).collect();
+            let mut rec: Vec<String> = columns
+                .iter()
+                .map(|c| m.get(c).and_then(|v| v.as_str()).unwrap_or("").to_owned())
+                .collect();
             rec.push(d.reply.clone().unwrap_or_default());
             w.write_record(&rec)?;
         }

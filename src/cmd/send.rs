@@ -31,7 +31,14 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
         bail!("send needs at least one --list");
     }
     let p = Project::load(config, &args.newsletter, &args.lists.lists)?;
-    let Project { config, newsletter, lists, compiled, letterhead, diags } = p;
+    let Project {
+        config,
+        newsletter,
+        lists,
+        compiled,
+        letterhead,
+        diags,
+    } = p;
     let diags = diags.into_result()?;
     let (Some(compiled), Some(letterhead)) = (compiled, letterhead) else {
         bail!("the newsletter did not compile; run `bulletin check` for details");
@@ -41,14 +48,20 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
             eprintln!("{d}");
         }
         if !lists.skipped.is_empty() {
-            eprintln!("{} rows skipped (unsubscribed, suppressed, invalid or duplicate; `bulletin check` lists them)", lists.skipped.len());
+            eprintln!(
+                "{} rows skipped (unsubscribed, suppressed, invalid or duplicate; `bulletin check` lists them)",
+                lists.skipped.len()
+            );
         }
     }
     let base_id = newsletter.campaign_id();
     let subject = newsletter.front.subject.clone().unwrap_or_default();
 
     if args.dry_run {
-        let out = args.out.clone().unwrap_or_else(|| PathBuf::from(".bulletin/dry-run").join(&base_id));
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".bulletin/dry-run").join(&base_id));
         let mut members: Vec<&Recipient> = lists.recipients.iter().collect();
         if let Some(limit) = args.limit {
             members.truncate(limit);
@@ -56,17 +69,38 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
         preflight(&compiled, &letterhead, &members)?;
         private_dir(&out)?;
         for (i, r) in members.iter().enumerate() {
-            let content = compiled.personalise(r).map_err(|e| anyhow::anyhow!("{}: {}", r.location(), e.message))?;
+            let content = compiled
+                .personalise(r)
+                .map_err(|e| anyhow::anyhow!("{}: {}", r.location(), e.message))?;
             let message = letterhead.build(r, &content, letterhead.message_id())?;
-            let name: String = r.email.key().chars().map(|c| if c.is_alphanumeric() || "@.-_+".contains(c) { c } else { '_' }).collect();
+            let name: String = r
+                .email
+                .key()
+                .chars()
+                .map(|c| {
+                    if c.is_alphanumeric() || "@.-_+".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
             private_file(&out.join(format!("{:06}-{name}.eml", i + 1)), &message.formatted())?;
         }
-        println!("dry run: wrote {} messages to {} (nothing sent; journal untouched)", members.len(), out.display());
+        println!(
+            "dry run: wrote {} messages to {} (nothing sent; journal untouched)",
+            members.len(),
+            out.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
 
     // Settings: flag (or its BULLETIN_ variable) > bulletin.toml > default.
-    let rate_strings = if args.rate.is_empty() { config.smtp.rate.clone() } else { args.rate.clone() };
+    let rate_strings = if args.rate.is_empty() {
+        config.smtp.rate.clone()
+    } else {
+        args.rate.clone()
+    };
     let rates = parse_rates(&rate_strings)?;
     let concurrency = args.concurrency.or(config.smtp.concurrency).unwrap_or(1);
     if !(1..=64).contains(&concurrency) {
@@ -75,7 +109,11 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
     let Some(url) = args.smtp.clone().or_else(|| config.smtp.url.clone()) else {
         bail!("no SMTP relay: set [smtp] url in bulletin.toml or pass --smtp URL");
     };
-    let password = Secret::from_env_or_command("BULLETIN_SMTP_PASSWORD", config.smtp.password_command.as_deref(), "SMTP password")?;
+    let password = Secret::from_env_or_command(
+        "BULLETIN_SMTP_PASSWORD",
+        config.smtp.password_command.as_deref(),
+        "SMTP password",
+    )?;
     let relay = Relay::parse(&url, password, Duration::from_secs(config.smtp.timeout.unwrap_or(60)))?;
     let policy = Policy {
         concurrency,
@@ -86,9 +124,15 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
 
     let clock = SystemClock::default();
     let mut journal = Journal::open(&args.journal)?;
-    let campaign_id = if args.test { format!("{base_id}+test-{}", clock.unix_ms()) } else { base_id.clone() };
+    let campaign_id = if args.test {
+        format!("{base_id}+test-{}", clock.unix_ms())
+    } else {
+        base_id.clone()
+    };
     let previous = journal.campaign(&campaign_id)?;
-    let changed = previous.as_ref().is_some_and(|c| c.fingerprint != newsletter.fingerprint);
+    let changed = previous
+        .as_ref()
+        .is_some_and(|c| c.fingerprint != newsletter.fingerprint);
     let recovered = journal.recover(&campaign_id)?;
     let statuses = journal.statuses(&campaign_id)?;
     let (mut sent_before, mut failed_before, mut uncertain) = (0, 0, 0);
@@ -107,12 +151,27 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
     preflight(&compiled, &letterhead, &jobs)?;
 
     // The plan, then confirmation.
-    let rate_text = if rates.is_empty() { "no limit".to_owned() } else { rate_strings.join(" and ") };
+    let rate_text = if rates.is_empty() {
+        "no limit".to_owned()
+    } else {
+        rate_strings.join(" and ")
+    };
     let mut plan = vec![
         format!("subject:    {subject}"),
-        format!("campaign:   {campaign_id}{}", if args.test { " (test send, recorded apart)" } else { "" }),
-        format!("recipients: {} to send now, {sent_before} already sent, {failed_before} failed earlier, {} skipped", jobs.len(), lists.skipped.len()),
-        format!("relay:      {} at {rate_text}, {concurrency} session{}", relay.describe(), if concurrency == 1 { "" } else { "s" }),
+        format!(
+            "campaign:   {campaign_id}{}",
+            if args.test { " (test send, recorded apart)" } else { "" }
+        ),
+        format!(
+            "recipients: {} to send now, {sent_before} already sent, {failed_before} failed earlier, {} skipped",
+            jobs.len(),
+            lists.skipped.len()
+        ),
+        format!(
+            "relay:      {} at {rate_text}, {concurrency} session{}",
+            relay.describe(),
+            if concurrency == 1 { "" } else { "s" }
+        ),
     ];
     if uncertain > 0 || recovered > 0 {
         plan.push(format!(
@@ -134,7 +193,9 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
     }
     let terminal = std::io::stdin().is_terminal();
     if changed && !args.allow_changed && !terminal {
-        bail!("the newsletter changed since {campaign_id} began; pass --allow-changed to resume with the new version (nothing sent)");
+        bail!(
+            "the newsletter changed since {campaign_id} began; pass --allow-changed to resume with the new version (nothing sent)"
+        );
     }
     if !args.yes {
         if !terminal {
@@ -151,7 +212,9 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
     }
 
     // Connect and authenticate once before touching anyone.
-    let session = relay.connect().map_err(|e| anyhow::anyhow!("{e} ({}); nothing was sent", relay.describe()))?;
+    let session = relay
+        .connect()
+        .map_err(|e| anyhow::anyhow!("{e} ({}); nothing was sent", relay.describe()))?;
     let now = clock.unix_ms();
     journal.upsert_campaign(&Campaign {
         id: campaign_id.clone(),
@@ -201,41 +264,70 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
             return Ok(ExitCode::from(EXIT_INTERRUPTED));
         }
         Some(Stop::QuotaSpent { rate, resume_at }) => {
-            eprintln!("{rate} quota reached; resume after {} with: {resume}", local_time(*resume_at));
+            eprintln!(
+                "{rate} quota reached; resume after {} with: {resume}",
+                local_time(*resume_at)
+            );
             return Ok(ExitCode::SUCCESS);
         }
         Some(Stop::Relay(why)) => bail!("stopped: {why}; to resume: {resume}"),
-        Some(Stop::TooManyFailures(why)) => bail!("stopped: {why} (is the relay refusing everything?); see `bulletin report`; to resume: {resume}"),
+        Some(Stop::TooManyFailures(why)) => {
+            bail!("stopped: {why} (is the relay refusing everything?); see `bulletin report`; to resume: {resume}")
+        }
         Some(Stop::Journal(why)) => bail!("stopped: cannot write the journal: {why}"),
         None => {}
     }
     if summary.failed > 0 || summary.pending > 0 {
-        eprintln!("see `bulletin report {}`; run the same command again to retry the pending ones", newsletter.path.display());
+        eprintln!(
+            "see `bulletin report {}`; run the same command again to retry the pending ones",
+            newsletter.path.display()
+        );
         return Ok(ExitCode::from(EXIT_SOME_FAILED));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Renders and builds every message, keeping none; any failure aborts with nothing sent.
-fn preflight(compiled: &crate::render::Compiled, letterhead: &crate::message::Letterhead, members: &[&Recipient]) -> Result<()> {
+fn preflight(
+    compiled: &crate::render::Compiled,
+    letterhead: &crate::message::Letterhead,
+    members: &[&Recipient],
+) -> Result<()> {
     let pre = Preflight::run(compiled, letterhead, members.iter().copied());
     let mut diags = Diagnostics::default();
     pre.report(compiled, &mut diags);
-    for d in diags.items.iter().filter(|d| d.level == crate::diagnostic::Level::Warning) {
+    for d in diags
+        .items
+        .iter()
+        .filter(|d| d.level == crate::diagnostic::Level::Warning)
+    {
         eprintln!("{d}");
     }
-    diags.into_result().map_err(|e| anyhow::anyhow!("{e:#}\nnothing was sent"))?;
+    diags
+        .into_result()
+        .map_err(|e| anyhow::anyhow!("{e:#}\nnothing was sent"))?;
     Ok(())
 }
 
 fn resume_command(_args: &SendArgs) -> String {
-    let argv: Vec<String> = std::env::args().map(|a| if a.contains(' ') { format!("{a:?}") } else { a }).collect();
+    let argv: Vec<String> = std::env::args()
+        .map(|a| if a.contains(' ') { format!("{a:?}") } else { a })
+        .collect();
     argv.join(" ")
 }
 
 /// `HH:MM` local time (UTC when the offset is unknown) for a Unix-ms instant.
 fn local_time(unix_ms: i64) -> String {
     let utc = time::OffsetDateTime::from_unix_timestamp(unix_ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let t = time::UtcOffset::current_local_offset().map(|o| utc.to_offset(o)).unwrap_or(utc);
-    format!("{:04}-{:02}-{:02} {:02}:{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+    let t = time::UtcOffset::current_local_offset()
+        .map(|o| utc.to_offset(o))
+        .unwrap_or(utc);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
 }

@@ -195,7 +195,7 @@ body, .body {{ margin: 0; padding: 0; width: 100%; background-color: #f2f2f2; }}
 .content td, .content th {{ border: 1px solid #dddddd; padding: 4px 8px; }}
 .image {{ display: block; border: 0; height: auto; margin: 0 0 8px 0; }}
 .button {{ margin: 8px auto 24px auto; }}
-.button-cell {{ border-radius: 4px; padding: 0; }}
+.button-cell, .content .button-cell {{ border-radius: 4px; padding: 0; border: 0; }}
 .content .button-link, .button-link {{ display: inline-block; padding: 14px 28px; font-family: Helvetica, Arial, sans-serif; font-size: 18px; font-weight: bold; color: #ffffff; text-decoration: none; border-radius: 4px; }}
 .social {{ padding: 8px 20px 8px 20px; font-family: Helvetica, Arial, sans-serif; font-size: 14px; text-align: center; border-top: 1px solid #eeeeee; }}
 .social a {{ color: {brand}; }}

@@ -165,6 +165,50 @@ impl Tags {
         any && rest.is_empty()
     }
 
+    /// Can `text` be wrapped in a `{% filter %}` block as it is? Only when its statements are
+    /// `if`/`for` blocks that open and close inside it; `set`, macros, includes and the like
+    /// (whose meaning a filter block's scope would change) never are.
+    pub fn self_contained(&self, text: &str) -> bool {
+        let mut depth = 0usize;
+        for tag in self.tokens_in(text).filter(|t| t.kind == Kind::Stmt) {
+            match block_step(&tag.inner) {
+                Step::Open => depth += 1,
+                Step::Middle if depth > 0 => {}
+                Step::Close if depth > 0 => depth -= 1,
+                _ => return false,
+            }
+        }
+        depth == 0
+    }
+
+    /// If `text` is one `if`/`for` block from its first token to its last, as in
+    /// `{% if city %}Meet us in {{ city }}.{% endif %}`, the opening token, what is inside, and
+    /// the closing token. The inside must be self-contained (no `else` of the outer block).
+    pub fn enclosing_block<'a>(&self, text: &'a str) -> Option<(&'a str, &'a str, &'a str)> {
+        let text = text.trim();
+        let (open, rest) = self.leading_token(text)?;
+        let close_at = rest.rfind(PREFIX)?;
+        let (inner, close) = rest.split_at(close_at);
+        let close_tag = self.leading_token(close).filter(|(_, after)| after.is_empty())?.0;
+        let is = |tok: &str, step: Step| {
+            self.tokens_in(tok)
+                .next()
+                .is_some_and(|t| t.kind == Kind::Stmt && block_step(&t.inner) == step)
+        };
+        (is(open, Step::Open) && is(close_tag, Step::Close) && self.self_contained(inner))
+            .then_some((open, inner, close_tag))
+    }
+
+    /// The text token at the start of `text` and what follows it.
+    fn leading_token<'a>(&self, text: &'a str) -> Option<(&'a str, &'a str)> {
+        let tail = text.strip_prefix(PREFIX)?;
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || !tail[digits..].starts_with(TEXT) {
+            return None;
+        }
+        Some(text.split_at(PREFIX.len() + digits + 1))
+    }
+
     fn tokens_in<'a>(&'a self, text: &'a str) -> impl Iterator<Item = &'a Tag> + 'a {
         text.match_indices(PREFIX).filter_map(move |(at, _)| {
             let tail = &text[at + PREFIX.len()..];
@@ -187,6 +231,25 @@ impl Tags {
             line += tag.src.matches('\n').count();
         }
         out
+    }
+}
+
+/// What a statement does to block nesting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Open,
+    Middle,
+    Close,
+    /// Anything else (`set`, `macro`, `include`, …).
+    Other,
+}
+
+fn block_step(inner: &str) -> Step {
+    match inner.split_whitespace().next().unwrap_or("") {
+        "if" | "for" => Step::Open,
+        "elif" | "else" => Step::Middle,
+        "endif" | "endfor" => Step::Close,
+        _ => Step::Other,
     }
 }
 
@@ -271,6 +334,37 @@ mod tests {
         let mut tags = Tags::default();
         tags.protect("{{ x | default(\"}}\") }}", 1).unwrap();
         assert_eq!(tags.list[0].inner, "x | default(\"}}\")");
+    }
+
+    #[test]
+    fn finds_self_contained_and_enclosing_blocks() {
+        let mut tags = Tags::default();
+        let p = tags
+            .protect("{% if a %}Hi {{ b }}{% if c %}!{% else %}.{% endif %}{% endif %}", 1)
+            .unwrap();
+        assert!(tags.self_contained(&p));
+        let (open, inner, close) = tags.enclosing_block(&p).unwrap();
+        assert_eq!((open, close), ("BLTN0Z", "BLTN5Z"));
+        assert_eq!(inner, "Hi BLTN1ZBLTN2Z!BLTN3Z.BLTN4Z");
+        for src in [
+            "{% if a %}x{% else %}y{% endif %}",
+            "{% if a %}x{% endif %} and {% if b %}y{% endif %}",
+            "{% set x = 1 %}{{ x }}",
+            "{% if a %}never closed",
+            "{% endif %}",
+        ] {
+            let mut tags = Tags::default();
+            let p = tags.protect(src, 1).unwrap();
+            assert!(tags.enclosing_block(&p).is_none(), "{src}");
+        }
+        let mut tags = Tags::default();
+        let p = tags.protect("x {% if a %}y{% else %}z{% endif %}", 1).unwrap();
+        assert!(tags.self_contained(&p));
+        for src in ["{% set x = 1 %}", "{% if a %}", "{% else %}", "{% endif %}{% if a %}"] {
+            let mut tags = Tags::default();
+            let p = tags.protect(src, 1).unwrap();
+            assert!(!tags.self_contained(&p), "{src}");
+        }
     }
 
     #[test]

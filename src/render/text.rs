@@ -42,13 +42,9 @@ pub fn render(blocks: &[Block<'_>], tags: &Tags) -> (String, Vec<String>) {
             Block::Md(e) => w.event(e),
             Block::Button(b) => {
                 w.flush();
-                w.out.push_str(&format!(
-                    "{}{}:\n{}{}\n\n",
-                    w.indent,
-                    neutralise(b.text.trim()),
-                    w.indent,
-                    neutralise(&b.url)
-                ));
+                let label = wrap(&format!("{}:", neutralise(b.text.trim())), &w.indent, &w.indent);
+                w.out
+                    .push_str(&format!("{label}\n{}{}\n\n", w.indent, neutralise(&b.url)));
             }
             Block::Image(img) => {
                 if !img.alt.trim().is_empty() {
@@ -214,18 +210,27 @@ impl Writer<'_> {
             return;
         }
         if let Some(level) = self.heading.take() {
-            let t = text.trim();
-            match level {
-                HeadingLevel::H1 => self.out.push_str(&format!("{t}\n{}\n\n", "=".repeat(width(t)))),
-                HeadingLevel::H2 => self.out.push_str(&format!("{t}\n{}\n\n", "-".repeat(width(t)))),
-                _ => self.out.push_str(&format!("### {t}\n\n")),
+            let underline = match level {
+                HeadingLevel::H1 => Some('='),
+                HeadingLevel::H2 => Some('-'),
+                _ => None,
+            };
+            let t = match underline {
+                Some(_) => wrap(text.trim(), "", ""),
+                None => wrap(text.trim(), "### ", "    "),
+            };
+            self.out.push_str(&t);
+            self.out.push('\n');
+            if let Some(c) = underline {
+                let longest = t.lines().map(width).max().unwrap_or(3);
+                self.out.push_str(&c.to_string().repeat(longest));
+                self.out.push('\n');
             }
+            self.out.push('\n');
             return;
         }
         let (first, rest) = (self.indent.clone(), self.indent.clone());
-        if self.block(&text, &first, &rest) {
-            self.out.push('\n');
-        }
+        self.block(&text, &first, &rest, "\n");
     }
 
     /// Writes a list item's text with its marker and a hanging indent.
@@ -246,33 +251,53 @@ impl Writer<'_> {
                 (hang.clone(), hang)
             }
         };
-        self.block(&text, &first, &rest);
+        self.block(&text, &first, &rest, "");
         // Later paragraphs of the same item hang under the text.
         self.marker = None;
     }
 
-    /// Writes one wrapped block; false when it was only `{% %}` statements, which take no
-    /// lines of their own (so a false `{% if %}` leaves no blank line behind).
-    fn block(&mut self, text: &str, first: &str, rest: &str) -> bool {
+    /// Writes one wrapped block followed by `after` (a blank line after a paragraph). Text
+    /// that is only `{% %}` statements takes no lines of its own, and a block that is one
+    /// `{% if %}…{% endif %}` carries its blank line inside, so a false condition leaves
+    /// nothing behind.
+    fn block(&mut self, text: &str, first: &str, rest: &str, after: &str) {
         let tags = self.tags.expect("tags");
         if tags.only_statements(text) {
             self.out.push_str(text.trim());
-            return false;
+            return;
         }
-        if tags.has_token(text) && !tags.has_statement(text) {
+        if let Some((open, inner, close)) = tags.enclosing_block(text) {
+            self.out.push_str(open);
+            self.out.push_str(&per_recipient(inner, first, rest));
+            self.out.push('\n');
+            self.out.push_str(after);
+            self.out.push_str(close);
+            return;
+        }
+        if tags.has_token(text) && tags.self_contained(text) {
             // Wrapped per recipient, once the merge values are known.
-            let collapsed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            self.out.push_str(&format!(
-                "{{% filter wrap({}, {}) %}}{collapsed}{{% endfilter %}}\n",
-                json(first),
-                json(rest)
-            ));
-            return true;
+            self.out.push_str(&per_recipient(text, first, rest));
+        } else {
+            self.out.push_str(&wrap(text, first, rest));
         }
-        self.out.push_str(&wrap(text, first, rest));
         self.out.push('\n');
-        true
+        self.out.push_str(after);
     }
+}
+
+/// `text` inside the `wrap` filter, whitespace collapsed but hard line breaks kept.
+fn per_recipient(text: &str, first: &str, rest: &str) -> String {
+    let collapsed: Vec<String> = text
+        .trim()
+        .split('\n')
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    format!(
+        "{{% filter wrap({}, {}) %}}{}{{% endfilter %}}",
+        json(first),
+        json(rest),
+        collapsed.join("\n")
+    )
 }
 
 fn json(s: &str) -> String {

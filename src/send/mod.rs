@@ -142,10 +142,15 @@ impl<C: Clock> Delivery<'_, C> {
                     shared.consecutive_failures.store(0, Ordering::SeqCst);
                     0
                 }
-                Status::Failed | Status::Pending | Status::InFlight => shared.consecutive_failures.fetch_add(1, Ordering::SeqCst) + 1,
+                Status::Failed | Status::Pending | Status::InFlight => {
+                    shared.consecutive_failures.fetch_add(1, Ordering::SeqCst) + 1
+                }
             };
             if failures >= self.policy.stop_after_failures && !shared.halt.load(Ordering::SeqCst) {
-                self.halt(shared, Stop::TooManyFailures(format!("{failures} members in a row could not be delivered")));
+                self.halt(
+                    shared,
+                    Stop::TooManyFailures(format!("{failures} members in a row could not be delivered")),
+                );
             }
         }
         if let Some(s) = session {
@@ -188,11 +193,11 @@ impl<C: Clock> Delivery<'_, C> {
                 }
             }
             let message_id = self.letterhead.message_id();
-            let built = self
-                .compiled
-                .personalise(r)
-                .map_err(|e| e.message)
-                .and_then(|c| self.letterhead.build(r, &c, message_id.clone()).map_err(|e| format!("{e:#}")));
+            let built = self.compiled.personalise(r).map_err(|e| e.message).and_then(|c| {
+                self.letterhead
+                    .build(r, &c, message_id.clone())
+                    .map_err(|e| format!("{e:#}"))
+            });
             let message = match built {
                 Ok(m) => m,
                 Err(e) => return self.record(shared, r, Status::Failed, &e),
@@ -221,14 +226,23 @@ impl<C: Clock> Delivery<'_, C> {
             }
         }
         if !last.is_empty() {
-            let _ = self.journal().finish(self.campaign, key, Status::Pending, &last, None, self.clock.unix_ms());
+            let _ = self
+                .journal()
+                .finish(self.campaign, key, Status::Pending, &last, None, self.clock.unix_ms());
         }
         Status::Pending
     }
 
     fn record(&self, shared: &Shared, r: &Recipient, status: Status, reply: &str) -> Status {
         let fields = (status == Status::Failed).then(|| fields_json(r));
-        match self.journal().finish(self.campaign, r.email.key(), status, reply, fields.as_deref(), self.clock.unix_ms()) {
+        match self.journal().finish(
+            self.campaign,
+            r.email.key(),
+            status,
+            reply,
+            fields.as_deref(),
+            self.clock.unix_ms(),
+        ) {
             Ok(()) => status,
             Err(e) => {
                 self.halt(shared, Stop::Journal(format!("{e:#}")));

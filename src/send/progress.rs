@@ -32,7 +32,11 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template("{bar:30} {pos}/{len} sent  {msg}  {per_sec}  ETA {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar());
-            bar.set_style(if std::env::var_os("NO_COLOR").is_some() { style } else { style.progress_chars("█▉ ") });
+            bar.set_style(if std::env::var_os("NO_COLOR").is_some() {
+                style
+            } else {
+                style.progress_chars("█▉ ")
+            });
             bar
         });
         Progress {
@@ -76,7 +80,11 @@ impl Progress {
             _ => rate,
         };
         let left = self.total.saturating_sub(done) as f64 / pace.max(0.001);
-        format!("progress: {done}/{} done, {failed} failed, {rate:.1}/s, about {} left", self.total, eta(left))
+        format!(
+            "progress: {done}/{} done, {failed} failed, {rate:.1}/s, about {} left",
+            self.total,
+            eta(left)
+        )
     }
 
     pub fn finish(&self) {

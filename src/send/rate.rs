@@ -31,7 +31,11 @@ impl Rate {
         let Some((n, unit)) = s.trim().split_once('/') else {
             bail!("rate {s:?}: write it as N/s, N/min, N/h or N/day");
         };
-        let count: u32 = n.trim().replace('_', "").parse().map_err(|_| anyhow::anyhow!("rate {s:?}: {n:?} is not a whole number"))?;
+        let count: u32 = n
+            .trim()
+            .replace('_', "")
+            .parse()
+            .map_err(|_| anyhow::anyhow!("rate {s:?}: {n:?} is not a whole number"))?;
         if count == 0 {
             bail!("rate {s:?}: the count must be at least 1");
         }
@@ -96,7 +100,9 @@ impl governor::clock::Clock for SystemClock {
 
 impl Clock for SystemClock {
     fn unix_ms(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
     }
 
     /// Sleeps most of the way, then yields until the deadline: `thread::sleep` alone
@@ -121,7 +127,10 @@ pub struct FakeClock {
 
 impl FakeClock {
     pub fn new(start_unix_ms: i64) -> FakeClock {
-        FakeClock { nanos: Arc::default(), start_unix_ms }
+        FakeClock {
+            nanos: Arc::default(),
+            start_unix_ms,
+        }
     }
 
     pub fn advance(&self, d: Duration) {
@@ -180,7 +189,9 @@ impl<C: Clock> Limits<C> {
             .map(|r| {
                 // Round the spacing up, so N spaced messages never fit in one window.
                 let nanos = r.per.as_nanos().div_ceil(u128::from(r.count)) as u64;
-                let quota = Quota::with_period(Duration::from_nanos(nanos)).expect("non-zero period").allow_burst(NonZeroU32::MIN);
+                let quota = Quota::with_period(Duration::from_nanos(nanos))
+                    .expect("non-zero period")
+                    .allow_burst(NonZeroU32::MIN);
                 RateLimiter::direct_with_clock(quota, clock.clone())
             })
             .collect();
@@ -195,7 +206,11 @@ impl<C: Clock> Limits<C> {
                 (*r, sorted.iter().copied().filter(|&t| t > since).collect())
             })
             .collect();
-        Limits { clock, short, long: Mutex::new(long) }
+        Limits {
+            clock,
+            short,
+            long: Mutex::new(long),
+        }
     }
 
     /// Blocks until every short window allows one more message, then checks and reserves the
@@ -207,7 +222,8 @@ impl<C: Clock> Limits<C> {
             }
             for limiter in &self.short {
                 while let Err(not_until) = limiter.check() {
-                    self.clock.sleep(not_until.wait_time_from(governor::clock::Clock::now(&self.clock)));
+                    self.clock
+                        .sleep(not_until.wait_time_from(governor::clock::Clock::now(&self.clock)));
                 }
             }
             let now = self.clock.unix_ms();
@@ -293,7 +309,13 @@ mod tests {
 
     #[test]
     fn parses_rates() {
-        assert_eq!(Rate::parse("14/s").unwrap(), Rate { count: 14, per: Duration::from_secs(1) });
+        assert_eq!(
+            Rate::parse("14/s").unwrap(),
+            Rate {
+                count: 14,
+                per: Duration::from_secs(1)
+            }
+        );
         assert_eq!(Rate::parse("50_000/day").unwrap().per, Duration::from_secs(86_400));
         assert_eq!(Rate::parse("600/min").unwrap().to_string(), "600/min");
         for bad in ["14", "0/s", "x/s", "5/week"] {

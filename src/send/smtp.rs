@@ -83,7 +83,10 @@ impl Relay {
                  and export BULLETIN_SMTP_PASSWORD or set [smtp] password_command"
             );
         }
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| anyhow::anyhow!("SMTP URL {raw:?} has no host"))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("SMTP URL {raw:?} has no host"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         let mut tls_none = false;
         for (k, v) in url.query_pairs() {
@@ -101,7 +104,9 @@ impl Relay {
             other => bail!("SMTP URL {raw:?}: scheme `{other}` is not smtp:// or smtps://"),
         };
         let user = (!url.username().is_empty()).then(|| {
-            percent_encoding::percent_decode_str(url.username()).decode_utf8_lossy().into_owned()
+            percent_encoding::percent_decode_str(url.username())
+                .decode_utf8_lossy()
+                .into_owned()
         });
         if user.is_some() && security == Security::None && !loopback {
             bail!(
@@ -110,7 +115,10 @@ impl Relay {
             );
         }
         if user.is_some() && password.is_none() {
-            bail!("the SMTP URL names user {:?} but no password is set: export BULLETIN_SMTP_PASSWORD or set [smtp] password_command", user.as_deref().unwrap_or(""));
+            bail!(
+                "the SMTP URL names user {:?} but no password is set: export BULLETIN_SMTP_PASSWORD or set [smtp] password_command",
+                user.as_deref().unwrap_or("")
+            );
         }
         Ok(Relay {
             port: url.port().unwrap_or(default_port),
@@ -140,19 +148,33 @@ impl Relay {
             Security::None => None,
             _ => Some(TlsParameters::new(self.host.clone()).map_err(|e| ConnectError::Tls(e.to_string()))?),
         };
-        let implicit = if self.security == Security::Implicit { tls.as_ref() } else { None };
-        let mut conn = SmtpConnection::connect((self.host.as_str(), self.port), Some(self.timeout), &self.hello, implicit, None)
-            .map_err(|e| classify_connect(&e))?;
+        let implicit = if self.security == Security::Implicit {
+            tls.as_ref()
+        } else {
+            None
+        };
+        let mut conn = SmtpConnection::connect(
+            (self.host.as_str(), self.port),
+            Some(self.timeout),
+            &self.hello,
+            implicit,
+            None,
+        )
+        .map_err(|e| classify_connect(&e))?;
         if self.security == Security::StartTls {
             if !conn.can_starttls() {
                 conn.abort();
-                return Err(ConnectError::Tls(format!("{} does not offer STARTTLS; refusing to continue in plain text", self.host)));
+                return Err(ConnectError::Tls(format!(
+                    "{} does not offer STARTTLS; refusing to continue in plain text",
+                    self.host
+                )));
             }
             let tls = tls.as_ref().expect("STARTTLS has TLS parameters");
-            conn.starttls(tls, &self.hello).map_err(|e| match classify_connect(&e) {
-                ConnectError::Transient(m) if e.is_tls() => ConnectError::Tls(m),
-                other => other,
-            })?;
+            conn.starttls(tls, &self.hello)
+                .map_err(|e| match classify_connect(&e) {
+                    ConnectError::Transient(m) if e.is_tls() => ConnectError::Tls(m),
+                    other => other,
+                })?;
         }
         if let (Some(user), Some(password)) = (&self.user, &self.password) {
             let creds = Credentials::new(user.clone(), password.expose().to_owned());
@@ -231,7 +253,9 @@ impl Session {
             }
             Err(e) if body_written.get() => {
                 self.conn.abort();
-                Outcome::Uncertain(format!("connection lost after the end of the message, before the reply: {e}"))
+                Outcome::Uncertain(format!(
+                    "connection lost after the end of the message, before the reply: {e}"
+                ))
             }
             Err(e) => {
                 self.conn.abort();
@@ -242,7 +266,11 @@ impl Session {
 
     /// A failure before DATA completed: classify it and leave the session clean.
     fn refused(&mut self, e: &lettre::transport::smtp::Error) -> Outcome {
-        let outcome = if e.is_permanent() { Outcome::Permanent(e.to_string()) } else { Outcome::Transient(e.to_string()) };
+        let outcome = if e.is_permanent() {
+            Outcome::Permanent(e.to_string())
+        } else {
+            Outcome::Transient(e.to_string())
+        };
         let closing = e.status().is_some_and(|c| c.to_string() == "421");
         if e.status().is_none() || closing || self.conn.command(Rset).is_err() {
             self.conn.abort();
@@ -272,7 +300,10 @@ mod tests {
     #[test]
     fn url_forms_and_tls_policy() {
         let r = parse("smtps://news%40example.org@smtp.example.org", true).unwrap();
-        assert_eq!((r.security, r.port, r.user.as_deref()), (Security::Implicit, 465, Some("news@example.org")));
+        assert_eq!(
+            (r.security, r.port, r.user.as_deref()),
+            (Security::Implicit, 465, Some("news@example.org"))
+        );
         let r = parse("smtp://u@smtp.example.org", true).unwrap();
         assert_eq!((r.security, r.port), (Security::StartTls, 587));
         let r = parse("smtp://127.0.0.1:2525", false).unwrap();
