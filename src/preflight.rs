@@ -56,21 +56,19 @@ impl Preflight {
             if rows.len() > SHOWN {
                 list.push_str(&format!(" and {} more", rows.len() - SHOWN));
             }
-            let hint = if compiled.bare_fields.iter().any(|f| message.contains(&format!("`{f}`"))) {
-                let f = compiled
-                    .bare_fields
-                    .iter()
-                    .find(|f| message.contains(&format!("`{f}`")))
-                    .map_or("", |s| s);
+            let field = compiled
+                .bare_fields
+                .iter()
+                .find(|(f, _)| message.contains(&format!("`{f}`")));
+            let hint = field.map_or(String::new(), |(f, _)| {
                 format!(
-                    " — give it a fallback, {{{{ {f} | default(\"friend\") }}}}, or wrap it in {{% if {f} %}}…{{% endif %}}"
+                    " — give it a fallback, {{{{ {f} | default(\"…\") }}}}, or wrap it in {{% if {f} %}}…{{% endif %}}"
                 )
-            } else {
-                String::new()
-            };
+            });
             let n = rows.len();
             let members = if n == 1 { "member" } else { "members" };
-            diags.error(None, format!("{message} for {n} {members}: {list}{hint}"));
+            let at = field.map(|(_, line)| (compiled.file.as_str(), *line));
+            diags.error(at, format!("{message} for {n} {members}: {list}{hint}"));
         }
         if let Some((size, at)) = &self.largest_html {
             if *size > GMAIL_CLIP_BYTES {

@@ -9,7 +9,7 @@ pub mod markdown;
 pub mod tags;
 pub mod text;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Object, Value};
@@ -34,8 +34,11 @@ pub struct Compiled {
     env: Environment<'static>,
     /// Merge fields the templates use (builtins included).
     pub fields: BTreeSet<String>,
-    /// Fields used bare (`{{ first_name }}`, no default): an empty value is an error.
-    pub bare_fields: BTreeSet<String>,
+    /// Fields used bare (`{{ first_name }}`, no default), with the line of their first such
+    /// use: an empty value is an error.
+    pub bare_fields: BTreeMap<String, usize>,
+    /// The newsletter file, for messages.
+    pub file: String,
     unsubscribe: Option<Arc<Unsubscribe>>,
 }
 
@@ -180,6 +183,7 @@ impl Compiled {
             env,
             fields,
             bare_fields: bare,
+            file,
             unsubscribe,
         })
     }
@@ -205,16 +209,24 @@ impl Compiled {
     }
 
     fn error(&self, r: &Recipient, e: minijinja::Error) -> RenderError {
+        // The failing expression, from the template source at the error's range.
+        let expr = e
+            .range()
+            .zip(self.env.get_template(e.name().unwrap_or("")).ok())
+            .and_then(|(range, t)| t.source().get(range).map(str::trim).map(str::to_owned))
+            .filter(|x| !x.is_empty());
         let empty_fields: Vec<String> = self
             .bare_fields
-            .iter()
+            .keys()
             .filter(|f| !BUILTIN_FIELDS.contains(&f.as_str()) && r.field(f).is_none())
+            .filter(|f| expr.as_deref().is_none_or(|x| mentions(x, f)))
             .cloned()
             .collect();
-        let message = if empty_fields.is_empty() {
-            format!("{e:#}")
-        } else {
-            format!("`{}` is empty and used without a default", empty_fields.join("`, `"))
+        let message = match (e.kind(), empty_fields.as_slice()) {
+            (minijinja::ErrorKind::UndefinedError, [_, ..]) => {
+                format!("`{}` is empty and used without a default", empty_fields.join("`, `"))
+            }
+            _ => format!("{e:#}"),
         };
         RenderError { empty_fields, message }
     }
@@ -244,24 +256,25 @@ fn environment() -> Environment<'static> {
 }
 
 /// Fields a tag prints with nothing to fall back on: `{{ name }}`, `{{ name | upper }}`.
-fn bare_fields(tags: &Tags) -> BTreeSet<String> {
-    tags.list
-        .iter()
-        .filter(|t| {
-            t.kind == tags::Kind::Expr
-                && !t.inner.contains("default")
-                && !t.inner.contains(" or ")
-                && !t.inner.contains(" if ")
-        })
-        .filter_map(|t| {
-            let head: String = t
-                .inner
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            (!head.is_empty()).then_some(head)
-        })
-        .collect()
+fn bare_fields(tags: &Tags) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    let bare = tags.list.iter().filter(|t| {
+        t.kind == tags::Kind::Expr
+            && !t.inner.contains("default")
+            && !t.inner.contains(" or ")
+            && !t.inner.contains(" if ")
+    });
+    for t in bare {
+        let head: String = t
+            .inner
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if !head.is_empty() {
+            out.entry(head).or_insert(t.line);
+        }
+    }
+    out
 }
 
 /// Does `expr` use `name` as an identifier?
