@@ -70,17 +70,17 @@ impl Preflight {
             let at = field.map(|(_, line)| (compiled.file.as_str(), *line));
             diags.error(at, format!("{message} for {n} {members}: {list}{hint}"));
         }
-        if let Some((size, at)) = &self.largest_html {
-            if *size > GMAIL_CLIP_BYTES {
-                diags.warning(
-                    Some((at, 0)),
-                    format!(
-                        "the HTML part is {} KB, over Gmail's 102 KB limit: Gmail will clip it and hide the rest \
+        if let Some((size, at)) = &self.largest_html
+            && *size > GMAIL_CLIP_BYTES
+        {
+            diags.warning(
+                Some((at, 0)),
+                format!(
+                    "the HTML part is {} KB, over Gmail's 102 KB limit: Gmail will clip it and hide the rest \
                      (and the unsubscribe link); shorten the newsletter or split it",
-                        size / 1024
-                    ),
-                );
-            }
+                    size / 1024
+                ),
+            );
         }
     }
 }

@@ -22,10 +22,10 @@ impl Secret {
     /// Reads the secret from `env_var`, else from the output of `command` (run by `sh -c`).
     /// Neither the value nor the command's output is ever put in an error message.
     pub fn from_env_or_command(env_var: &str, command: Option<&str>, what: &str) -> Result<Option<Secret>> {
-        if let Ok(v) = std::env::var(env_var) {
-            if !v.is_empty() {
-                return Ok(Some(Secret(v)));
-            }
+        if let Ok(v) = std::env::var(env_var)
+            && !v.is_empty()
+        {
+            return Ok(Some(Secret(v)));
         }
         let Some(cmd) = command else { return Ok(None) };
         let out = Command::new("sh")

@@ -47,10 +47,10 @@ impl Unsubscribe {
                 );
             }
         }
-        if let Some(m) = &u.mailto {
-            if Email::parse(m).is_err() {
-                bail!("[unsubscribe] mailto {m:?} is not an email address");
-            }
+        if let Some(m) = &u.mailto
+            && Email::parse(m).is_err()
+        {
+            bail!("[unsubscribe] mailto {m:?} is not an email address");
         }
         let list = config
             .list_id

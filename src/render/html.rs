@@ -49,6 +49,7 @@ pub fn fragment(blocks: &[Block<'_>], allow_raw_html: bool, brand: &str) -> Stri
     if allow_raw_html {
         out = sanitise(&out);
     }
+    let mut out = super::tags::lift_statements(&out);
     for (i, markup) in ours.iter().enumerate() {
         out = out.replacen(&format!("BLTNOURS{i}X"), markup, 1);
     }

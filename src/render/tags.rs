@@ -48,6 +48,13 @@ const PREFIX: &str = "BLTN";
 pub const TEXT: char = 'Z';
 /// Suffix of a token whose value must be percent-encoded (inside a URL).
 pub const URL: char = 'U';
+/// Suffixes of statement tokens: opening a block (`if`, `for`), closing one (`endif`,
+/// `endfor`), anything else (`else`, `set`, …). The renderers see what a statement does to
+/// the structure without the tag list.
+pub const OPEN: char = 'O';
+pub const CLOSE: char = 'C';
+pub const STMT: char = 'S';
+const STATEMENTS: [char; 3] = [OPEN, CLOSE, STMT];
 
 impl Tags {
     /// Replaces every tag in `src` with its token; `first_line` is the line `src` starts on.
@@ -70,7 +77,13 @@ impl Tags {
             let tag = &tail[..2 + end + 2];
             let inner = tag[2..tag.len() - 2].trim_matches(['-', '+', '~']).trim().to_owned();
             if kind != Kind::Comment {
-                out.push_str(&token(self.list.len(), TEXT));
+                let suffix = match (kind, block_step(&inner)) {
+                    (Kind::Expr, _) => TEXT,
+                    (_, Step::Open) => OPEN,
+                    (_, Step::Close) => CLOSE,
+                    _ => STMT,
+                };
+                out.push_str(&token(self.list.len(), suffix));
                 self.list.push(Tag {
                     src: tag.to_owned(),
                     inner,
@@ -96,7 +109,7 @@ impl Tags {
             let suffix = tail[digits..].chars().next();
             let tag = tail[..digits].parse::<usize>().ok().and_then(|i| self.list.get(i));
             match (tag, suffix) {
-                (Some(tag), Some(TEXT)) => out.push_str(&tag.src),
+                (Some(tag), Some(TEXT | OPEN | CLOSE | STMT)) => out.push_str(&tag.src),
                 (Some(tag), Some(URL)) if tag.kind == Kind::Expr => {
                     out.push_str("{{ (");
                     out.push_str(&tag.inner);
@@ -156,7 +169,7 @@ impl Tags {
             let Some(tag) = tail[..digits].parse::<usize>().ok().and_then(|i| self.list.get(i)) else {
                 return false;
             };
-            if tag.kind != Kind::Stmt || !tail[digits..].starts_with(TEXT) {
+            if tag.kind != Kind::Stmt || !tail[digits..].starts_with(STATEMENTS) {
                 return false;
             }
             any = true;
@@ -203,7 +216,7 @@ impl Tags {
     fn leading_token<'a>(&self, text: &'a str) -> Option<(&'a str, &'a str)> {
         let tail = text.strip_prefix(PREFIX)?;
         let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 || !tail[digits..].starts_with(TEXT) {
+        if digits == 0 || !tail[digits..].starts_with([TEXT, OPEN, CLOSE, STMT]) {
             return None;
         }
         Some(text.split_at(PREFIX.len() + digits + 1))
@@ -251,6 +264,83 @@ fn block_step(inner: &str) -> Step {
         "endif" | "endfor" => Step::Close,
         _ => Step::Other,
     }
+}
+
+/// Keeps `{% %}` statements from leaving empty or half-open paragraphs in rendered HTML: a
+/// `<p>` holding nothing but statements loses its tags, and a `<p>` that is one
+/// `{% if %}…{% endif %}` block gets its tags inside the block, so a false condition leaves
+/// no empty paragraph behind.
+pub fn lift_statements(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(at) = rest.find("<p>") {
+        let Some(len) = rest[at..].find("</p>") else { break };
+        out.push_str(&rest[..at]);
+        let content = &rest[at + 3..at + len];
+        let toks = tokens(content);
+        let outside: String = {
+            let mut s = String::new();
+            let mut from = 0;
+            for &(start, end, _) in &toks {
+                s.push_str(&content[from..start]);
+                from = end;
+            }
+            s.push_str(&content[from..]);
+            s
+        };
+        let statements = toks.iter().filter(|t| STATEMENTS.contains(&t.2)).count();
+        if statements > 0 && statements == toks.len() && outside.trim().is_empty() {
+            out.push_str(content.trim());
+        } else if let Some((open, inner, close)) = enclosing(content.trim()) {
+            out.push_str(open);
+            out.push_str("<p>");
+            out.push_str(inner.trim());
+            out.push_str("</p>");
+            out.push_str(close);
+        } else {
+            out.push_str(&rest[at..at + len + 4]);
+        }
+        rest = &rest[at + len + 4..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `(start, end, suffix)` of every token in `s`.
+fn tokens(s: &str) -> Vec<(usize, usize, char)> {
+    let mut found = Vec::new();
+    for (at, _) in s.match_indices(PREFIX) {
+        let tail = &s[at + PREFIX.len()..];
+        let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+        if let Some(c) = tail[digits..].chars().next().filter(|_| digits > 0) {
+            found.push((at, at + PREFIX.len() + digits + 1, c));
+        }
+    }
+    found
+}
+
+/// `text` as (opening token, inside, closing token) when it is exactly one `if`/`for` block
+/// whose inside has no `else` or other statement of its own level.
+fn enclosing(text: &str) -> Option<(&str, &str, &str)> {
+    let toks = tokens(text);
+    let first = toks.first()?;
+    let last = toks.last()?;
+    if first.0 != 0 || last.1 != text.len() || first.2 != OPEN || last.2 != CLOSE || toks.len() < 2 {
+        return None;
+    }
+    let mut depth = 0usize;
+    for (i, t) in toks.iter().enumerate() {
+        match t.2 {
+            OPEN => depth += 1,
+            CLOSE => depth -= 1,
+            STMT if depth == 1 => return None,
+            _ => {}
+        }
+        if depth == 0 && i + 1 < toks.len() {
+            return None;
+        }
+    }
+    (depth == 0).then(|| (&text[..first.1], &text[first.1..last.0], &text[last.0..]))
 }
 
 /// Makes literal `{{`, `{%`, `{#` that did not come from a tag (a CSS rule, a setting, an
@@ -344,8 +434,8 @@ mod tests {
             .unwrap();
         assert!(tags.self_contained(&p));
         let (open, inner, close) = tags.enclosing_block(&p).unwrap();
-        assert_eq!((open, close), ("BLTN0Z", "BLTN5Z"));
-        assert_eq!(inner, "Hi BLTN1ZBLTN2Z!BLTN3Z.BLTN4Z");
+        assert_eq!((open, close), ("BLTN0O", "BLTN5C"));
+        assert_eq!(inner, "Hi BLTN1ZBLTN2O!BLTN3S.BLTN4C");
         for src in [
             "{% if a %}x{% else %}y{% endif %}",
             "{% if a %}x{% endif %} and {% if b %}y{% endif %}",
@@ -365,6 +455,25 @@ mod tests {
             let p = tags.protect(src, 1).unwrap();
             assert!(!tags.self_contained(&p), "{src}");
         }
+    }
+
+    #[test]
+    fn lifts_statements_out_of_paragraphs() {
+        let mut tags = Tags::default();
+        let p = tags
+            .protect(
+                "<p>{% if a %}</p>\n<p>{% if b %}\nB is {{ b }}.\n{% endif %}</p>\n<p>{% endif %}</p>\n\
+                 <p>{% if c %}x{% else %}y{% endif %}</p>\n<p>{% if c %}x{% endif %} {% if d %}y{% endif %}</p>\n\
+                 <p>Dear {{ n }}{% if c %}!{% endif %}</p>",
+                1,
+            )
+            .unwrap();
+        assert_eq!(
+            tags.restore(&lift_statements(&p)),
+            "{% if a %}\n{% if b %}<p>B is {{ b }}.</p>{% endif %}\n{% endif %}\n\
+             <p>{% if c %}x{% else %}y{% endif %}</p>\n<p>{% if c %}x{% endif %} {% if d %}y{% endif %}</p>\n\
+             <p>Dear {{ n }}{% if c %}!{% endif %}</p>"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ use super::tags::{Tags, neutralise};
 
 /// Column the text part wraps at.
 pub const WIDTH: usize = 72;
+/// Longest line a fixed `Label: value` line may have (URLs alone may be longer).
+pub const MAX_WIDTH: usize = 76;
 
 #[derive(Default)]
 struct Writer<'t> {
@@ -66,6 +68,10 @@ pub fn wrap(text: &str, first: &str, rest: &str) -> String {
         let opts = textwrap::Options::new(WIDTH)
             .initial_indent(f)
             .subsequent_indent(r)
+            .word_separator(textwrap::WordSeparator::Custom(words_keeping_urls))
+            // Hyphenated words still break after their hyphens (the separator allows it);
+            // the splitter would also cut URLs there.
+            .word_splitter(textwrap::WordSplitter::NoHyphenation)
             .break_words(false);
         let collapsed: String = para_line.split_whitespace().collect::<Vec<_>>().join(" ");
         for (j, l) in textwrap::wrap(&collapsed, opts).iter().enumerate() {
@@ -76,6 +82,33 @@ pub fn wrap(text: &str, first: &str, rest: &str) -> String {
         }
     }
     out
+}
+
+/// Words for wrapping: Unicode line-break rules (so text without spaces, such as Chinese,
+/// still wraps), except that a URL is one word — UAX #14 would break it after a `/` or `-`,
+/// and a URL cut in two cannot be clicked.
+fn words_keeping_urls(line: &str) -> Box<dyn Iterator<Item = textwrap::core::Word<'_>> + '_> {
+    use textwrap::WordSeparator::UnicodeBreakProperties;
+    use textwrap::core::Word;
+    let mut words = Vec::new();
+    let mut rest = line;
+    while !rest.is_empty() {
+        // One space-separated chunk with the spaces after it.
+        let end = rest.find(' ').unwrap_or(rest.len());
+        let end = end + rest[end..].len() - rest[end..].trim_start_matches(' ').len();
+        let (chunk, tail) = rest.split_at(end);
+        if looks_like_url(chunk.trim_end_matches(' ')) {
+            words.push(Word::from(chunk));
+        } else {
+            words.extend(UnicodeBreakProperties.find_words(chunk));
+        }
+        rest = tail;
+    }
+    Box::new(words.into_iter())
+}
+
+fn looks_like_url(word: &str) -> bool {
+    word.contains("://") || word.contains("mailto:") || word.contains("www.")
 }
 
 impl Writer<'_> {
@@ -321,6 +354,28 @@ mod tests {
         assert!(out.lines().skip(1).all(|l| l.starts_with("  word")));
         let url = format!("see https://example.org/{}", "a".repeat(90));
         let out = wrap(&url, "", "");
-        assert_eq!(out.lines().count(), 2);
+        assert_eq!(out.lines().collect::<Vec<_>>(), ["see", &url[4..]]);
+    }
+
+    #[test]
+    fn never_breaks_inside_a_url_but_still_wraps_text_without_spaces() {
+        let text =
+            "Read the full report on our website at https://example.org/reports/2027/annual-report-on-rights.pdf today";
+        let out = wrap(text, "", "");
+        assert!(
+            out.lines()
+                .any(|l| l == "https://example.org/reports/2027/annual-report-on-rights.pdf today"),
+            "{out}"
+        );
+        let out = wrap(
+            "(<https://example.org/a/b>) and mailto:someone-with-a-long-name@example.org",
+            "",
+            "",
+        );
+        assert!(out.contains("mailto:someone-with-a-long-name@example.org"), "{out}");
+        let chinese = "我们".repeat(60);
+        let out = wrap(&chinese, "", "");
+        assert!(out.lines().count() > 1, "{out}");
+        assert!(out.lines().all(|l| textwrap::core::display_width(l) <= WIDTH), "{out}");
     }
 }

@@ -1,2 +1,2 @@
-pub mod smtp_server;
 pub mod project;
+pub mod smtp_server;

@@ -46,7 +46,10 @@ impl Project {
     /// An empty directory: no settings at all.
     pub fn empty() -> Project {
         Project {
-            dir: tempfile::Builder::new().prefix("bulletin-test").tempdir().expect("tempdir"),
+            dir: tempfile::Builder::new()
+                .prefix("bulletin-test")
+                .tempdir()
+                .expect("tempdir"),
             env: Vec::new(),
         }
     }
@@ -71,7 +74,11 @@ impl Project {
                 if path.is_dir() {
                     stack.push(path);
                 } else {
-                    let rel = path.strip_prefix(&root).expect("under fixture root").to_string_lossy().into_owned();
+                    let rel = path
+                        .strip_prefix(&root)
+                        .expect("under fixture root")
+                        .to_string_lossy()
+                        .into_owned();
                     self = self.file(&rel, std::fs::read(&path).expect("read fixture"));
                 }
             }
