@@ -17,6 +17,7 @@ pub mod cli;
 mod cmd;
 pub mod config;
 pub mod diagnostic;
+pub mod dkim;
 pub mod email;
 pub mod journal;
 pub mod list;
