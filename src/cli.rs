@@ -42,6 +42,57 @@ pub enum Command {
     Send(SendArgs),
     /// Summarise a campaign's journal: who got it, who failed, who is pending
     Report(ReportArgs),
+    /// Add addresses to the main suppression file: they are never mailed again
+    Suppress {
+        /// Addresses to suppress
+        #[arg(required = true, value_name = "ADDRESS")]
+        addresses: Vec<String>,
+    },
+    /// DKIM keys: generate a key pair and the DNS record to publish
+    Dkim {
+        #[command(subcommand)]
+        command: DkimCommand,
+    },
+    /// Make or check a member's unsubscribe token (for your unsubscribe endpoint or script)
+    UnsubscribeToken {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DkimCommand {
+    /// Write a new private key and print the DNS TXT record for it
+    Keygen {
+        /// Selector, the name of this key in DNS (e.g. news2026)
+        #[arg(long)]
+        selector: String,
+        /// Domain the key signs for (the From address's domain)
+        #[arg(long)]
+        domain: String,
+        /// Key type; RSA 2048 is understood everywhere, Ed25519 is smaller
+        #[arg(long, value_enum, default_value = "rsa")]
+        algorithm: crate::dkim::Algorithm,
+        /// Directory for the private key
+        #[arg(long, value_name = "DIR", default_value = "keys")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print the token for an address
+    Make {
+        /// The member's address
+        email: String,
+    },
+    /// Exit 0 if TOKEN belongs to EMAIL, 1 if it does not
+    Verify {
+        /// The token from the unsubscribe link or subject
+        token: String,
+        /// The address asking to unsubscribe
+        email: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +181,10 @@ pub struct ReportArgs {
     /// Report the test sends instead of the campaign
     #[arg(long)]
     pub test: bool,
+    /// Append every address that failed with a permanent "no such mailbox" reply to the main
+    /// suppression file
+    #[arg(long)]
+    pub suppress_failed: bool,
     /// Journal file
     #[arg(
         long,

@@ -100,6 +100,33 @@ impl Key {
     }
 }
 
+impl Key {
+    /// The TXT record value that publishes this key's public half.
+    pub fn dns_record(&self) -> Result<String> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        Ok(match self.algorithm {
+            Algorithm::Rsa => {
+                let key =
+                    <rsa::RsaPrivateKey as rsa::pkcs1::DecodeRsaPrivateKey>::from_pkcs1_pem(self.pem_or_seed.expose())
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let spki = key
+                    .to_public_key()
+                    .to_public_key_der()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                format!("v=DKIM1; k=rsa; p={}", b64.encode(spki.as_bytes()))
+            }
+            Algorithm::Ed25519 => {
+                let seed: [u8; 32] = b64
+                    .decode(self.pem_or_seed.expose())?
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("Ed25519 seed is not 32 bytes"))?;
+                let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+                format!("v=DKIM1; k=ed25519; p={}", b64.encode(key.verifying_key().to_bytes()))
+            }
+        })
+    }
+}
+
 fn check_rsa_size(key: &rsa::RsaPrivateKey, path: &Path) -> Result<()> {
     let bits = key.size() * 8;
     if bits < MIN_RSA_BITS {
@@ -183,6 +210,7 @@ mod tests {
             assert!(g.record_value.starts_with("v=DKIM1; k="));
             let key = Key::load(&g.path, "example.org", "s1").unwrap();
             assert_eq!(key.algorithm, algorithm);
+            assert_eq!(key.dns_record().unwrap(), g.record_value);
             key.config(&["From", "To", "Subject"]).unwrap();
         }
         let g = keygen(dir.path(), "s1", "ed25519.example.org", Algorithm::Ed25519);

@@ -16,6 +16,7 @@
 pub mod cli;
 mod cmd;
 pub mod config;
+pub mod deliverability;
 pub mod diagnostic;
 pub mod dkim;
 pub mod email;
@@ -46,6 +47,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { newsletter, lists } => cmd::check::run(config, &newsletter, &lists.lists, cli.quiet),
         Command::Preview(args) => cmd::preview::run(config, &args),
         Command::Send(args) => cmd::send::run(config, &args, cli.quiet),
-        Command::Report(args) => cmd::report::run(&args),
+        Command::Report(args) => cmd::report::run(config, &args),
+        Command::Suppress { addresses } => cmd::suppress::run(config, &addresses),
+        Command::Dkim { command } => cmd::dkim::run(&command),
+        Command::UnsubscribeToken { command } => cmd::token::run(config, &command),
     }
 }

@@ -217,7 +217,7 @@ pub fn normalise_column(name: &str) -> String {
 }
 
 /// Reads a suppression file: a CSV with an address column, or one address per line.
-fn read_suppression(path: &Path) -> Result<Vec<String>> {
+pub fn read_suppression(path: &Path) -> Result<Vec<String>> {
     let mut first = String::new();
     BufReader::new(File::open(path).with_context(|| format!("cannot open suppression file {}", path.display()))?)
         .read_line(&mut first)

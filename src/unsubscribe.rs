@@ -70,6 +70,17 @@ impl Unsubscribe {
         self.secret.as_ref().map(|s| token(s, &self.list, email))
     }
 
+    /// Does `token` belong to `email`? Compared in constant time.
+    pub fn verify(&self, token: &str, email: &Email) -> Result<bool> {
+        let Some(secret) = &self.secret else {
+            bail!("no secret: export BULLETIN_UNSUBSCRIBE_SECRET or set [unsubscribe] secret_command");
+        };
+        let Ok(given) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim()) else {
+            return Ok(false);
+        };
+        Ok(mac(secret, &self.list, email).verify_slice(&given).is_ok())
+    }
+
     /// The link shown in the footer and given to templates as `unsubscribe_url`.
     pub fn link(&self, email: &Email) -> String {
         match &self.url {
@@ -122,11 +133,15 @@ fn needs_token(url: &str) -> bool {
 
 /// The token for `email` on `list`.
 pub fn token(secret: &Secret, list: &str, email: &Email) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac(secret, list, email).finalize().into_bytes())
+}
+
+fn mac(secret: &Secret, list: &str, email: &Email) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key length");
     mac.update(list.as_bytes());
     mac.update(b"\n");
     mac.update(email.key().as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    mac
 }
 
 #[cfg(test)]

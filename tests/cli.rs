@@ -864,7 +864,7 @@ fn check_reports_missing_footer_settings_and_images_without_alt() {
         .success()
         .stdout_has("warning: newsletters/n.md:4: image https://example.org/a.png has no alt text")
         .stdout_has("no postal address")
-        .stdout_has("no unsubscribe link");
+        .stdout_has("no unsubscribe: set [unsubscribe]");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -947,7 +947,7 @@ fn snapshot_small_newsletter() {
     let nl = "newsletters/2027-01-welcome.md";
     p.run(&["check", nl, "--list", "lists/members.csv"])
         .success()
-        .stdout_has("0 errors, 0 warnings");
+        .stdout_has("0 errors, 2 warnings");
     let ana = p.preview(nl, &["lists/members.csv"], &["--row", "1"]);
     insta::assert_snapshot!("small_text", ana.text);
     insta::assert_snapshot!("small_html", ana.html);

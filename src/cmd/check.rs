@@ -26,15 +26,7 @@ pub fn run(config: Option<&Path>, newsletter: &Path, lists: &[PathBuf], quiet: b
             p.diags.warning(Some((at, 0)), rest.to_owned());
         }
     }
-    if p.config.organisation.postal_address.is_none() {
-        p.diags.warning(
-            None,
-            "no postal address: set [organisation] postal_address in bulletin.toml (anti-spam laws require one)",
-        );
-    }
-    if p.config.unsubscribe.url.is_none() && p.config.unsubscribe.mailto.is_none() {
-        p.diags.warning(None, "no unsubscribe link: set [unsubscribe] url or mailto in bulletin.toml (Gmail and Yahoo require one for bulk mail)");
-    }
+    let dns = crate::deliverability::review(&p.config, &p.newsletter, &mut p.diags);
     let mut largest = None;
     if let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) {
         let pre = Preflight::run(compiled, letterhead, &p.lists.recipients);
@@ -50,6 +42,14 @@ pub fn run(config: Option<&Path>, newsletter: &Path, lists: &[PathBuf], quiet: b
             if matches!(s.why, Skip::Status(_) | Skip::Suppressed { .. }) {
                 println!("note: {s}");
             }
+        }
+    }
+    if !quiet && !dns.is_empty() {
+        println!(
+            "DNS records to publish for deliverability (bulletin cannot look them up; check them with your DNS host):"
+        );
+        for line in &dns {
+            println!("  {line}");
         }
     }
     let (errors, warnings) = (p.diags.errors(), p.diags.warnings());

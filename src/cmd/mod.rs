@@ -1,10 +1,13 @@
 //! One file per subcommand, plus the loading every command shares.
 
 pub mod check;
+pub mod dkim;
 pub mod init;
 pub mod preview;
 pub mod report;
 pub mod send;
+pub mod suppress;
+pub mod token;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use crate::cli::ReportArgs;
 use crate::journal::{Journal, Status};
 use crate::newsletter::Newsletter;
 
-pub fn run(args: &ReportArgs) -> Result<ExitCode> {
+pub fn run(config: Option<&std::path::Path>, args: &ReportArgs) -> Result<ExitCode> {
     if !args.journal.exists() {
         bail!(
             "no journal at {}: nothing has been sent from this directory yet",
@@ -129,5 +129,61 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
         super::private_file(path, &bytes)?;
         eprintln!("wrote {} failed members to {}", failed_rows.len(), path.display());
     }
+    if args.suppress_failed {
+        let config = crate::config::Config::load(config)?;
+        let dead: Vec<crate::email::Email> = rows
+            .iter()
+            .filter(|d| d.status == Status::Failed && d.reply.as_deref().is_some_and(is_address_failure))
+            .filter_map(|d| crate::email::Email::parse(&d.address).ok())
+            .collect();
+        let (added, file) = super::suppress::append(&config, &dead)?;
+        eprintln!(
+            "suppressed {added} address(es) whose mailbox does not exist ({} failed for other reasons were left alone) in {}",
+            failed - dead.len(),
+            file.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Does this permanent reply say the mailbox does not exist (rather than, say, a policy or
+/// spam rejection, which says nothing about the address)?
+pub fn is_address_failure(reply: &str) -> bool {
+    let r = reply.to_ascii_lowercase();
+    if !r.contains("5") || r.contains("5.7.") {
+        return false;
+    }
+    ["5.1.1", "5.1.0", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.2.1"]
+        .iter()
+        .any(|c| r.contains(c))
+        || [
+            "no such user",
+            "user unknown",
+            "unknown user",
+            "does not exist",
+            "no such mailbox",
+            "mailbox unavailable",
+            "invalid recipient",
+            "address rejected",
+            "account disabled",
+        ]
+        .iter()
+        .any(|p| r.contains(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_address_failure;
+
+    #[test]
+    fn only_dead_mailboxes_count_as_address_failures() {
+        assert!(is_address_failure(
+            "permanent error (550): 5.1.1 <x@example.org>: Recipient address rejected: User unknown"
+        ));
+        assert!(is_address_failure("permanent error (550): no such user here"));
+        assert!(!is_address_failure(
+            "permanent error (554): 5.7.1 Message rejected as spam"
+        ));
+        assert!(!is_address_failure("permanent error (552): 5.3.4 Message too big"));
+    }
 }
