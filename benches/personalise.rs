@@ -8,7 +8,10 @@
 //!
 //! Target (Issue 2 item 6, Issue 4 item 2): ≥ 20,000 messages/s on one core, no DKIM.
 //! Besides the full path it times `personalise` alone and build + format alone (on
-//! pre-rendered content), so a regression shows where the time went.
+//! pre-rendered content), so a regression shows where the time went, and the full path once
+//! more with every member made distinct (a unique first name and city), the worst case for
+//! the cache of per-recipient wrapped paragraphs. Rates are per CPU-second of this thread as
+//! well as per wall-clock second: the machine may be shared.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -84,14 +87,14 @@ fn main() {
         bytes += out.len();
         black_box(out);
     });
-    report("personalise + build + format", count, full);
+    let per_cpu_second = report("personalise + build + format", count, &full);
     println!("  average message size: {:.0} bytes", bytes as f64 / count as f64);
 
     let personalise = time(count, |i| {
         let r = members[i % members.len()];
         black_box(compiled.personalise(r).expect("renders"));
     });
-    report("personalise only", count, personalise);
+    report("personalise only", count, &personalise);
 
     let build = time(count, |i| {
         let k = i % members.len();
@@ -100,29 +103,77 @@ fn main() {
             .expect("builds");
         black_box(message.formatted());
     });
-    report("build + format only", count, build);
+    report("build + format only", count, &build);
+
+    // Worst case for the `wrap` filter's cache: every member's wrapped paragraphs differ
+    // (a distinct first name and city each), and there are more of them than the cache holds.
+    let distinct: Vec<_> = (0..20_000)
+        .map(|i| {
+            let mut r = members[i % members.len()].clone();
+            for (name, value) in r.columns.names.iter().zip(r.values.iter_mut()) {
+                if matches!(&**name, "first_name" | "city") {
+                    *value = format!("{}{i}", value.trim()).into();
+                }
+            }
+            r
+        })
+        .collect();
+    let worst = time(count, |i| {
+        let r = &distinct[i % distinct.len()];
+        let content = compiled.personalise(r).expect("renders");
+        let message = letterhead.build(r, &content, letterhead.message_id()).expect("builds");
+        black_box(message.formatted());
+    });
+    let worst_per_cpu_second = report("full, all members distinct", count, &worst);
 
     let target = 20_000.0;
-    let rate = count as f64 / full.as_secs_f64();
     println!(
-        "target ≥ {target:.0} messages/s on one core: {}",
-        if rate >= target { "met" } else { "MISSED" }
+        "target ≥ {target:.0} messages/s on one core: {} ({per_cpu_second:.0} per CPU-second; {worst_per_cpu_second:.0} when all members are distinct)",
+        if per_cpu_second.min(worst_per_cpu_second) >= target {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
 }
 
-fn time(count: usize, mut f: impl FnMut(usize)) -> Duration {
-    let start = Instant::now();
+/// Wall-clock time, and CPU time of this thread when Linux tells us (the machine is shared:
+/// CPU time is what "on one core" means, wall time is what a user waits).
+struct Took {
+    wall: Duration,
+    cpu: Option<Duration>,
+}
+
+fn time(count: usize, mut f: impl FnMut(usize)) -> Took {
+    let (start, cpu_start) = (Instant::now(), thread_cpu());
     for i in 0..count {
         f(i);
     }
-    start.elapsed()
+    let wall = start.elapsed();
+    let cpu = thread_cpu()
+        .zip(cpu_start)
+        .map(|(end, start)| end.saturating_sub(start));
+    Took { wall, cpu }
 }
 
-fn report(what: &str, count: usize, took: Duration) {
-    let secs = took.as_secs_f64();
+/// This thread's user + system time from `/proc/thread-self/stat` (clock ticks of 10 ms).
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces:
+    // state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+fn report(what: &str, count: usize, took: &Took) -> f64 {
+    let wall = took.wall.as_secs_f64();
+    let cpu = took.cpu.map_or(wall, |c| c.as_secs_f64());
     println!(
-        "{what:<30} {:>9.0} messages/s  {:>7.2} µs/message  ({count} in {secs:.2} s)",
-        count as f64 / secs,
-        secs * 1e6 / count as f64,
+        "{what:<30} {:>8.0} messages/s  {:>7.2} µs/message  ({count} in {wall:.2} s wall, {cpu:.2} s CPU: {:.0} messages per CPU-second)",
+        count as f64 / wall,
+        wall * 1e6 / count as f64,
+        count as f64 / cpu,
     );
+    count as f64 / cpu
 }

@@ -9,8 +9,8 @@ pub mod markdown;
 pub mod tags;
 pub mod text;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use minijinja::value::{Enumerator, Object, Value};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
@@ -164,7 +164,7 @@ impl Compiled {
             &body_text,
             &links,
             config,
-            unsubscribe.is_some().then_some(unsub_token.as_str()),
+            unsubscribe.as_deref().map(|u| (unsub_token.as_str(), u)),
         );
 
         let templates = [
@@ -249,10 +249,38 @@ fn environment() -> Environment<'static> {
         let s = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
         Value::from_safe_string(utf8_percent_encode(&s, URL_VALUE).to_string())
     });
-    env.add_filter("wrap", |s: String, first: String, rest: String| -> String {
-        text::wrap(&s, &first, &rest)
+    let wrapped = WrapCache::default();
+    env.add_filter("wrap", move |s: String, first: String, rest: String| -> String {
+        wrapped.wrap(s, first, rest)
     });
     env
+}
+
+/// Remembers what the `wrap` filter returned. A paragraph with merge fields is wrapped per
+/// recipient, and wrapping (Unicode line breaking) costs more than the rest of personalising;
+/// yet most recipients give the same text (a `{% if city %}` that is false, a common first
+/// name). Keeps the first `WRAP_CACHE_ENTRIES` distinct paragraphs and no more: common ones
+/// come early, and a list of a million distinct names cannot grow it.
+#[derive(Default)]
+struct WrapCache(Mutex<HashMap<(String, String, String), String>>);
+
+const WRAP_CACHE_ENTRIES: usize = 1024;
+
+impl WrapCache {
+    fn wrap(&self, text: String, first: String, rest: String) -> String {
+        let key = (text, first, rest);
+        let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(hit) = lock().get(&key) {
+            return hit.clone();
+        }
+        // Wrapped without holding the lock, so threads rendering in parallel do not wait.
+        let wrapped = text::wrap(&key.0, &key.1, &key.2);
+        let mut cache = lock();
+        if cache.len() < WRAP_CACHE_ENTRIES {
+            cache.insert(key, wrapped.clone());
+        }
+        wrapped
+    }
 }
 
 /// Fields a tag prints with nothing to fall back on: `{{ name }}`, `{{ name | upper }}`.
@@ -304,7 +332,7 @@ pub fn header_safe(s: &str) -> String {
 }
 
 /// Body text, link references and the footer, as the text template.
-fn text_document(body: &str, links: &[String], config: &Config, unsubscribe: Option<&str>) -> String {
+fn text_document(body: &str, links: &[String], config: &Config, unsubscribe: Option<(&str, &Unsubscribe)>) -> String {
     // Settings are literal text: `neutralise` keeps a `{{` in them from running as a tag.
     let mut out = body.to_owned();
     if !links.is_empty() {
@@ -316,10 +344,10 @@ fn text_document(body: &str, links: &[String], config: &Config, unsubscribe: Opt
     if !config.social.is_empty() {
         out.push('\n');
         for s in &config.social {
-            out.push_str(&format!(
-                "{}: {}\n",
-                tags::neutralise(&s.name),
-                tags::neutralise(&s.url)
+            out.push_str(&labelled(
+                &tags::neutralise(&s.name),
+                &tags::neutralise(&s.url),
+                s.url.len(),
             ));
         }
     }
@@ -333,14 +361,25 @@ fn text_document(body: &str, links: &[String], config: &Config, unsubscribe: Opt
         out.push_str(&tags::neutralise(&text::wrap(reason, "", "")));
         out.push('\n');
     }
-    if let Some(u) = unsubscribe {
-        out.push_str(&format!("Unsubscribe: {u}\n"));
+    if let Some((token, u)) = unsubscribe {
+        // The URL is only known per member: measure it for a typical 30-character address.
+        let sample = crate::email::Email::parse("firstname.lastname@example.org").map(|e| u.link(&e).len());
+        out.push_str(&labelled("Unsubscribe", token, sample.unwrap_or(80)));
     }
     if let Some(site) = &org.website {
         out.push_str(&tags::neutralise(site));
         out.push('\n');
     }
     out
+}
+
+/// `Label: url` on one line when it fits in the text width, else the URL on a line of its own.
+fn labelled(label: &str, url: &str, url_len: usize) -> String {
+    if label.chars().count() + 2 + url_len <= text::MAX_WIDTH {
+        format!("{label}: {url}\n")
+    } else {
+        format!("{label}:\n{url}\n")
+    }
 }
 
 /// One member's fields as minijinja sees them: blank values are undefined.
@@ -381,6 +420,26 @@ mod tests {
             header_safe("Hi\r\nBcc: x@example.org\0 \u{2028}there"),
             "Hi Bcc: x@example.org there"
         );
+    }
+
+    #[test]
+    fn wrap_cache_returns_what_wrap_returns_and_stays_bounded() {
+        let cache = WrapCache::default();
+        let long = "Thank you to everyone in Salinas who gave an evening, a phone call or a tank of gas. ".repeat(3);
+        for _ in 0..2 {
+            assert_eq!(
+                cache.wrap(long.clone(), "> ".into(), "  ".into()),
+                text::wrap(&long, "> ", "  ")
+            );
+        }
+        for i in 0..WRAP_CACHE_ENTRIES + 10 {
+            let s = format!("Dear {i}:");
+            assert_eq!(
+                cache.wrap(s.clone(), String::new(), String::new()),
+                text::wrap(&s, "", "")
+            );
+        }
+        assert_eq!(cache.0.lock().unwrap().len(), WRAP_CACHE_ENTRIES);
     }
 
     #[test]
