@@ -174,6 +174,7 @@ pub fn inline_css(document: &str) -> anyhow::Result<String> {
 }
 
 fn stylesheet(brand: &str) -> String {
+    let light = lighten(brand);
     format!(
         r#"
 body, .body {{ margin: 0; padding: 0; width: 100%; background-color: #f2f2f2; }}
@@ -181,7 +182,7 @@ body, .body {{ margin: 0; padding: 0; width: 100%; background-color: #f2f2f2; }}
 .wrapper-cell {{ padding: 16px 8px; }}
 .container {{ max-width: 600px; background-color: #ffffff; border-top: 4px solid {brand}; }}
 .header {{ padding: 24px 20px 8px 20px; }}
-.logo {{ display: block; border: 0; height: auto; }}
+.logo {{ display: block; border: 0; height: auto; font-family: Helvetica, Arial, sans-serif; font-size: 20px; font-weight: bold; color: {brand}; }}
 .content {{ padding: 8px 20px 16px 20px; font-family: Georgia, 'Times New Roman', serif; font-size: 17px; line-height: 1.55; color: #222222; }}
 .content p {{ margin: 0 0 16px 0; }}
 .content h1 {{ font-family: Helvetica, Arial, sans-serif; font-size: 28px; line-height: 1.2; margin: 16px 0 16px 0; color: #111111; }}
@@ -194,33 +195,55 @@ body, .body {{ margin: 0; padding: 0; width: 100%; background-color: #f2f2f2; }}
 .content em {{ font-style: italic; }}
 .content table {{ border-collapse: collapse; }}
 .content td, .content th {{ border: 1px solid #dddddd; padding: 4px 8px; }}
-.image {{ display: block; border: 0; height: auto; margin: 0 0 8px 0; }}
+.image {{ display: block; border: 0; height: auto; margin: 0 0 8px 0; font-family: Helvetica, Arial, sans-serif; font-size: 14px; color: #555555; }}
 .button {{ margin: 8px auto 24px auto; }}
 .button-cell, .content .button-cell {{ border-radius: 4px; padding: 0; border: 0; }}
-.content .button-link, .button-link {{ display: inline-block; padding: 14px 28px; font-family: Helvetica, Arial, sans-serif; font-size: 18px; font-weight: bold; color: #ffffff; text-decoration: none; border-radius: 4px; }}
+.content .button-link, .button-link {{ display: inline-block; padding: 14px 28px; font-family: Helvetica, Arial, sans-serif; font-size: 18px; font-weight: bold; color: #ffffff; text-decoration: none; border-radius: 4px; background-color: {brand}; border: 1px solid {brand}; }}
 .social {{ padding: 8px 20px 8px 20px; font-family: Helvetica, Arial, sans-serif; font-size: 14px; text-align: center; border-top: 1px solid #eeeeee; }}
 .social a {{ color: {brand}; }}
-.footer {{ padding: 12px 20px 24px 20px; font-family: Helvetica, Arial, sans-serif; font-size: 12px; line-height: 1.5; color: #666666; text-align: center; }}
+.footer {{ padding: 12px 20px 24px 20px; font-family: Helvetica, Arial, sans-serif; font-size: 13px; line-height: 1.5; color: #666666; text-align: center; }}
 .footer p {{ margin: 0 0 6px 0; }}
 .footer a {{ color: #666666; text-decoration: underline; }}
 @media only screen and (max-width: 620px) {{
   .wrapper-cell {{ padding: 0 !important; }}
   .content {{ padding: 8px 16px 12px 16px !important; font-size: 16px !important; }}
   .content h1 {{ font-size: 24px !important; }}
+  .header {{ padding-left: 16px !important; padding-right: 16px !important; }}
 }}
 @media (prefers-color-scheme: dark) {{
   .body, .wrapper {{ background-color: #111111 !important; }}
   .container {{ background-color: #1c1c1c !important; }}
   .content, .content h1, .content h2, .content h3 {{ color: #eeeeee !important; }}
   .footer, .footer a {{ color: #aaaaaa !important; }}
+  .content p a, .content li a, .social a {{ color: {light} !important; }}
+  .social {{ border-top-color: #333333 !important; }}
 }}
 "#
     )
 }
 
+/// The brand colour mixed 55 % with white: link colour on the dark-mode background.
+fn lighten(hex: &str) -> String {
+    let h = hex.trim_start_matches('#');
+    let full: String = if h.len() == 3 {
+        h.chars().flat_map(|c| [c, c]).collect()
+    } else {
+        h.to_owned()
+    };
+    let channel = |i: usize| u8::from_str_radix(full.get(i..i + 2).unwrap_or("80"), 16).unwrap_or(0x80);
+    let mix = |c: u8| (f64::from(c) + (255.0 - f64::from(c)) * 0.55).round() as u8;
+    format!("#{:02x}{:02x}{:02x}", mix(channel(0)), mix(channel(2)), mix(channel(4)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dark_mode_links_are_lightened_brand() {
+        assert_eq!(lighten("#1d6f5f"), "#99beb7");
+        assert_eq!(lighten("#000"), "#8c8c8c");
+    }
 
     #[test]
     fn sanitiser_drops_scripts_forms_and_handlers() {
