@@ -20,6 +20,9 @@ pub struct Config {
     pub reply_to: Option<String>,
     /// RFC 2919 List-Id, `Name <label.example.org>`.
     pub list_id: Option<String>,
+    /// Feedback-ID header (Gmail's feedback loop), e.g. `newsletter:hvmrn`; the campaign id is
+    /// put in front. Never personal data.
+    pub feedback_id: Option<String>,
     /// Suppression files: their addresses are never mailed.
     #[serde(default)]
     pub suppress: Vec<PathBuf>,

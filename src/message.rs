@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result, bail};
 use lettre::Message;
 use lettre::address::Envelope;
+use lettre::message::dkim::DkimConfig;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::Config;
+use crate::dkim::Key;
 use crate::email::Email;
 use crate::list::Recipient;
 use crate::newsletter::Newsletter;
@@ -26,6 +28,10 @@ pub struct Letterhead {
     /// Domain of the `Message-ID`s (the sender's).
     pub domain: String,
     pub unsubscribe: Option<Arc<Unsubscribe>>,
+    /// `Feedback-ID` value: campaign and the configured identifier.
+    pub feedback_id: Option<String>,
+    /// The DKIM signer, when `[dkim]` is configured.
+    dkim: Option<DkimConfig>,
     /// Random per run, so Message-IDs never repeat across runs or machines.
     nonce: String,
     counter: AtomicU64,
@@ -49,12 +55,40 @@ impl Letterhead {
             }
         }
         let domain = from.email.domain().to_ascii_lowercase();
+        let feedback_id = config
+            .feedback_id
+            .as_deref()
+            .map(|f| header_safe(&format!("{}:{f}", n.campaign_id())));
+        let dkim = match &config.dkim {
+            None => None,
+            Some(d) => {
+                let key = Key::load(&config.resolve(&d.private_key), &d.domain, &d.selector)?;
+                // Sign what a receiver judges and what a relay must not change; only headers
+                // the messages carry (lettre leaves the parts' Content-Type out of the hash,
+                // so it is not listed).
+                let mut headers = vec!["From", "To", "Subject", "Date", "Message-ID", "MIME-Version"];
+                let present = [
+                    ("Reply-To", reply_to.is_some()),
+                    ("List-Id", config.list_id.is_some()),
+                    ("List-Unsubscribe", unsubscribe.is_some()),
+                    (
+                        "List-Unsubscribe-Post",
+                        unsubscribe.as_ref().is_some_and(|u| u.one_click()),
+                    ),
+                    ("Feedback-ID", feedback_id.is_some()),
+                ];
+                headers.extend(present.iter().filter(|(_, here)| *here).map(|(h, _)| *h));
+                Some(key.config(&headers)?)
+            }
+        };
         Ok(Letterhead {
             from,
             reply_to,
             list_id: config.list_id.as_deref().map(header_safe),
             domain,
             unsubscribe,
+            feedback_id,
+            dkim,
             nonce: format!("{:016x}", fastrand::u64(..)),
             counter: AtomicU64::new(0),
         })
@@ -99,6 +133,12 @@ impl Letterhead {
                 ));
             }
         }
+        if let Some(f) = &self.feedback_id {
+            b = b.raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Feedback-ID"),
+                f.clone(),
+            ));
+        }
         let body = MultiPart::alternative()
             .singlepart(
                 SinglePart::builder()
@@ -110,7 +150,11 @@ impl Letterhead {
                     .header(ContentType::TEXT_HTML)
                     .body(text_body(&content.html)),
             );
-        b.multipart(body).context("cannot build the message")
+        let mut message = b.multipart(body).context("cannot build the message")?;
+        if let Some(dkim) = &self.dkim {
+            message.sign(dkim);
+        }
+        Ok(message)
     }
 }
 
