@@ -28,6 +28,7 @@ pub mod preflight;
 pub mod render;
 pub mod secret;
 pub mod send;
+pub mod shard;
 pub mod unsubscribe;
 
 use std::process::ExitCode;
