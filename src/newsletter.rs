@@ -93,7 +93,7 @@ impl Newsletter {
                 anyhow::anyhow!("{}:{line}: front matter: {}", path.display(), e.message())
             })?
         };
-        let key_lines = lines[1..close]
+        let key_lines: Vec<(String, usize)> = lines[1..close]
             .iter()
             .enumerate()
             .filter_map(|(i, l)| {
@@ -102,6 +102,12 @@ impl Newsletter {
                 (!key.is_empty() && (rest.starts_with(':') || rest.starts_with('='))).then_some((key, i + 2))
             })
             .collect();
+        if let Some(id) = &front.id
+            && let Err(why) = check_id(id)
+        {
+            let line = key_lines.iter().find(|(k, _)| k == "id").map_or(1, |(_, l)| *l);
+            bail!("{}:{line}: id {id:?} {why}", path.display());
+        }
         Ok(Newsletter {
             path: path.to_owned(),
             front,
@@ -125,6 +131,24 @@ impl Newsletter {
                 .map_or_else(|| "newsletter".into(), |s| s.to_string_lossy().into_owned())
         })
     }
+}
+
+/// A campaign id names the dry-run directory (`.bulletin/dry-run/<id>/`) and the journal's
+/// rows: it must stay one harmless path component.
+fn check_id(id: &str) -> Result<(), &'static str> {
+    if id.trim().is_empty() {
+        return Err("is empty: give the campaign a name such as `2027-01-welcome`");
+    }
+    if id.starts_with('.') || id.contains(['/', '\\']) {
+        return Err("would name a directory outside the dry-run folder: drop the `/`, `\\` or leading `.`");
+    }
+    if id.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}') {
+        return Err("contains a line break or control character");
+    }
+    if id.len() > 200 {
+        return Err("is longer than 200 bytes");
+    }
+    Ok(())
 }
 
 /// The last line of the unclosed front matter that still looks like a `key: value` line.
@@ -181,6 +205,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("add `---` on its own line after line 3"), "{err}");
+    }
+
+    #[test]
+    fn an_id_that_is_not_one_path_component_is_refused() {
+        for id in [
+            "\"../../etc\"",
+            "\"/tmp/x\"",
+            "\"a\\\\b\"",
+            "\".hidden\"",
+            "\"\"",
+            "\"a\\nb\"",
+        ] {
+            let err = parse(&format!("---\nsubject: s\nid: {id}\n---\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("n.md:3: id "), "{id}: {err}");
+        }
+        assert_eq!(
+            parse("---\nid: 2027-01.v2_x\n---\n").unwrap().campaign_id(),
+            "2027-01.v2_x"
+        );
     }
 
     #[test]

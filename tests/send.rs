@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use support::project::{DEFAULT_CONFIG, Project};
@@ -72,16 +72,9 @@ fn fault(f: impl Fn(&Event) -> Action + Send + Sync + 'static) -> TestSmtp {
 
 /// Starts `bulletin send` in the background (stdin closed), for kill tests.
 fn spawn(p: &Project, extra: &[&str]) -> Child {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("bulletin"));
-    cmd.current_dir(p.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    cmd.args(["send", "n.md", "--list", "m.csv", "--yes"]).args(extra);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn bulletin")
+    let mut args = vec!["send", "n.md", "--list", "m.csv", "--yes"];
+    args.extend_from_slice(extra);
+    p.spawn(&args)
 }
 
 /// Waits (without any timing assertion) until the server has accepted `n` messages.

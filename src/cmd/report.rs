@@ -18,7 +18,7 @@ pub fn run(config: Option<&std::path::Path>, args: &ReportArgs) -> Result<ExitCo
         );
     }
     let newsletter = Newsletter::load(&args.newsletter)?;
-    let journal = Journal::open(&args.journal)?;
+    let journal = Journal::open(&args.journal).map_err(|e| super::about_journal(e, &args.journal))?;
     let base = newsletter.campaign_id();
     let id = if args.test {
         match journal.campaigns_like(&format!("{base}+test-"))?.into_iter().next() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use super::{Project, private_dir, private_file};
+use super::{Project, about_journal, private_dir, private_file};
 use crate::cli::SendArgs;
 use crate::diagnostic::Diagnostics;
 use crate::journal::{Campaign, Journal, Status};
@@ -114,7 +114,8 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
         config.smtp.password_command.as_deref(),
         "SMTP password",
     )?;
-    let relay = Relay::parse(&url, password, Duration::from_secs(config.smtp.timeout.unwrap_or(60)))?;
+    let relay = Relay::parse(&url, password, Duration::from_secs(config.smtp.timeout.unwrap_or(60)))
+        .map_err(|e| anyhow::anyhow!("{}", without_userinfo(&format!("{e:#}"), &url)))?;
     let policy = Policy {
         concurrency,
         attempts: config.smtp.attempts.unwrap_or(4).max(1),
@@ -123,7 +124,7 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
     };
 
     let clock = SystemClock::default();
-    let mut journal = Journal::open(&args.journal)?;
+    let mut journal = Journal::open(&args.journal).map_err(|e| about_journal(e, &args.journal))?;
     let campaign_id = if args.test {
         format!("{base_id}+test-{}", clock.unix_ms())
     } else {
@@ -216,16 +217,24 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
         .connect()
         .map_err(|e| anyhow::anyhow!("{e} ({}); nothing was sent", relay.describe()))?;
     let now = clock.unix_ms();
-    journal.upsert_campaign(&Campaign {
-        id: campaign_id.clone(),
-        subject: subject.clone(),
-        fingerprint: newsletter.fingerprint.clone(),
-        newsletter: newsletter.path.display().to_string(),
-        started: previous.map_or(now, |c| c.started),
-    })?;
-    journal.add_pending(&campaign_id, jobs.iter().map(|r| (r.email.key(), r.location())), now)?;
     let longest = rates.iter().map(|r| r.per).max().unwrap_or_default();
-    let history = journal.handoffs_since(now - longest.as_millis() as i64)?;
+    let record = || -> Result<Vec<i64>> {
+        journal.upsert_campaign(&Campaign {
+            id: campaign_id.clone(),
+            subject: subject.clone(),
+            fingerprint: newsletter.fingerprint.clone(),
+            newsletter: newsletter.path.display().to_string(),
+            started: previous.map_or(now, |c| c.started),
+        })?;
+        journal.add_pending(&campaign_id, jobs.iter().map(|r| (r.email.key(), r.location())), now)?;
+        journal.handoffs_since(now - longest.as_millis() as i64)
+    };
+    let history = record().map_err(|e| {
+        anyhow::anyhow!(
+            "cannot write the journal {}: {e:#}; nothing was sent",
+            args.journal.display()
+        )
+    })?;
     let limits = Limits::new(&rates, clock.clone(), &history);
     let journal = Mutex::new(journal);
 
@@ -274,7 +283,10 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
         Some(Stop::TooManyFailures(why)) => {
             bail!("stopped: {why} (is the relay refusing everything?); see `bulletin report`; to resume: {resume}")
         }
-        Some(Stop::Journal(why)) => bail!("stopped: cannot write the journal: {why}"),
+        Some(Stop::Journal(why)) => bail!(
+            "stopped: cannot write the journal {}: {why}; once it can be written, to resume: {resume}",
+            args.journal.display()
+        ),
         None => {}
     }
     if summary.failed > 0 || summary.pending > 0 {
@@ -307,6 +319,32 @@ fn preflight(
         .into_result()
         .map_err(|e| anyhow::anyhow!("{e:#}\nnothing was sent"))?;
     Ok(())
+}
+
+/// `message` with the user part of `url` (what comes before its last `@`) masked wherever the
+/// message quotes the URL: a mistyped URL can hold a password, and `Relay::parse` quotes a URL
+/// it cannot parse as it is.
+fn without_userinfo(message: &str, url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return message.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return message.to_owned();
+    };
+    if userinfo.is_empty() {
+        return message.to_owned();
+    }
+    let masked = format!("{scheme}://…@{host}");
+    let mut out = message
+        .replace(&format!("{url:?}"), &format!("{masked:?}"))
+        .replace(url, &masked);
+    if let Some((_, password)) = userinfo.split_once(':')
+        && !password.is_empty()
+    {
+        let quoted = format!("{password:?}");
+        out = out.replace(password, "…").replace(&quoted[1..quoted.len() - 1], "…");
+    }
+    out
 }
 
 fn resume_command(_args: &SendArgs) -> String {

@@ -249,6 +249,10 @@ fn environment() -> Environment<'static> {
         let s = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
         Value::from_safe_string(utf8_percent_encode(&s, URL_VALUE).to_string())
     });
+    env.add_filter("url_start", |v: Value| -> String {
+        let s = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        safe_url_start(&s)
+    });
     let wrapped = WrapCache::default();
     env.add_filter("wrap", move |s: String, first: String, rest: String| -> String {
         wrapped.wrap(s, first, rest)
@@ -313,6 +317,27 @@ fn mentions(expr: &str, name: &str) -> bool {
         let after = expr[at + name.len()..].chars().next().is_none_or(|c| !ident(c));
         before && after
     })
+}
+
+/// A merge value that is a whole link target: kept as it is unless its scheme could run code
+/// or smuggle content (`javascript:`, `vbscript:`, `data:`, anything but web, mail and phone
+/// links), which becomes `#`. Browsers ignore leading spaces and controls and the tabs and line
+/// breaks inside a scheme, so the check does too.
+pub fn safe_url_start(value: &str) -> String {
+    let squeezed: String = value
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .take(32)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let scheme = squeezed
+        .split_once(':')
+        .map(|(s, _)| s)
+        .filter(|s| !s.contains(['/', '?', '#']));
+    match scheme {
+        Some("http" | "https" | "mailto" | "tel") | None => value.to_owned(),
+        Some(_) => "#".to_owned(),
+    }
 }
 
 /// Removes what must never reach a header: CR, LF, NUL and the other control and
@@ -440,6 +465,29 @@ mod tests {
             );
         }
         assert_eq!(cache.0.lock().unwrap().len(), WRAP_CACHE_ENTRIES);
+    }
+
+    #[test]
+    fn a_link_target_from_a_merge_field_cannot_run_code() {
+        for bad in [
+            "javascript:alert(1)",
+            " JavaScript:alert(1)",
+            "java\tscript:alert(1)",
+            "\u{1}javascript:x",
+            "data:text/html,<script>",
+            "vbscript:x",
+        ] {
+            assert_eq!(safe_url_start(bad), "#", "{bad:?}");
+        }
+        for good in [
+            "https://example.org/a:b",
+            "mailto:a@example.org",
+            "/relative:path",
+            "page?x=a:b",
+            "",
+        ] {
+            assert_eq!(safe_url_start(good), good);
+        }
     }
 
     #[test]

@@ -48,6 +48,9 @@ const PREFIX: &str = "BLTN";
 pub const TEXT: char = 'Z';
 /// Suffix of a token whose value must be percent-encoded (inside a URL).
 pub const URL: char = 'U';
+/// Suffix of a token at the very start of a URL: its value is the URL itself, so it is not
+/// encoded, but a scheme that runs code (`javascript:`, `data:`…) is refused.
+pub const URL_START: char = 'L';
 /// Suffixes of statement tokens: opening a block (`if`, `for`), closing one (`endif`,
 /// `endfor`), anything else (`else`, `set`, …). The renderers see what a statement does to
 /// the structure without the tag list.
@@ -115,7 +118,12 @@ impl Tags {
                     out.push_str(&tag.inner);
                     out.push_str(")|urlencode }}");
                 }
-                (Some(tag), Some(URL)) => out.push_str(&tag.src),
+                (Some(tag), Some(URL_START)) if tag.kind == Kind::Expr => {
+                    out.push_str("{{ (");
+                    out.push_str(&tag.inner);
+                    out.push_str(")|url_start }}");
+                }
+                (Some(tag), Some(URL | URL_START)) => out.push_str(&tag.src),
                 _ => {
                     out.push_str(PREFIX);
                     rest = tail;
@@ -129,7 +137,8 @@ impl Tags {
     }
 
     /// In a URL, every token but one at the very start is marked for percent-encoding: a
-    /// leading `{{ unsubscribe_url }}` is a whole URL, a later `{{ first_name }}` is data.
+    /// leading `{{ unsubscribe_url }}` is a whole URL (marked to have its scheme checked), a
+    /// later `{{ first_name }}` is data.
     pub fn mark_url(url: &str) -> String {
         let mut out = String::with_capacity(url.len());
         let mut rest = url;
@@ -140,7 +149,7 @@ impl Tags {
             let is_start = out.len() == PREFIX.len() + digits;
             match tail[digits..].strip_prefix(TEXT) {
                 Some(after) if digits > 0 => {
-                    out.push(if is_start { TEXT } else { URL });
+                    out.push(if is_start { URL_START } else { URL });
                     rest = after;
                 }
                 _ => rest = &tail[digits..],
@@ -381,7 +390,7 @@ fn find_close(s: &str, close: &str, quotes: bool) -> Option<usize> {
             Some(q) if b[i] == q => quote = None,
             Some(_) => {}
             None if quotes && (b[i] == b'"' || b[i] == b'\'') => quote = Some(b[i]),
-            None if s[i..].starts_with(close) => return Some(i),
+            None if b[i..].starts_with(close.as_bytes()) => return Some(i),
             None => {}
         }
         i += 1;
@@ -406,11 +415,19 @@ mod tests {
         assert_eq!(tags.list[1].line, 11);
         let url = Tags::mark_url("https://e.org/?n=BLTN1Z");
         assert_eq!(url, "https://e.org/?n=BLTN1U");
-        assert_eq!(Tags::mark_url("BLTN1Z/x"), "BLTN1Z/x");
+        assert_eq!(Tags::mark_url("BLTN1Z/x"), "BLTN1L/x");
+        assert_eq!(tags.restore("BLTN1L/x"), "{{ (name)|url_start }}/x");
         assert_eq!(
             tags.restore(&neutralise("<a href=\"https://e.org/?n=BLTN1U\">BLTN0Z</a> {{x")),
             "<a href=\"https://e.org/?n={{ (name)|urlencode }}\">{{ first_name | default(\"friend\") }}</a> {{ '{{' }}x"
         );
+    }
+
+    #[test]
+    fn unclosed_tag_before_multibyte_text_is_an_error_not_a_panic() {
+        for src in ["{% Σ", "{%\u{2028}", "{{ 'é' ", "{{ \"x\\é"] {
+            assert!(Tags::default().protect(src, 1).is_err(), "{src:?}");
+        }
     }
 
     #[test]

@@ -1,2 +1,3 @@
+pub mod html;
 pub mod project;
 pub mod smtp_server;

@@ -11,8 +11,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-
-use assert_cmd::Command;
+use std::process::{Child, Command, Stdio};
 
 /// Settings most tests want: a sender, a footer with a postal address, a mailto unsubscribe.
 pub const DEFAULT_CONFIG: &str = r##"from = "Example Network <news@example.org>"
@@ -117,7 +116,24 @@ impl Project {
 
     /// Runs `bulletin ARGS` in `rel`, a directory inside the project.
     pub fn run_in(&self, rel: &str, args: &[&str]) -> Run {
-        let mut cmd = Command::cargo_bin("bulletin").expect("the bulletin binary");
+        let output = self.command_in(rel, args).output().expect("run bulletin");
+        Run {
+            args: args.join(" "),
+            code: output.status.code(),
+            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+        }
+    }
+
+    /// `bulletin ARGS` set up as [`Project::run`] runs it (project directory, clean
+    /// environment), for tests that start, signal or wait for the process themselves.
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.command_in(".", args)
+    }
+
+    /// [`Project::command`] in `rel`, a directory inside the project.
+    pub fn command_in(&self, rel: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulletin"));
         cmd.current_dir(self.dir.path().join(rel)).env_clear();
         for key in ["PATH", "HOME"] {
             if let Some(v) = std::env::var_os(key) {
@@ -127,13 +143,18 @@ impl Project {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let output = cmd.args(args).output().expect("run bulletin");
-        Run {
-            args: args.join(" "),
-            code: output.status.code(),
-            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-        }
+        cmd.args(args);
+        cmd
+    }
+
+    /// Starts `bulletin ARGS` in the background: stdin closed, stdout and stderr piped.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn bulletin")
     }
 
     /// `preview NEWSLETTER --list LIST [EXTRA…] --out preview`, asserting success; returns the

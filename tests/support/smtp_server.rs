@@ -51,6 +51,8 @@ pub enum Stage {
     Rcpt,
     /// After the DATA command, before the 354 reply.
     Data,
+    /// After the first line of the message body, before the rest is read.
+    Body,
     /// After the final "." of the message, before the reply.
     DataEnd,
 }
@@ -78,7 +80,7 @@ pub struct Event<'a> {
     pub session: usize,
     /// 1-based count of this (stage, rcpt) pair so far, across sessions.
     pub attempt: usize,
-    /// `Rcpt`: the recipient; `Mail`: the sender; `Data`/`DataEnd`: the first
+    /// `Rcpt`: the recipient; `Mail`: the sender; `Data`/`Body`/`DataEnd`: the first
     /// recipient of the transaction; otherwise `None`.
     pub rcpt: Option<&'a str>,
 }
@@ -460,6 +462,11 @@ impl Session {
             let line = self.read_line()?;
             if line == b".\r\n" || line == b".\n" {
                 break;
+            }
+            if data.is_empty() {
+                // A `Reply` here has no meaning (the client is still sending): only
+                // `Disconnect`, `Delay` and `Stall` act.
+                self.fire(Stage::Body, first.as_deref())?;
             }
             data.extend_from_slice(line.strip_prefix(b".").unwrap_or(&line));
         }
