@@ -1,10 +1,12 @@
 //! The send journal: SQLite (bundled, WAL, mode 0600) at `.bulletin/journal.db`.
 //!
-//! Every state change is its own committed transaction, written as it happens: a member is
-//! marked `in-flight` before the first byte of their message leaves, and `sent`, `failed` or
-//! back to `pending` as soon as the relay answers. A `kill -9` at any instant therefore leaves
-//! at most the in-flight members (≤ concurrency) unknown; the next run reports them
-//! `uncertain` and does not resend them unless asked.
+//! Every state change is committed as it happens: a member is marked `in-flight` before the
+//! first byte of their message leaves, and `failed` or back to `pending` as soon as the relay
+//! answers. `sent` is committed together with the same worker's next `in-flight` mark (one
+//! commit per member instead of two), or on its own before the worker waits or stops. Each
+//! worker therefore has at most one row in flight at any instant, so a `kill -9` leaves at
+//! most `concurrency` members unknown; the next run reports them `uncertain` and does not
+//! resend them unless asked.
 
 use std::path::Path;
 
@@ -68,6 +70,15 @@ pub struct Delivery {
 
 pub struct Journal {
     db: Connection,
+}
+
+/// A member the relay accepted, recorded in the same transaction as the next hand-off (see
+/// [`Journal::in_flight_after`]).
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub address: String,
+    pub reply: String,
+    pub at: i64,
 }
 
 const SCHEMA: &str = "
@@ -203,6 +214,26 @@ impl Journal {
         Ok(())
     }
 
+    /// Records `accepted` as sent and marks `address` in flight, in one transaction: a worker
+    /// that goes straight from one member to the next pays one commit per member, not two.
+    pub fn in_flight_after(
+        &self,
+        accepted: Option<&Accepted>,
+        campaign: &str,
+        address: &str,
+        message_id: &str,
+        handed_off: i64,
+    ) -> Result<()> {
+        let Some(done) = accepted else {
+            return self.in_flight(campaign, address, message_id, handed_off);
+        };
+        let tx = self.db.unchecked_transaction()?;
+        self.finish(campaign, &done.address, Status::Sent, &done.reply, None, done.at)?;
+        self.in_flight(campaign, address, message_id, handed_off)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Records the outcome of a member's delivery.
     pub fn finish(
         &self,
@@ -288,6 +319,8 @@ mod tests {
             [
                 ("a@example.org", "l.csv:2".to_owned()),
                 ("b@example.org", "l.csv:3".to_owned()),
+                ("c@example.org", "l.csv:4".to_owned()),
+                ("d@example.org", "l.csv:5".to_owned()),
             ],
             1,
         )
@@ -296,14 +329,24 @@ mod tests {
         j.finish("c1", "a@example.org", Status::Sent, "250 ok", None, 11)
             .unwrap();
         j.in_flight("c1", "b@example.org", "<m2@example.org>", 12).unwrap();
+        let accepted = Accepted {
+            address: "b@example.org".into(),
+            reply: "250 ok".into(),
+            at: 13,
+        };
+        j.in_flight_after(Some(&accepted), "c1", "c@example.org", "<m3@example.org>", 14)
+            .unwrap();
+        j.in_flight("c1", "d@example.org", "<m4@example.org>", 15).unwrap();
         drop(j);
-        // As after a crash: b was in flight.
+        // As after a crash: c and d were in flight.
         let j = Journal::open(&path).unwrap();
-        assert_eq!(j.recover("c1").unwrap(), 1);
+        assert_eq!(j.recover("c1").unwrap(), 2);
         let s = j.statuses("c1").unwrap();
         assert_eq!(s["a@example.org"], Status::Sent);
-        assert_eq!(s["b@example.org"], Status::Uncertain);
-        assert_eq!(j.handoffs_since(0).unwrap().len(), 2);
+        assert_eq!(s["b@example.org"], Status::Sent);
+        assert_eq!(s["c@example.org"], Status::Uncertain);
+        assert_eq!(s["d@example.org"], Status::Uncertain);
+        assert_eq!(j.handoffs_since(0).unwrap().len(), 4);
         assert_eq!(j.campaign("c1").unwrap().unwrap().fingerprint, "f");
     }
 }

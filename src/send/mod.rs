@@ -3,6 +3,11 @@
 //! outcome. Transient failures are retried with exponential backoff and jitter; permanent
 //! ones are recorded and the run goes on; a lost session, a spent quota, Ctrl-C or a run of
 //! failures stops everyone cleanly.
+//!
+//! A worker that goes straight from one member to the next records the first one's `sent`
+//! in the same journal transaction as the next one's `in-flight`: one commit per member.
+//! Before anything that may wait (rate pacing, reconnecting, backoff) and when it stops, it
+//! commits the `sent` on its own.
 
 pub mod progress;
 pub mod rate;
@@ -14,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::journal::{Journal, Status};
+use crate::journal::{Accepted, Journal, Status};
 use crate::list::Recipient;
 use crate::message::Letterhead;
 use crate::render::Compiled;
@@ -69,6 +74,16 @@ pub struct Delivery<'a, C: Clock> {
     pub progress: &'a Progress,
 }
 
+/// What a worker carries from one member to the next.
+struct Worker {
+    session: Option<Session>,
+    /// The last member the relay accepted, not yet recorded `sent`. The journal says
+    /// in-flight meanwhile, which a crash turns into `uncertain`: never lost, never resent.
+    accepted: Option<Accepted>,
+    /// The rate limiter made the last hand-off wait: record `sent` before waiting again.
+    paced: bool,
+}
+
 struct Shared {
     next: AtomicUsize,
     halt: AtomicBool,
@@ -94,7 +109,12 @@ impl<C: Clock> Delivery<'_, C> {
             for _ in 0..workers {
                 scope.spawn(|| {
                     let session = first.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    self.worker(jobs, &shared, session);
+                    let mut w = Worker {
+                        session,
+                        accepted: None,
+                        paced: false,
+                    };
+                    self.worker(jobs, &shared, &mut w);
                 });
             }
         });
@@ -120,14 +140,14 @@ impl<C: Clock> Delivery<'_, C> {
         shared.halt.load(Ordering::SeqCst)
     }
 
-    fn worker(&self, jobs: &[&Recipient], shared: &Shared, mut session: Option<Session>) {
+    fn worker(&self, jobs: &[&Recipient], shared: &Shared, w: &mut Worker) {
         loop {
             if self.halted(shared) {
                 break;
             }
             let i = shared.next.fetch_add(1, Ordering::SeqCst);
             let Some(r) = jobs.get(i) else { break };
-            let status = self.deliver(r, shared, &mut session);
+            let status = self.deliver(r, shared, w);
             let mut summary = shared.summary.lock().unwrap_or_else(|e| e.into_inner());
             match status {
                 Status::Sent => summary.sent += 1,
@@ -153,13 +173,25 @@ impl<C: Clock> Delivery<'_, C> {
                 );
             }
         }
-        if let Some(s) = session {
+        self.record_accepted(shared, w);
+        if let Some(s) = w.session.take() {
             s.quit();
         }
     }
 
+    /// Commits the member the relay accepted last, if that is not done yet.
+    fn record_accepted(&self, shared: &Shared, w: &mut Worker) {
+        if let Some(a) = w.accepted.take()
+            && let Err(e) = self
+                .journal()
+                .finish(self.campaign, &a.address, Status::Sent, &a.reply, None, a.at)
+        {
+            self.halt(shared, Stop::Journal(format!("{e:#}")));
+        }
+    }
+
     /// One member, with retries. Returns their final status for this run.
-    fn deliver(&self, r: &Recipient, shared: &Shared, session: &mut Option<Session>) -> Status {
+    fn deliver(&self, r: &Recipient, shared: &Shared, w: &mut Worker) -> Status {
         let key = r.email.key();
         let mut last = String::new();
         for attempt in 0..self.policy.attempts {
@@ -167,11 +199,16 @@ impl<C: Clock> Delivery<'_, C> {
                 if self.halted(shared) {
                     break;
                 }
+                self.record_accepted(shared, w);
                 self.backoff(attempt);
             }
             if self.halted(shared) {
                 break;
             }
+            if w.paced {
+                self.record_accepted(shared, w);
+            }
+            let asked = self.clock.unix_ms();
             let handed_off = match self.limits.acquire() {
                 Permit::Go(t) => t,
                 Permit::Spent { rate, resume_at } => {
@@ -179,9 +216,11 @@ impl<C: Clock> Delivery<'_, C> {
                     break;
                 }
             };
-            if session.as_ref().is_none_or(Session::is_broken) {
+            w.paced = handed_off > asked;
+            if w.session.as_ref().is_none_or(Session::is_broken) {
+                self.record_accepted(shared, w);
                 match self.relay.connect() {
-                    Ok(s) => *session = Some(s),
+                    Ok(s) => w.session = Some(s),
                     Err(ConnectError::Transient(m)) => {
                         last = m;
                         continue;
@@ -202,7 +241,11 @@ impl<C: Clock> Delivery<'_, C> {
                 Ok(m) => m,
                 Err(e) => return self.record(shared, r, Status::Failed, &e),
             };
-            if let Err(e) = self.journal().in_flight(self.campaign, key, &message_id, handed_off) {
+            let accepted = w.accepted.take();
+            if let Err(e) =
+                self.journal()
+                    .in_flight_after(accepted.as_ref(), self.campaign, key, &message_id, handed_off)
+            {
                 self.halt(shared, Stop::Journal(format!("{e:#}")));
                 return Status::Pending;
             }
@@ -210,9 +253,16 @@ impl<C: Clock> Delivery<'_, C> {
             let (Some(from), Some(to)) = (envelope.from(), envelope.to().first()) else {
                 return self.record(shared, r, Status::Failed, "message has no envelope");
             };
-            let s = session.as_mut().expect("session was just opened");
+            let s = w.session.as_mut().expect("session was just opened");
             match s.send(from, to, &message.formatted()) {
-                Outcome::Sent(reply) => return self.record(shared, r, Status::Sent, &reply),
+                Outcome::Sent(reply) => {
+                    w.accepted = Some(Accepted {
+                        address: key.to_owned(),
+                        reply,
+                        at: self.clock.unix_ms(),
+                    });
+                    return Status::Sent;
+                }
                 Outcome::Permanent(reply) => return self.record(shared, r, Status::Failed, &reply),
                 Outcome::Uncertain(why) => return self.record(shared, r, Status::Uncertain, &why),
                 Outcome::Transient(reply) => {

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Throughput and memory of `bulletin send` against Postfix's smtp-sink on 127.0.0.1, next to
+# Postfix's own smtp-source sending as many messages of the same size over the same number of
+# reused sessions. No rate limit; a fresh journal for every bulletin run.
+#
+#   bench/send.sh [N]        N members (default 20000); also runs bulletin at 4×N for memory
+#
+# Environment: ROUNDS (default 3: the median time is reported), SESSIONS (default 4),
+# SCALE (default 4: the larger list is SCALE×N), KEEP=1 keeps the work directory,
+# BULLETIN=/path/to/bulletin measures that binary instead of building this checkout.
+# Needs: cargo, python3, GNU time (/usr/bin/time; Debian package `time`) and Postfix's
+# smtp-sink and smtp-source (Debian package `postfix`; they live in /usr/sbin).
+set -euo pipefail
+
+N=${1:-20000}
+ROUNDS=${ROUNDS:-3}
+SESSIONS=${SESSIONS:-4}
+SCALE=${SCALE:-4}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export PATH="$PATH:/usr/sbin"
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "bench/send.sh: $1 not found: $2" >&2; exit 1; }; }
+need python3 "install Python 3"
+need smtp-sink "install Postfix (apt-get install postfix)"
+need smtp-source "install Postfix (apt-get install postfix)"
+[[ -x /usr/bin/time ]] || { echo "bench/send.sh: /usr/bin/time not found: install GNU time (apt-get install time)" >&2; exit 1; }
+
+if [[ -z "${BULLETIN:-}" ]]; then
+    echo "building (cargo build --release)…" >&2
+    (cd "$ROOT" && cargo build --release --quiet)
+    BULLETIN="$ROOT/target/release/bulletin"
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bulletin-bench.XXXXXX")
+SINK_PID=
+cleanup() {
+    if [[ -n "$SINK_PID" ]]; then kill "$SINK_PID" 2>/dev/null || true; wait "$SINK_PID" 2>/dev/null || true; fi
+    if [[ "${KEEP:-}" == 1 ]]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# A project: the bundled example newsletter and settings, minus [smtp] (so no rate limit and no
+# login), and a deterministic list of $2 members with non-ASCII names, some names missing.
+make_project() {
+    local dir=$1 count=$2
+    mkdir -p "$dir/newsletters" "$dir/lists"
+    cp "$ROOT/newsletters/2026-12-first-hundred-days.md" "$dir/newsletters/n.md"
+    cp "$ROOT/lists/unsubscribed.csv" "$dir/lists/"
+    python3 - "$ROOT/bulletin.toml" "$dir" "$count" <<'PY'
+import sys
+src, dir, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out, skip = [], False
+for line in open(src, encoding="utf-8"):
+    if line.startswith("["):
+        skip = line.strip() == "[smtp]"
+    if not skip:
+        out.append(line)
+open(f"{dir}/bulletin.toml", "w", encoding="utf-8").writelines(out)
+first = ["José", "Ana", "李伟", "王芳", "Zoë", "Nguyễn", "Søren", "Amélie", "Björn", "Fatma",
+         "Łukasz", "محمد", "Ольга", "Μαρία", "Bob", ""]
+last = ["Hernández", "López", "李", "王", "Ødegaard", "Trần", "Müller", "Öztürk", "Smith", "Иванова"]
+cities = ["Oakland, CA", "Salinas", "Soledad", "São Paulo", "Zürich", "Watsonville", ""]
+with open(f"{dir}/lists/members.csv", "w", encoding="utf-8", newline="") as f:
+    f.write("email,first_name,last_name,city\n")
+    for i in range(count):
+        city = cities[i % len(cities)]
+        f.write(f'member{i:07d}@example.org,{first[i % len(first)]},{last[i % len(last)]},"{city}"\n')
+PY
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+start_sink() {
+    local user=()
+    [[ $(id -u) == 0 ]] && user=(-u nobody)
+    PORT=$(free_port)
+    smtp-sink "${user[@]}" "127.0.0.1:$PORT" 256 2>"$WORK/smtp-sink.log" &
+    SINK_PID=$!
+    for _ in $(seq 500); do
+        if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).recv(100)' "$PORT" 2>/dev/null; then
+            return
+        fi
+        kill -0 "$SINK_PID" 2>/dev/null || { cat "$WORK/smtp-sink.log" >&2; exit 1; }
+        sleep 0.02
+    done
+    echo "bench/send.sh: smtp-sink did not start" >&2
+    exit 1
+}
+
+# run_bulletin DIR COUNT: sets SECS and RSS_KB for the whole command (reading the list and
+# building every message before the first connection included), and RATE, the delivery phase
+# alone as its last progress line reports it; a fresh journal every time.
+run_bulletin() {
+    local dir=$1 count=$2
+    rm -rf "$dir/.bulletin"
+    (cd "$dir" && /usr/bin/time -f '%e %M' -o "$WORK/time" "$BULLETIN" send newsletters/n.md \
+        --list lists/members.csv --smtp "smtp://127.0.0.1:$PORT" --concurrency "$SESSIONS" --yes \
+        >"$WORK/bulletin.out" 2>"$WORK/bulletin.err") || { cat "$WORK/bulletin.err" >&2; exit 1; }
+    grep -q "$count sent, 0 failed, 0 pending, 0 uncertain" "$WORK/bulletin.out" \
+        || { cat "$WORK/bulletin.out" "$WORK/bulletin.err" >&2; exit 1; }
+    read -r SECS RSS_KB <"$WORK/time"
+    RATE=$(sed -n "s|^progress: $count/$count done, .*, \([0-9.]*\)/s.*|\1|p" "$WORK/bulletin.err" | tail -1)
+}
+
+# load_rss DIR: peak RSS (KB) of reading the list and building one message, nothing sent.
+load_rss() {
+    (cd "$1" && /usr/bin/time -f '%M' -o "$WORK/time" "$BULLETIN" send newsletters/n.md \
+        --list lists/members.csv --dry-run --limit 1 --out "$WORK/dry1" --quiet >/dev/null)
+    cat "$WORK/time"
+}
+
+# run_source: N messages of SIZE bytes over SESSIONS reused sessions; sets SECS and RSS_KB.
+run_source() {
+    /usr/bin/time -f '%e %M' -o "$WORK/time" smtp-source -s "$SESSIONS" -d -m "$N" -l "$SIZE" \
+        -f news@example.org -t member@example.org "127.0.0.1:$PORT"
+    read -r SECS RSS_KB <"$WORK/time"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+max() { printf '%s\n' "$@" | sort -g | tail -1; }
+
+echo "generating $N and $((SCALE * N)) members…" >&2
+make_project "$WORK/small" "$N"
+make_project "$WORK/large" "$((SCALE * N))"
+
+# The average size of bulletin's messages for this list.
+(cd "$WORK/small" && "$BULLETIN" send newsletters/n.md --list lists/members.csv --dry-run --limit 100 \
+    --out "$WORK/dry" --quiet >/dev/null)
+SIZE=$(python3 -c 'import os, sys; s = [e.stat().st_size for e in os.scandir(sys.argv[1])]; print(sum(s) // len(s))' "$WORK/dry")
+
+start_sink
+declare -a b_secs b_rss b_rate s_secs s_rss l_secs l_rss
+for round in $(seq "$ROUNDS"); do
+    echo "round $round/$ROUNDS…" >&2
+    run_bulletin "$WORK/small" "$N"; b_secs+=("$SECS"); b_rss+=("$RSS_KB"); b_rate+=("${RATE:-0}")
+    run_source; s_secs+=("$SECS"); s_rss+=("$RSS_KB")
+done
+echo "bulletin at $((SCALE * N)) members…" >&2
+run_bulletin "$WORK/large" "$((SCALE * N))"; l_secs+=("$SECS"); l_rss+=("$RSS_KB")
+
+B=$(median "${b_secs[@]}")
+BR=$(median "${b_rate[@]}")
+S=$(median "${s_secs[@]}")
+L=$(median "${l_secs[@]}")
+echo
+echo "bench/send.sh $N: $SESSIONS sessions, no rate limit, ${SIZE}-byte messages, smtp-sink on 127.0.0.1;"
+echo "median of $ROUNDS rounds (bulletin: $(printf '%s ' "${b_secs[@]}")s; smtp-source: $(printf '%s ' "${s_secs[@]}")s)"
+echo
+python3 - "$N" "$B" "$(max "${b_rss[@]}")" "$S" "$(max "${s_rss[@]}")" "$((SCALE * N))" "$L" "$(max "${l_rss[@]}")" \
+    "$BR" "$(load_rss "$WORK/small")" "$(load_rss "$WORK/large")" <<'PY'
+import sys
+n, b, brss, s, srss, ln, l, lrss, brate, load_s, load_l = sys.argv[1:]
+rows = [("bulletin", n, b, brss), ("smtp-source -d", n, s, srss), ("bulletin", ln, l, lrss)]
+print(f"| {'tool':<14} | {'messages':>8} | {'seconds':>7} | {'msgs/s':>7} | {'peak RSS MB':>11} |")
+print(f"|{'-' * 16}|{'-' * 9}:|{'-' * 8}:|{'-' * 8}:|{'-' * 12}:|")
+for tool, count, secs, rss in rows:
+    rate = int(count) / float(secs)
+    print(f"| {tool:<14} | {int(count):>8} | {float(secs):>7.2f} | {rate:>7.0f} | {int(rss) / 1024:>11.1f} |")
+source_rate = int(n) / float(s)
+print(f"\nbulletin / smtp-source at {n} messages: {int(n) / float(b) / source_rate:.0%} for the whole command "
+      f"(target ≥ 80%); the delivery phase alone ({float(brate):.0f} msgs/s, after every message was "
+      f"built once in preflight): {float(brate) / source_rate:.0%}")
+mb = lambda kb: int(kb) / 1024
+print(f"peak RSS: {mb(brss):.1f} MB at {n} members, {mb(lrss):.1f} MB at {ln}; of which reading the list "
+      f"(send --dry-run --limit 1): {mb(load_s):.1f} MB and {mb(load_l):.1f} MB, so delivery adds "
+      f"{mb(brss) - mb(load_s):.1f} MB and {mb(lrss) - mb(load_l):.1f} MB")
+PY
