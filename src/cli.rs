@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Where the journal lives unless told otherwise.
+pub const DEFAULT_JOURNAL: &str = ".bulletin/journal.db";
+
 /// Compose a Markdown newsletter, merge it with subscriber lists, and send it through
 /// rate-limited SMTP — previewed, resumable, and never twice to the same member.
 #[derive(Debug, Parser)]
@@ -158,13 +161,12 @@ pub struct SendArgs {
     /// Resume although the newsletter changed since the campaign began
     #[arg(long)]
     pub allow_changed: bool,
-    /// Journal file
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "BULLETIN_JOURNAL",
-        default_value = ".bulletin/journal.db"
-    )]
+    /// Send only to the members whose address hashes to shard K of N (for N machines); each
+    /// shard keeps its own journal
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Journal file [shards: .bulletin/journal-shard-K-of-N.db]
+    #[arg(long, value_name = "FILE", env = "BULLETIN_JOURNAL", default_value = DEFAULT_JOURNAL)]
     pub journal: PathBuf,
 }
 
@@ -185,12 +187,8 @@ pub struct ReportArgs {
     /// suppression file
     #[arg(long)]
     pub suppress_failed: bool,
-    /// Journal file
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "BULLETIN_JOURNAL",
-        default_value = ".bulletin/journal.db"
-    )]
-    pub journal: PathBuf,
+    /// Journal file; repeat to merge several (one per shard) [default: .bulletin/journal.db and
+    /// any .bulletin/journal-shard-*.db]
+    #[arg(long, value_name = "FILE", env = "BULLETIN_JOURNAL")]
+    pub journal: Vec<PathBuf>,
 }

@@ -5,13 +5,11 @@
 //! the row is skipped and reported with its line. Problems that make the file untrustworthy
 //! (no header, no address column, not UTF-8, a row whose fields don't line up) are errors.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 
@@ -175,6 +173,26 @@ impl Sources {
             suppressed,
             fields,
         })
+    }
+
+    /// Reads every row into memory.
+    pub fn load(&self) -> Result<Lists> {
+        let mut out = Lists {
+            fields: self.fields.clone(),
+            ..Lists::default()
+        };
+        for item in self.stream() {
+            match item? {
+                Item::Member(r) => out.recipients.push(r),
+                Item::Skipped(s) => out.skipped.push(s),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether any list was given.
+    pub fn is_empty(&self) -> bool {
+        self.lists.is_empty()
     }
 
     /// A pass over every row of every list.
@@ -342,9 +360,9 @@ pub fn read_suppression(path: &Path) -> Result<Vec<String>> {
 /// A streaming CSV reader that yields `(line, values, columns)` for each data row.
 pub struct CsvFile {
     pub columns: Arc<Columns>,
-    reader: csv::Reader<Box<dyn Read>>,
+    reader: csv::Reader<Box<dyn Read + Send>>,
     record: csv::ByteRecord,
-    lines: Rc<RefCell<LineIndex>>,
+    lines: Arc<Mutex<LineIndex>>,
 }
 
 /// Physical line numbers as an editor shows them. The csv crate's own count is off by one
@@ -405,13 +423,16 @@ impl LineIndex {
 /// A reader that feeds everything it reads to a [`LineIndex`].
 struct Counting<R> {
     inner: R,
-    lines: Rc<RefCell<LineIndex>>,
+    lines: Arc<Mutex<LineIndex>>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.lines.borrow_mut().scan(&buf[..n]);
+        self.lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .scan(&buf[..n]);
         Ok(n)
     }
 }
@@ -425,16 +446,16 @@ impl CsvFile {
             buf.consume(3);
         }
         let delimiter = sniff_delimiter(buf.fill_buf()?);
-        let lines = Rc::new(RefCell::new(LineIndex::new()));
+        let lines = Arc::new(Mutex::new(LineIndex::new()));
         let counting = Counting {
             inner: buf,
-            lines: Rc::clone(&lines),
+            lines: Arc::clone(&lines),
         };
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(true)
             .flexible(true)
-            .from_reader(Box::new(counting) as Box<dyn Read>);
+            .from_reader(Box::new(counting) as Box<dyn Read + Send>);
         let header = reader
             .byte_headers()
             .with_context(|| format!("{}:1: cannot read the header row", path.display()))?
@@ -501,14 +522,21 @@ impl Iterator for CsvFile {
                 Ok(false) => return None,
                 Ok(true) => {}
                 Err(e) => {
-                    let line = e.position().map_or(0, |p| self.lines.borrow_mut().line_at(p.byte()));
+                    let line = e.position().map_or(0, |p| {
+                        self.lines
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .line_at(p.byte())
+                    });
                     return Some(Err(anyhow::anyhow!("{}:{line}: {e}", path.display())));
                 }
             }
-            let line = self
-                .record
-                .position()
-                .map_or(0, |p| self.lines.borrow_mut().line_at(p.byte()));
+            let line = self.record.position().map_or(0, |p| {
+                self.lines
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .line_at(p.byte())
+            });
             if self.record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
                 continue; // blank line
             }
@@ -577,16 +605,21 @@ mod tests {
             (b"email\r\nbad1\r\n\r\nbad2\r\n\"bad\r\n3\"\r\nbad4\r\n", [2, 4, 5, 7]),
             (b"email\rbad1\r\rbad2\r\"bad\r3\"\rbad4\r", [2, 4, 5, 7]),
         ] {
-            let lines = Rc::new(RefCell::new(LineIndex::new()));
+            let lines = Arc::new(Mutex::new(LineIndex::new()));
             let counting = Counting {
                 inner: csv,
-                lines: Rc::clone(&lines),
+                lines: Arc::clone(&lines),
             };
             let mut reader = csv::ReaderBuilder::new().from_reader(counting);
             let mut record = csv::ByteRecord::new();
             let mut got = Vec::new();
             while reader.read_byte_record(&mut record).unwrap() {
-                got.push(lines.borrow_mut().line_at(record.position().unwrap().byte()));
+                got.push(
+                    lines
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .line_at(record.position().unwrap().byte()),
+                );
             }
             assert_eq!(got, want, "{:?}", String::from_utf8_lossy(csv));
         }

@@ -1,5 +1,11 @@
-//! Preflight: render and build every member's message before anything is sent, keeping
-//! nothing but what went wrong and the largest HTML size.
+//! Preflight: personalise every member's message before anything is sent, keeping nothing but
+//! what went wrong and the largest HTML size. Members are checked one at a time as the lists
+//! stream past, so a million members cost no more memory than ten.
+//!
+//! Only the first message is also built into MIME: building takes nothing from a member that
+//! personalising has not already checked (the address was validated when read, the subject and
+//! name are made header-safe), so a build that fails fails for everyone — and building every
+//! message twice (here and when sending) would double the cost of a send.
 
 use std::collections::BTreeMap;
 
@@ -12,13 +18,18 @@ use crate::render::{Compiled, GMAIL_CLIP_BYTES};
 #[derive(Debug, Default)]
 pub struct Preflight {
     pub ok: usize,
-    /// Failure message → locations of the members it hit.
-    pub failures: BTreeMap<String, Vec<String>>,
+    /// Failure message → locations of the members it hit (the first few) and how many.
+    pub failures: BTreeMap<String, (Vec<String>, usize)>,
     /// Largest personalised HTML part and whose it was.
     pub largest_html: Option<(usize, String)>,
+    built_one: bool,
 }
 
+/// Locations kept per kind of failure; the rest are counted.
+const SHOWN: usize = 10;
+
 impl Preflight {
+    /// Checks every member of `recipients`.
     pub fn run<'a>(
         compiled: &Compiled,
         letterhead: &Letterhead,
@@ -26,35 +37,47 @@ impl Preflight {
     ) -> Preflight {
         let mut p = Preflight::default();
         for r in recipients {
-            let rendered = match compiled.personalise(r) {
-                Ok(x) => x,
-                Err(e) => {
-                    p.failures.entry(e.message).or_default().push(r.location());
-                    continue;
-                }
-            };
-            if p.largest_html.as_ref().is_none_or(|(n, _)| rendered.html.len() > *n) {
-                p.largest_html = Some((rendered.html.len(), r.location()));
-            }
-            match letterhead.build(r, &rendered, letterhead.message_id()) {
-                Ok(_) => p.ok += 1,
-                Err(e) => p.failures.entry(format!("{e:#}")).or_default().push(r.location()),
-            }
+            p.check(compiled, letterhead, r);
         }
         p
     }
 
+    /// Checks one member.
+    pub fn check(&mut self, compiled: &Compiled, letterhead: &Letterhead, r: &Recipient) {
+        let rendered = match compiled.personalise(r) {
+            Ok(x) => x,
+            Err(e) => return self.fail(e.message, r),
+        };
+        if self.largest_html.as_ref().is_none_or(|(n, _)| rendered.html.len() > *n) {
+            self.largest_html = Some((rendered.html.len(), r.location()));
+        }
+        if !self.built_one {
+            if let Err(e) = letterhead.build(r, &rendered, letterhead.message_id()) {
+                return self.fail(format!("{e:#}"), r);
+            }
+            self.built_one = true;
+        }
+        self.ok += 1;
+    }
+
+    fn fail(&mut self, message: String, r: &Recipient) {
+        let (rows, n) = self.failures.entry(message).or_default();
+        if rows.len() < SHOWN {
+            rows.push(r.location());
+        }
+        *n += 1;
+    }
+
     pub fn failed(&self) -> usize {
-        self.failures.values().map(Vec::len).sum()
+        self.failures.values().map(|(_, n)| n).sum()
     }
 
     /// Adds the findings to `diags`: one error per kind of failure, listing the rows.
     pub fn report(&self, compiled: &Compiled, diags: &mut Diagnostics) {
-        for (message, rows) in &self.failures {
-            const SHOWN: usize = 10;
-            let mut list = rows.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
-            if rows.len() > SHOWN {
-                list.push_str(&format!(" and {} more", rows.len() - SHOWN));
+        for (message, (rows, count)) in &self.failures {
+            let mut list = rows.join(", ");
+            if *count > rows.len() {
+                list.push_str(&format!(" and {} more", count - rows.len()));
             }
             let field = compiled
                 .bare_fields
@@ -65,7 +88,7 @@ impl Preflight {
                     " — give it a fallback, {{{{ {f} | default(\"…\") }}}}, or wrap it in {{% if {f} %}}…{{% endif %}}"
                 )
             });
-            let n = rows.len();
+            let n = *count;
             let members = if n == 1 { "member" } else { "members" };
             let at = field.map(|(_, line)| (compiled.file.as_str(), *line));
             diags.error(at, format!("{message} for {n} {members}: {list}{hint}"));

@@ -1,5 +1,6 @@
 //! `bulletin check`: every problem with a newsletter, its lists and the settings, before
-//! anything is sent. Exits non-zero when there are errors.
+//! anything is sent. Exits non-zero when there are errors. The lists are streamed: findings
+//! about rows are printed as they are read, so a million-row list needs no more memory.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::Project;
-use crate::list::Skip;
+use crate::diagnostic::{Diagnostics, Level};
+use crate::list::{Item, Skip};
 use crate::preflight::Preflight;
 
 pub fn run(config: Option<&Path>, newsletter: &Path, lists: &[PathBuf], quiet: bool) -> Result<ExitCode> {
@@ -19,31 +21,47 @@ pub fn run(config: Option<&Path>, newsletter: &Path, lists: &[PathBuf], quiet: b
             "no --list given: merge fields were not checked against any list",
         );
     }
-    for s in &p.lists.skipped {
-        if matches!(s.why, Skip::Invalid { .. } | Skip::Duplicate { .. }) {
-            let msg = s.to_string();
-            let (at, rest) = msg.split_once(": ").unwrap_or(("", &msg));
-            p.diags.warning(Some((at, 0)), rest.to_owned());
-        }
-    }
     let dns = crate::deliverability::review(&p.config, &p.newsletter, &mut p.diags);
-    let mut largest = None;
-    if let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) {
-        let pre = Preflight::run(compiled, letterhead, &p.lists.recipients);
-        pre.report(compiled, &mut p.diags);
-        largest = pre.largest_html;
-    }
-
-    for d in &p.diags.items {
+    let (mut errors, mut warnings) = (0, 0);
+    let mut print = |d: &crate::diagnostic::Diagnostic| {
+        match d.level {
+            Level::Error => errors += 1,
+            Level::Warning => warnings += 1,
+        }
         println!("{d}");
-    }
-    if !quiet {
-        for s in &p.lists.skipped {
-            if matches!(s.why, Skip::Status(_) | Skip::Suppressed { .. }) {
-                println!("note: {s}");
+    };
+    p.diags.items.iter().for_each(&mut print);
+
+    let (mut recipients, mut skipped) = (0usize, 0usize);
+    let mut pre = Preflight::default();
+    for item in p.sources.stream() {
+        match item? {
+            Item::Member(r) => {
+                recipients += 1;
+                if let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) {
+                    pre.check(compiled, letterhead, &r);
+                }
+            }
+            Item::Skipped(s) => {
+                skipped += 1;
+                if matches!(s.why, Skip::Invalid { .. } | Skip::Duplicate { .. }) {
+                    let msg = s.to_string();
+                    let (at, rest) = msg.split_once(": ").unwrap_or(("", &msg));
+                    let mut d = Diagnostics::default();
+                    d.warning(Some((at, 0)), rest.to_owned());
+                    d.items.iter().for_each(&mut print);
+                } else if !quiet {
+                    println!("note: {s}");
+                }
             }
         }
     }
+    if let Some(compiled) = &p.compiled {
+        let mut d = Diagnostics::default();
+        pre.report(compiled, &mut d);
+        d.items.iter().for_each(&mut print);
+    }
+
     if !quiet && !dns.is_empty() {
         println!(
             "DNS records to publish for deliverability (bulletin cannot look them up; check them with your DNS host):"
@@ -52,16 +70,13 @@ pub fn run(config: Option<&Path>, newsletter: &Path, lists: &[PathBuf], quiet: b
             println!("  {line}");
         }
     }
-    let (errors, warnings) = (p.diags.errors(), p.diags.warnings());
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     let mut summary = format!(
-        "{}: {} recipients, {} rows skipped; {errors} error{}, {warnings} warning{}",
-        file,
-        p.lists.recipients.len(),
-        p.lists.skipped.len(),
-        if errors == 1 { "" } else { "s" },
-        if warnings == 1 { "" } else { "s" },
+        "{file}: {recipients} recipients, {skipped} rows skipped; {errors} error{}, {warnings} warning{}",
+        plural(errors),
+        plural(warnings),
     );
-    if let Some((size, _)) = largest {
+    if let Some((size, _)) = pre.largest_html {
         summary.push_str(&format!("; largest HTML part {:.1} KB", size as f64 / 1024.0));
     }
     println!("{summary}");

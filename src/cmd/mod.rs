@@ -16,17 +16,18 @@ use anyhow::Result;
 
 use crate::config::Config;
 use crate::diagnostic::Diagnostics;
-use crate::list::Lists;
+use crate::list::Sources;
 use crate::message::Letterhead;
 use crate::newsletter::Newsletter;
 use crate::render::Compiled;
 use crate::unsubscribe::Unsubscribe;
 
-/// Everything loaded for a newsletter and its lists.
+/// Everything loaded for a newsletter and its lists. The lists are opened, not read: commands
+/// stream them (`sources.stream()`), so memory does not grow with the number of members.
 pub struct Project {
     pub config: Config,
     pub newsletter: Newsletter,
-    pub lists: Lists,
+    pub sources: Sources,
     pub compiled: Option<Compiled>,
     pub letterhead: Option<Letterhead>,
     pub diags: Diagnostics,
@@ -39,7 +40,7 @@ impl Project {
     pub fn load(config: Option<&Path>, newsletter: &Path, lists: &[PathBuf]) -> Result<Project> {
         let config = Config::load(config)?;
         let newsletter = Newsletter::load(newsletter)?;
-        let lists_loaded = Lists::load(lists, &config.suppress_files())?;
+        let sources = Sources::open(lists, &config.suppress_files())?;
         let mut diags = Diagnostics::default();
         let unsubscribe = match Unsubscribe::from_config(&config) {
             Ok(u) => u.map(Arc::new),
@@ -48,7 +49,7 @@ impl Project {
                 None
             }
         };
-        let fields = (!lists.is_empty()).then_some(lists_loaded.fields.as_slice());
+        let fields = (!lists.is_empty()).then_some(sources.fields.as_slice());
         let compiled = Compiled::compile(&newsletter, &config, fields, unsubscribe.clone(), &mut diags);
         let letterhead = match Letterhead::new(&newsletter, &config, unsubscribe) {
             Ok(l) => Some(l),
@@ -60,7 +61,7 @@ impl Project {
         Ok(Project {
             config,
             newsletter,
-            lists: lists_loaded,
+            sources,
             compiled,
             letterhead,
             diags,

@@ -9,6 +9,13 @@ use anyhow::{Context, Result, bail};
 use super::{Project, private_dir, private_file};
 use crate::cli::PreviewArgs;
 use crate::email::Email;
+use crate::list::Item;
+
+/// Whom to preview.
+enum Wanted {
+    Row(u64),
+    Address(Email),
+}
 
 pub fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
     if args.lists.lists.is_empty() {
@@ -19,31 +26,36 @@ pub fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
     let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) else {
         bail!("the newsletter did not compile; run `bulletin check` for details");
     };
-    let recipient = if let Some(to) = &args.to {
-        let key = Email::parse(to).map_err(|e| anyhow::anyhow!("--to {to:?}: {e}"))?;
-        match p.lists.recipients.iter().find(|r| r.email.key() == key.key()) {
-            Some(r) => r,
-            None => match p.lists.skipped.iter().find(|s| s.key.as_deref() == Some(key.key())) {
-                Some(s) => bail!("{to} will not receive this newsletter: {s}"),
-                None => bail!("{to} is in none of the lists"),
-            },
+    // Stream the lists until the member is found: no need to hold them all.
+    let wanted = match &args.to {
+        Some(to) => Wanted::Address(Email::parse(to).map_err(|e| anyhow::anyhow!("--to {to:?}: {e}"))?),
+        None => match args.row.unwrap_or(1) {
+            0 => bail!("--row counts from 1 (the first member)"),
+            n => Wanted::Row(n),
+        },
+    };
+    let mut rows = 0;
+    let mut found = None;
+    for item in p.sources.stream() {
+        rows += 1;
+        match (item?, &wanted) {
+            (Item::Member(r), Wanted::Row(n)) if r.row == *n => found = Some(r),
+            (Item::Member(r), Wanted::Address(e)) if r.email.key() == e.key() => found = Some(r),
+            (Item::Skipped(s), Wanted::Row(n)) if s.row == *n => bail!("row {n} will not receive this newsletter: {s}"),
+            (Item::Skipped(s), Wanted::Address(e)) if s.key.as_deref() == Some(e.key()) && found.is_none() => {
+                bail!("{e} will not receive this newsletter: {s}")
+            }
+            _ => continue,
         }
-    } else {
-        let row = args.row.unwrap_or(1);
-        if row == 0 {
-            bail!("--row counts from 1 (the first member)");
-        }
-        match p.lists.recipients.iter().find(|r| r.row == row) {
-            Some(r) => r,
-            None => match p.lists.skipped.iter().find(|s| s.row == row) {
-                Some(s) => bail!("row {row} will not receive this newsletter: {s}"),
-                None => {
-                    let rows = p.lists.recipients.len() + p.lists.skipped.len();
-                    bail!("--row {row}: the lists have {rows} data rows");
-                }
-            },
+        break;
+    }
+    let Some(recipient) = found else {
+        match wanted {
+            Wanted::Row(n) => bail!("--row {n}: the lists have {rows} data rows"),
+            Wanted::Address(e) => bail!("{e} is in none of the lists"),
         }
     };
+    let recipient = &recipient;
     let rendered = compiled
         .personalise(recipient)
         .map_err(|e| anyhow::anyhow!("{}: {}", recipient.location(), e.message))?;

@@ -6,35 +6,49 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use crate::cli::ReportArgs;
+use std::path::PathBuf;
+
+use crate::cli::{DEFAULT_JOURNAL, ReportArgs};
 use crate::journal::{Journal, Status};
 use crate::newsletter::Newsletter;
 
 pub fn run(config: Option<&std::path::Path>, args: &ReportArgs) -> Result<ExitCode> {
-    if !args.journal.exists() {
-        bail!(
-            "no journal at {}: nothing has been sent from this directory yet",
-            args.journal.display()
-        );
-    }
+    let paths = journals(&args.journal)?;
+    let shown = paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let newsletter = Newsletter::load(&args.newsletter)?;
-    let journal = Journal::open(&args.journal).map_err(|e| super::about_journal(e, &args.journal))?;
     let base = newsletter.campaign_id();
+    // Several journals (one per shard) hold disjoint members of the same campaign: merge them.
+    let mut campaign = None;
+    let mut rows = Vec::new();
+    let mut test_ids = Vec::new();
+    let mut opened = Vec::new();
+    for path in &paths {
+        let journal = Journal::open(path).map_err(|e| super::about_journal(e, path))?;
+        test_ids.extend(journal.campaigns_like(&format!("{base}+test-"))?);
+        opened.push(journal);
+    }
     let id = if args.test {
-        match journal.campaigns_like(&format!("{base}+test-"))?.into_iter().next() {
+        test_ids.sort();
+        match test_ids.pop() {
             Some(id) => id,
-            None => bail!("no test send of {base} in {}", args.journal.display()),
+            None => bail!("no test send of {base} in {shown}"),
         }
     } else {
         base
     };
-    let Some(campaign) = journal.campaign(&id)? else {
-        bail!(
-            "campaign {id} has not been sent yet (journal {})",
-            args.journal.display()
-        );
+    for journal in &opened {
+        if let Some(c) = journal.campaign(&id)? {
+            campaign.get_or_insert(c);
+            rows.extend(journal.deliveries(&id)?);
+        }
+    }
+    let Some(campaign) = campaign else {
+        bail!("campaign {id} has not been sent yet (journal {shown})");
     };
-    let rows = journal.deliveries(&id)?;
     let count = |s: Status| rows.iter().filter(|d| d.status == s).count();
     let (sent, failed, pending, uncertain, in_flight) = (
         count(Status::Sent),
@@ -144,6 +158,41 @@ pub fn run(config: Option<&std::path::Path>, args: &ReportArgs) -> Result<ExitCo
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The journals to read: those named, else the default one and every shard's.
+fn journals(given: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if !given.is_empty() {
+        for p in given {
+            if !p.exists() {
+                bail!("no journal at {}", p.display());
+            }
+        }
+        return Ok(given.to_vec());
+    }
+    let mut found: Vec<PathBuf> = Vec::new();
+    let default = PathBuf::from(DEFAULT_JOURNAL);
+    if default.exists() {
+        found.push(default.clone());
+    }
+    if let Some(dir) = default.parent()
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        let mut shards: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("journal-shard-") && n.ends_with(".db"))
+            })
+            .collect();
+        shards.sort();
+        found.extend(shards);
+    }
+    if found.is_empty() {
+        bail!("no journal at {DEFAULT_JOURNAL}: nothing has been sent from this directory yet");
+    }
+    Ok(found)
 }
 
 /// Does this permanent reply say the mailbox does not exist (rather than, say, a policy or

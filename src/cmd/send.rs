@@ -11,16 +11,20 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use super::{Project, about_journal, private_dir, private_file};
-use crate::cli::SendArgs;
+use crate::cli::{DEFAULT_JOURNAL, SendArgs};
 use crate::diagnostic::Diagnostics;
-use crate::journal::{Campaign, Journal, Status};
-use crate::list::Recipient;
+use crate::journal::{Campaign, Journal};
+use crate::list::Sources;
+use crate::message::Letterhead;
 use crate::preflight::Preflight;
+use crate::render::Compiled;
 use crate::secret::Secret;
 use crate::send::progress::Progress;
 use crate::send::rate::{Clock, Limits, SystemClock};
+use crate::send::select::{Counts, Selection};
 use crate::send::smtp::Relay;
 use crate::send::{Delivery, Policy, Stop, parse_rates};
+use crate::shard::Shard;
 use crate::{EXIT_INTERRUPTED, EXIT_SOME_FAILED};
 
 /// Set by the first Ctrl-C; the second exits at once.
@@ -34,7 +38,7 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
     let Project {
         config,
         newsletter,
-        lists,
+        sources,
         compiled,
         letterhead,
         diags,
@@ -47,13 +51,8 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
         for d in &diags.items {
             eprintln!("{d}");
         }
-        if !lists.skipped.is_empty() {
-            eprintln!(
-                "{} rows skipped (unsubscribed, suppressed, invalid or duplicate; `bulletin check` lists them)",
-                lists.skipped.len()
-            );
-        }
     }
+    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
     let base_id = newsletter.campaign_id();
     let subject = newsletter.front.subject.clone().unwrap_or_default();
 
@@ -62,17 +61,19 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
             .out
             .clone()
             .unwrap_or_else(|| PathBuf::from(".bulletin/dry-run").join(&base_id));
-        let mut members: Vec<&Recipient> = lists.recipients.iter().collect();
-        if let Some(limit) = args.limit {
-            members.truncate(limit);
-        }
-        preflight(&compiled, &letterhead, &members)?;
+        let selection = Selection {
+            shard,
+            limit: args.limit,
+            ..Selection::default()
+        };
+        let counts = preflight(&selection, &sources, &compiled, &letterhead)?;
         private_dir(&out)?;
-        for (i, r) in members.iter().enumerate() {
+        for (i, r) in selection.jobs(&sources).enumerate() {
+            let r = r?;
             let content = compiled
-                .personalise(r)
+                .personalise(&r)
                 .map_err(|e| anyhow::anyhow!("{}: {}", r.location(), e.message))?;
-            let message = letterhead.build(r, &content, letterhead.message_id())?;
+            let message = letterhead.build(&r, &content, letterhead.message_id())?;
             let name: String = r
                 .email
                 .key()
@@ -88,9 +89,10 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
             private_file(&out.join(format!("{:06}-{name}.eml", i + 1)), &message.formatted())?;
         }
         println!(
-            "dry run: wrote {} messages to {} (nothing sent; journal untouched)",
-            members.len(),
-            out.display()
+            "dry run: wrote {} messages to {} (nothing sent; journal untouched; {} rows skipped)",
+            counts.jobs,
+            out.display(),
+            counts.skipped
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -124,7 +126,8 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
     };
 
     let clock = SystemClock::default();
-    let mut journal = Journal::open(&args.journal).map_err(|e| about_journal(e, &args.journal))?;
+    let journal_path = journal_path(&args.journal, shard);
+    let mut journal = Journal::open(&journal_path).map_err(|e| about_journal(e, &journal_path))?;
     let campaign_id = if args.test {
         format!("{base_id}+test-{}", clock.unix_ms())
     } else {
@@ -135,21 +138,25 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
         .as_ref()
         .is_some_and(|c| c.fingerprint != newsletter.fingerprint);
     let recovered = journal.recover(&campaign_id)?;
-    let statuses = journal.statuses(&campaign_id)?;
-    let (mut sent_before, mut failed_before, mut uncertain) = (0, 0, 0);
-    let mut jobs: Vec<&Recipient> = Vec::with_capacity(lists.recipients.len());
-    for r in &lists.recipients {
-        match statuses.get(r.email.key()) {
-            Some(Status::Sent) => sent_before += 1,
-            Some(Status::Failed) => failed_before += 1,
-            Some(Status::Uncertain | Status::InFlight) if !args.resend_uncertain => uncertain += 1,
-            _ => jobs.push(r),
-        }
+    let selection = Selection {
+        done: journal.done(&campaign_id)?,
+        shard,
+        resend_uncertain: args.resend_uncertain,
+        limit: args.limit,
+    };
+    let counts = preflight(&selection, &sources, &compiled, &letterhead)?;
+    let Counts {
+        sent_before,
+        failed_before,
+        uncertain,
+        ..
+    } = counts;
+    if !quiet && counts.skipped > 0 {
+        eprintln!(
+            "{} rows skipped (unsubscribed, suppressed, invalid or duplicate; `bulletin check` lists them)",
+            counts.skipped
+        );
     }
-    if let Some(limit) = args.limit {
-        jobs.truncate(limit);
-    }
-    preflight(&compiled, &letterhead, &jobs)?;
 
     // The plan, then confirmation.
     let rate_text = if rates.is_empty() {
@@ -164,9 +171,18 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
             if args.test { " (test send, recorded apart)" } else { "" }
         ),
         format!(
-            "recipients: {} to send now, {sent_before} already sent, {failed_before} failed earlier, {} skipped",
-            jobs.len(),
-            lists.skipped.len()
+            "recipients: {} to send now, {sent_before} already sent, {failed_before} failed earlier, {} skipped{}{}",
+            counts.jobs,
+            counts.skipped,
+            shard.map_or(String::new(), |s| format!(
+                ", {} in other shards (this is shard {s})",
+                counts.other_shard
+            )),
+            if counts.over_limit > 0 {
+                format!(", {} left for a later run by --limit", counts.over_limit)
+            } else {
+                String::new()
+            },
         ),
         format!(
             "relay:      {} at {rate_text}, {concurrency} session{}",
@@ -188,7 +204,7 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
             eprintln!("{line}");
         }
     }
-    if jobs.is_empty() {
+    if counts.jobs == 0 {
         println!("nothing to send: every member of {campaign_id} is already sent, failed or uncertain");
         return Ok(ExitCode::SUCCESS);
     }
@@ -202,7 +218,7 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
         if !terminal {
             bail!("refusing to send without confirmation: stdin is not a terminal; add --yes (nothing sent)");
         }
-        eprint!("Send to {} members now? [y/N] ", jobs.len());
+        eprint!("Send to {} members now? [y/N] ", counts.jobs);
         std::io::stderr().flush().ok();
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
@@ -226,13 +242,16 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
             newsletter: newsletter.path.display().to_string(),
             started: previous.map_or(now, |c| c.started),
         })?;
-        journal.add_pending(&campaign_id, jobs.iter().map(|r| (r.email.key(), r.location())), now)?;
+        let members = selection
+            .jobs(&sources)
+            .map(|r| r.map(|r| (r.email.key().to_owned(), r.location())));
+        journal.add_pending(&campaign_id, members, now)?;
         journal.handoffs_since(now - longest.as_millis() as i64)
     };
     let history = record().map_err(|e| {
         anyhow::anyhow!(
             "cannot write the journal {}: {e:#}; nothing was sent",
-            args.journal.display()
+            journal_path.display()
         )
     })?;
     let limits = Limits::new(&rates, clock.clone(), &history);
@@ -246,7 +265,7 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
         eprintln!("\nfinishing the messages in flight… (Ctrl-C again to stop at once)");
     });
     let limit_per_sec = rates.iter().map(|r| r.per_second()).reduce(f64::min);
-    let progress = Progress::new(jobs.len(), quiet, limit_per_sec);
+    let progress = Progress::new(counts.jobs, quiet, limit_per_sec);
     let delivery = Delivery {
         relay: &relay,
         compiled: &compiled,
@@ -259,7 +278,7 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
         interrupted: &INTERRUPTED,
         progress: &progress,
     };
-    let summary = delivery.run(&jobs, session);
+    let summary = delivery.run(selection.jobs(&sources), counts.jobs, session);
     progress.finish();
 
     println!(
@@ -285,8 +304,9 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
         }
         Some(Stop::Journal(why)) => bail!(
             "stopped: cannot write the journal {}: {why}; once it can be written, to resume: {resume}",
-            args.journal.display()
+            journal_path.display()
         ),
+        Some(Stop::Lists(why)) => bail!("stopped: {why} (did a list change during the send?); to resume: {resume}"),
         None => {}
     }
     if summary.failed > 0 || summary.pending > 0 {
@@ -299,13 +319,14 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// Renders and builds every message, keeping none; any failure aborts with nothing sent.
-fn preflight(
-    compiled: &crate::render::Compiled,
-    letterhead: &crate::message::Letterhead,
-    members: &[&Recipient],
-) -> Result<()> {
-    let pre = Preflight::run(compiled, letterhead, members.iter().copied());
+/// Pass one over the lists: personalises every member this run would send to, keeping none;
+/// any failure aborts with nothing sent. Returns how the rows were sorted.
+fn preflight(selection: &Selection, sources: &Sources, compiled: &Compiled, letterhead: &Letterhead) -> Result<Counts> {
+    let mut pre = Preflight::default();
+    let mut jobs = selection.jobs(sources);
+    for r in jobs.by_ref() {
+        pre.check(compiled, letterhead, &r?);
+    }
     let mut diags = Diagnostics::default();
     pre.report(compiled, &mut diags);
     for d in diags
@@ -318,7 +339,17 @@ fn preflight(
     diags
         .into_result()
         .map_err(|e| anyhow::anyhow!("{e:#}\nnothing was sent"))?;
-    Ok(())
+    Ok(jobs.counts)
+}
+
+/// The journal to use: each shard keeps its own unless one is named.
+fn journal_path(given: &Path, shard: Option<Shard>) -> PathBuf {
+    match shard {
+        Some(s) if given == Path::new(DEFAULT_JOURNAL) => {
+            PathBuf::from(format!(".bulletin/journal-shard-{}-of-{}.db", s.index, s.count))
+        }
+        _ => given.to_owned(),
+    }
 }
 
 /// `message` with the user part of `url` (what comes before its last `@`) masked wherever the

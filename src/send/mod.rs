@@ -11,6 +11,7 @@
 
 pub mod progress;
 pub mod rate;
+pub mod select;
 pub mod smtp;
 
 use std::sync::Mutex;
@@ -43,10 +44,15 @@ pub struct Policy {
 #[derive(Debug, Clone)]
 pub enum Stop {
     Interrupted,
-    QuotaSpent { rate: Rate, resume_at: i64 },
+    QuotaSpent {
+        rate: Rate,
+        resume_at: i64,
+    },
     Relay(String),
     TooManyFailures(String),
     Journal(String),
+    /// A list could not be read on the sending pass (it changed since preflight).
+    Lists(String),
 }
 
 /// What a run did.
@@ -84,8 +90,10 @@ struct Worker {
     paced: bool,
 }
 
-struct Shared {
-    next: AtomicUsize,
+struct Shared<I> {
+    /// The members still to send, read from the lists as workers need them.
+    queue: Mutex<I>,
+    started: AtomicUsize,
     halt: AtomicBool,
     stop: Mutex<Option<Stop>>,
     consecutive_failures: AtomicUsize,
@@ -93,17 +101,22 @@ struct Shared {
 }
 
 impl<C: Clock> Delivery<'_, C> {
-    /// Sends to every member of `jobs`. `first` is the session opened (and authenticated)
-    /// during preflight; other workers open theirs as they start.
-    pub fn run(&self, jobs: &[&Recipient], first: Session) -> Summary {
+    /// Sends to every member `jobs` yields (`total` of them, as preflight counted). `first` is
+    /// the session opened (and authenticated) during preflight; other workers open theirs as
+    /// they start.
+    pub fn run<I>(&self, jobs: I, total: usize, first: Session) -> Summary
+    where
+        I: Iterator<Item = Result<Recipient>> + Send,
+    {
         let shared = Shared {
-            next: AtomicUsize::new(0),
+            queue: Mutex::new(jobs),
+            started: AtomicUsize::new(0),
             halt: AtomicBool::new(false),
             stop: Mutex::new(None),
             consecutive_failures: AtomicUsize::new(0),
             summary: Mutex::new(Summary::default()),
         };
-        let workers = self.policy.concurrency.clamp(1, jobs.len().max(1));
+        let workers = self.policy.concurrency.clamp(1, total.max(1));
         let first = Mutex::new(Some(first));
         std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -114,18 +127,18 @@ impl<C: Clock> Delivery<'_, C> {
                         accepted: None,
                         paced: false,
                     };
-                    self.worker(jobs, &shared, &mut w);
+                    self.worker(&shared, &mut w);
                 });
             }
         });
         let mut summary = shared.summary.into_inner().unwrap_or_else(|e| e.into_inner());
-        let started = shared.next.load(Ordering::SeqCst).min(jobs.len());
-        summary.pending += jobs.len() - started;
+        let started = shared.started.load(Ordering::SeqCst).min(total);
+        summary.pending += total - started;
         summary.stopped = shared.stop.into_inner().unwrap_or_else(|e| e.into_inner());
         summary
     }
 
-    fn halt(&self, shared: &Shared, why: Stop) {
+    fn halt<I>(&self, shared: &Shared<I>, why: Stop) {
         let mut stop = shared.stop.lock().unwrap_or_else(|e| e.into_inner());
         if stop.is_none() {
             *stop = Some(why);
@@ -133,21 +146,32 @@ impl<C: Clock> Delivery<'_, C> {
         shared.halt.store(true, Ordering::SeqCst);
     }
 
-    fn halted(&self, shared: &Shared) -> bool {
+    fn halted<I>(&self, shared: &Shared<I>) -> bool {
         if self.interrupted.load(Ordering::SeqCst) && !shared.halt.load(Ordering::SeqCst) {
             self.halt(shared, Stop::Interrupted);
         }
         shared.halt.load(Ordering::SeqCst)
     }
 
-    fn worker(&self, jobs: &[&Recipient], shared: &Shared, w: &mut Worker) {
+    fn worker<I>(&self, shared: &Shared<I>, w: &mut Worker)
+    where
+        I: Iterator<Item = Result<Recipient>>,
+    {
         loop {
             if self.halted(shared) {
                 break;
             }
-            let i = shared.next.fetch_add(1, Ordering::SeqCst);
-            let Some(r) = jobs.get(i) else { break };
-            let status = self.deliver(r, shared, w);
+            let next = shared.queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+            let r = match next {
+                None => break,
+                Some(Ok(r)) => r,
+                Some(Err(e)) => {
+                    self.halt(shared, Stop::Lists(format!("{e:#}")));
+                    break;
+                }
+            };
+            shared.started.fetch_add(1, Ordering::SeqCst);
+            let status = self.deliver(&r, shared, w);
             let mut summary = shared.summary.lock().unwrap_or_else(|e| e.into_inner());
             match status {
                 Status::Sent => summary.sent += 1,
@@ -180,7 +204,7 @@ impl<C: Clock> Delivery<'_, C> {
     }
 
     /// Commits the member the relay accepted last, if that is not done yet.
-    fn record_accepted(&self, shared: &Shared, w: &mut Worker) {
+    fn record_accepted<I>(&self, shared: &Shared<I>, w: &mut Worker) {
         if let Some(a) = w.accepted.take()
             && let Err(e) = self
                 .journal()
@@ -191,7 +215,7 @@ impl<C: Clock> Delivery<'_, C> {
     }
 
     /// One member, with retries. Returns their final status for this run.
-    fn deliver(&self, r: &Recipient, shared: &Shared, w: &mut Worker) -> Status {
+    fn deliver<I>(&self, r: &Recipient, shared: &Shared<I>, w: &mut Worker) -> Status {
         let key = r.email.key();
         let mut last = String::new();
         for attempt in 0..self.policy.attempts {
@@ -283,7 +307,7 @@ impl<C: Clock> Delivery<'_, C> {
         Status::Pending
     }
 
-    fn record(&self, shared: &Shared, r: &Recipient, status: Status, reply: &str) -> Status {
+    fn record<I>(&self, shared: &Shared<I>, r: &Recipient, status: Status, reply: &str) -> Status {
         let fields = (status == Status::Failed).then(|| fields_json(r));
         match self.journal().finish(
             self.campaign,
