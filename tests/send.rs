@@ -421,3 +421,30 @@ fn ctrl_c_finishes_in_flight_records_and_exits_130() {
     assert_eq!(got.len(), 40);
     assert!(got.values().all(|&n| n == 1));
 }
+
+#[test]
+fn shards_split_the_list_without_overlap_and_report_merges_their_journals() {
+    let smtp = TestSmtp::start();
+    let p = project(&smtp, 30, "");
+    let one = send(&p, &["--shard", "1/2"]);
+    one.success();
+    let first: Vec<String> = smtp.messages().iter().map(|m| m.rcpt_to[0].clone()).collect();
+    assert!(
+        !first.is_empty() && first.len() < 30,
+        "shard 1 took {} of 30",
+        first.len()
+    );
+    assert!(p.join(".bulletin/journal-shard-1-of-2.db").exists());
+    // Shard 1 again: nothing new (its own journal remembers).
+    send(&p, &["--shard", "1/2"]).success().stdout_has("nothing to send");
+    send(&p, &["--shard", "2/2"]).success();
+    let got = received(&smtp);
+    assert_eq!(got.len(), 30, "the two shards together reach everyone");
+    assert!(got.values().all(|&n| n == 1), "no member is in both shards");
+    // Report reads both shard journals and merges them.
+    let r = report(&p);
+    assert_eq!((r["total"].as_u64(), r["sent"].as_u64()), (Some(30), Some(30)));
+    p.run(&["send", "n.md", "--list", "m.csv", "--shard", "3/2"])
+        .code(1)
+        .stderr_has("K must be between 1 and N");
+}
