@@ -3,7 +3,8 @@
 # Postfix's own smtp-source sending as many messages of the same size over the same number of
 # reused sessions. No rate limit; a fresh journal for every bulletin run.
 #
-#   bench/send.sh [N]        N members (default 20000); also runs bulletin at 4×N for memory
+#   bench/send.sh [N]        a list of N rows (default 20000) from bench/gen-list.py, of which
+#                            about 98.4 % are members to mail; also runs bulletin at 4×N for memory
 #
 # Environment: ROUNDS (default 3: the median time is reported), SESSIONS (default 4),
 # SCALE (default 4: the larger list is SCALE×N), KEEP=1 keeps the work directory,
@@ -40,15 +41,17 @@ cleanup() {
 trap cleanup EXIT
 
 # A project: the bundled example newsletter and settings, minus [smtp] (so no rate limit and no
-# login), and a deterministic list of $2 members with non-ASCII names, some names missing.
+# login), and the deterministic list of bench/gen-list.py with $2 rows (non-ASCII names, some
+# names missing, a few invalid, duplicate and unsubscribed rows). DIR/count holds how many of
+# them are members to mail.
 make_project() {
     local dir=$1 count=$2
     mkdir -p "$dir/newsletters" "$dir/lists"
     cp "$ROOT/newsletters/2026-12-first-hundred-days.md" "$dir/newsletters/n.md"
     cp "$ROOT/lists/unsubscribed.csv" "$dir/lists/"
-    python3 - "$ROOT/bulletin.toml" "$dir" "$count" <<'PY'
+    python3 - "$ROOT/bulletin.toml" "$dir" <<'PY'
 import sys
-src, dir, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+src, dir = sys.argv[1], sys.argv[2]
 out, skip = [], False
 for line in open(src, encoding="utf-8"):
     if line.startswith("["):
@@ -56,16 +59,10 @@ for line in open(src, encoding="utf-8"):
     if not skip:
         out.append(line)
 open(f"{dir}/bulletin.toml", "w", encoding="utf-8").writelines(out)
-first = ["José", "Ana", "李伟", "王芳", "Zoë", "Nguyễn", "Søren", "Amélie", "Björn", "Fatma",
-         "Łukasz", "محمد", "Ольга", "Μαρία", "Bob", ""]
-last = ["Hernández", "López", "李", "王", "Ødegaard", "Trần", "Müller", "Öztürk", "Smith", "Иванова"]
-cities = ["Oakland, CA", "Salinas", "Soledad", "São Paulo", "Zürich", "Watsonville", ""]
-with open(f"{dir}/lists/members.csv", "w", encoding="utf-8", newline="") as f:
-    f.write("email,first_name,last_name,city\n")
-    for i in range(count):
-        city = cities[i % len(cities)]
-        f.write(f'member{i:07d}@example.org,{first[i % len(first)]},{last[i % len(last)]},"{city}"\n')
 PY
+    python3 "$ROOT/bench/gen-list.py" "$count" >"$dir/lists/members.csv" 2>"$dir/gen-list.log"
+    sed -n 's/.* rows, \([0-9]*\) members to mail.*/\1/p' "$dir/gen-list.log" >"$dir/count"
+    [[ -s "$dir/count" ]] || { cat "$dir/gen-list.log" >&2; exit 1; }
 }
 
 free_port() {
@@ -89,11 +86,12 @@ start_sink() {
     exit 1
 }
 
-# run_bulletin DIR COUNT: sets SECS and RSS_KB for the whole command (reading the list and
+# run_bulletin DIR: sets SECS and RSS_KB for the whole command (reading the list and
 # building every message before the first connection included), and RATE, the delivery phase
 # alone as its last progress line reports it; a fresh journal every time.
 run_bulletin() {
-    local dir=$1 count=$2
+    local dir=$1 count
+    count=$(cat "$dir/count")
     rm -rf "$dir/.bulletin"
     (cd "$dir" && /usr/bin/time -f '%e %M' -o "$WORK/time" "$BULLETIN" send newsletters/n.md \
         --list lists/members.csv --smtp "smtp://127.0.0.1:$PORT" --concurrency "$SESSIONS" --yes \
@@ -111,9 +109,9 @@ load_rss() {
     cat "$WORK/time"
 }
 
-# run_source: N messages of SIZE bytes over SESSIONS reused sessions; sets SECS and RSS_KB.
+# run_source: M messages (as many as bulletin sends) of SIZE bytes over SESSIONS reused sessions; sets SECS and RSS_KB.
 run_source() {
-    /usr/bin/time -f '%e %M' -o "$WORK/time" smtp-source -s "$SESSIONS" -d -m "$N" -l "$SIZE" \
+    /usr/bin/time -f '%e %M' -o "$WORK/time" smtp-source -s "$SESSIONS" -d -m "$M" -l "$SIZE" \
         -f news@example.org -t member@example.org "127.0.0.1:$PORT"
     read -r SECS RSS_KB <"$WORK/time"
 }
@@ -121,9 +119,11 @@ run_source() {
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 max() { printf '%s\n' "$@" | sort -g | tail -1; }
 
-echo "generating $N and $((SCALE * N)) members…" >&2
+echo "generating lists of $N and $((SCALE * N)) rows…" >&2
 make_project "$WORK/small" "$N"
 make_project "$WORK/large" "$((SCALE * N))"
+M=$(cat "$WORK/small/count")
+LM=$(cat "$WORK/large/count")
 
 # The average size of bulletin's messages for this list.
 (cd "$WORK/small" && "$BULLETIN" send newsletters/n.md --list lists/members.csv --dry-run --limit 100 \
@@ -134,21 +134,21 @@ start_sink
 declare -a b_secs b_rss b_rate s_secs s_rss l_secs l_rss
 for round in $(seq "$ROUNDS"); do
     echo "round $round/$ROUNDS…" >&2
-    run_bulletin "$WORK/small" "$N"; b_secs+=("$SECS"); b_rss+=("$RSS_KB"); b_rate+=("${RATE:-0}")
+    run_bulletin "$WORK/small"; b_secs+=("$SECS"); b_rss+=("$RSS_KB"); b_rate+=("${RATE:-0}")
     run_source; s_secs+=("$SECS"); s_rss+=("$RSS_KB")
 done
-echo "bulletin at $((SCALE * N)) members…" >&2
-run_bulletin "$WORK/large" "$((SCALE * N))"; l_secs+=("$SECS"); l_rss+=("$RSS_KB")
+echo "bulletin at $LM members ($((SCALE * N)) rows)…" >&2
+run_bulletin "$WORK/large"; l_secs+=("$SECS"); l_rss+=("$RSS_KB")
 
 B=$(median "${b_secs[@]}")
 BR=$(median "${b_rate[@]}")
 S=$(median "${s_secs[@]}")
 L=$(median "${l_secs[@]}")
 echo
-echo "bench/send.sh $N: $SESSIONS sessions, no rate limit, ${SIZE}-byte messages, smtp-sink on 127.0.0.1;"
+echo "bench/send.sh $N: $M members to mail of $N rows; $SESSIONS sessions, no rate limit, ${SIZE}-byte messages, smtp-sink on 127.0.0.1;"
 echo "median of $ROUNDS rounds (bulletin: $(printf '%s ' "${b_secs[@]}")s; smtp-source: $(printf '%s ' "${s_secs[@]}")s)"
 echo
-python3 - "$N" "$B" "$(max "${b_rss[@]}")" "$S" "$(max "${s_rss[@]}")" "$((SCALE * N))" "$L" "$(max "${l_rss[@]}")" \
+python3 - "$M" "$B" "$(max "${b_rss[@]}")" "$S" "$(max "${s_rss[@]}")" "$LM" "$L" "$(max "${l_rss[@]}")" \
     "$BR" "$(load_rss "$WORK/small")" "$(load_rss "$WORK/large")" <<'PY'
 import sys
 n, b, brss, s, srss, ln, l, lrss, brate, load_s, load_l = sys.argv[1:]
