@@ -175,7 +175,7 @@ done
 
 echo
 echo "bench/compare.sh $N: $M members of $N rows, $(nproc)-core $(uname -m), smtp-sink on 127.0.0.1, no rate limit;"
-echo "median of $ROUNDS rounds; whole commands; CPU (user + system of the sender alone) and peak RSS from GNU time"
+echo "median of $ROUNDS rounds; whole commands timed by GNU time (CPU = user + system of the sender alone)"
 echo
 python3 - "$RESULTS" "$SESSIONS" <<'PY'
 import sys
@@ -193,7 +193,7 @@ for (tool, sess), rs in runs.items():
 print(f"| {'tool':<18} | {'sessions':>9} | {'messages':>8} | {'bytes/msg':>9} | {'seconds':>7} | {'msgs/s':>7} | {'CPU ms/msg':>10} | {'peak RSS MB':>11} |")
 print(f"|{'-' * 20}|{'-' * 10}:|{'-' * 9}:|{'-' * 10}:|{'-' * 8}:|{'-' * 8}:|{'-' * 11}:|{'-' * 12}:|")
 for tool, sess, m, size, secs, rate, cpu_ms, rss in rows:
-    print(f"| {tool:<18} | {sess:>9} | {m:>8} | {size:>9} | {secs:>7.3f} | {rate:>7.0f} | {cpu_ms:>10.3f} | {rss:>11.1f} |")
+    print(f"| {tool:<18} | {sess:>9} | {m:>8} | {size:>9} | {secs:>7.2f} | {rate:>7.0f} | {cpu_ms:>10.3f} | {rss:>11.1f} |")
 get = lambda t, s=None: next(r for r in rows if r[0].startswith(t) and (s is None or r[1] == s))
 b, src, mm = get("bulletin", sessions), get("smtp-source"), get("mailmerge")
 print()
