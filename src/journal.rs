@@ -151,15 +151,6 @@ impl Journal {
     }
 
     /// Creates the campaign, or updates its fingerprint when the user accepted a change.
-    pub fn upsert_campaign(&self, c: &Campaign) -> Result<()> {
-        self.db.execute(
-            "INSERT INTO campaign (id, subject, fingerprint, newsletter, started) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(id) DO UPDATE SET subject = excluded.subject, fingerprint = excluded.fingerprint",
-            params![c.id, c.subject, c.fingerprint, c.newsletter, c.started],
-        )?;
-        Ok(())
-    }
-
     /// Members left in flight by a crash become `uncertain`. Returns how many.
     pub fn recover(&self, campaign: &str) -> Result<usize> {
         Ok(self.db.execute(
@@ -186,15 +177,23 @@ impl Journal {
         Ok(out)
     }
 
-    /// Adds members as `pending` (those already present are left alone), in one transaction.
-    /// `members` yields (address key, `file:line`); an error from it rolls everything back.
-    pub fn add_pending(
+    /// Records the campaign (or, resuming, its new fingerprint) and adds its members as
+    /// `pending` (those already present are left alone) — all in one transaction, so a crash or
+    /// a full disk leaves either everything or nothing. `members` yields (address key,
+    /// `file:line`); an error from it rolls everything back.
+    pub fn start(
         &mut self,
-        campaign: &str,
+        c: &Campaign,
         members: impl IntoIterator<Item = Result<(String, String)>>,
         now: i64,
     ) -> Result<()> {
+        let campaign = &c.id;
         let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT INTO campaign (id, subject, fingerprint, newsletter, started) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET subject = excluded.subject, fingerprint = excluded.fingerprint",
+            params![c.id, c.subject, c.fingerprint, c.newsletter, c.started],
+        )?;
         {
             let mut stmt = tx.prepare(
                 "INSERT OR IGNORE INTO delivery (campaign, address, status, updated, source) VALUES (?1, ?2, 'pending', ?3, ?4)",
@@ -318,9 +317,8 @@ mod tests {
             newsletter: "n.md".into(),
             started: 1,
         };
-        j.upsert_campaign(&c).unwrap();
-        j.add_pending(
-            "c1",
+        j.start(
+            &c,
             ["a", "b", "c", "d"]
                 .iter()
                 .enumerate()

@@ -235,17 +235,17 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
     let now = clock.unix_ms();
     let longest = rates.iter().map(|r| r.per).max().unwrap_or_default();
     let record = || -> Result<Vec<i64>> {
-        journal.upsert_campaign(&Campaign {
+        let campaign = Campaign {
             id: campaign_id.clone(),
             subject: subject.clone(),
             fingerprint: newsletter.fingerprint.clone(),
             newsletter: newsletter.path.display().to_string(),
             started: previous.map_or(now, |c| c.started),
-        })?;
+        };
         let members = selection
             .jobs(&sources)
             .map(|r| r.map(|r| (r.email.key().to_owned(), r.location())));
-        journal.add_pending(&campaign_id, members, now)?;
+        journal.start(&campaign, members, now)?;
         journal.handoffs_since(now - longest.as_millis() as i64)
     };
     let history = record().map_err(|e| {
