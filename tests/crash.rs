@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::project::{DEFAULT_CONFIG, Project, Run};
+use support::project::{DEFAULT_CONFIG, Project, report, send};
 use support::smtp_server::{Action, Event, Options, Stage, TestSmtp};
 
 const NEWSLETTER: &str = "---\nsubject: \"Hi {{ first_name }}\"\nid: crash\n---\nDear {{ first_name }},\n\nThe news.\n";
@@ -52,19 +52,6 @@ fn slow_server(delay: Duration) -> TestSmtp {
         })),
         ..Options::default()
     })
-}
-
-fn send(p: &Project, extra: &[&str]) -> Run {
-    let mut args = vec!["send", "n.md", "--list", "m.csv", "--yes"];
-    args.extend_from_slice(extra);
-    p.run(&args)
-}
-
-/// `report --json`, which must succeed.
-fn report(p: &Project) -> serde_json::Value {
-    let run = p.run(&["report", "n.md", "--json"]);
-    run.success();
-    serde_json::from_str(&run.stdout).expect("report --json is JSON")
 }
 
 fn uncertain_addresses(r: &serde_json::Value) -> HashSet<String> {

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Child;
 use std::time::Duration;
 
-use support::project::{DEFAULT_CONFIG, Project};
+use support::project::{DEFAULT_CONFIG, Project, report, send};
 use support::smtp_server::{Action, Event, Options, Stage, TestSmtp};
 
 const NEWSLETTER: &str = "---\nsubject: \"News for {{ first_name | default('you') }}\"\nid: news-1\n---\n\
@@ -41,12 +41,6 @@ fn project(smtp: &TestSmtp, n: usize, extra_smtp: &str) -> Project {
         .file("m.csv", members(n))
 }
 
-fn send(p: &Project, extra: &[&str]) -> support::project::Run {
-    let mut args = vec!["send", "n.md", "--list", "m.csv", "--yes"];
-    args.extend_from_slice(extra);
-    p.run(&args)
-}
-
 /// Address → how many messages the server accepted for it.
 fn received(smtp: &TestSmtp) -> HashMap<String, usize> {
     let mut out = HashMap::new();
@@ -55,12 +49,6 @@ fn received(smtp: &TestSmtp) -> HashMap<String, usize> {
         *out.entry(m.rcpt_to[0].clone()).or_default() += 1;
     }
     out
-}
-
-fn report(p: &Project) -> serde_json::Value {
-    let run = p.run(&["report", "n.md", "--json"]);
-    run.success();
-    serde_json::from_str(&run.stdout).expect("report --json is JSON")
 }
 
 fn fault(f: impl Fn(&Event) -> Action + Send + Sync + 'static) -> TestSmtp {

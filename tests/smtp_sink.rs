@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::project::{DEFAULT_CONFIG, Project, Run};
+use support::project::{DEFAULT_CONFIG, Project, report, send};
 
 /// Where Debian's `postfix` package puts it; `SMTP_SINK` overrides.
 const SINK_PLACES: [&str; 2] = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"];
@@ -217,18 +217,6 @@ fn project(sink: &Sink, n: usize, concurrency: usize) -> Project {
         .file("bulletin.toml", config)
         .file("n.md", NEWSLETTER)
         .file("m.csv", csv)
-}
-
-fn send(p: &Project, extra: &[&str]) -> Run {
-    let mut args = vec!["send", "n.md", "--list", "m.csv", "--yes"];
-    args.extend_from_slice(extra);
-    p.run(&args)
-}
-
-fn report(p: &Project) -> serde_json::Value {
-    let run = p.run(&["report", "n.md", "--json"]);
-    run.success();
-    serde_json::from_str(&run.stdout).expect("report --json is JSON")
 }
 
 /// `(total, sent, failed, pending, uncertain)` from `report --json`.

@@ -260,3 +260,17 @@ impl Run {
         self.stdout.lines().filter(|l| l.starts_with(prefix)).collect()
     }
 }
+
+/// `bulletin send n.md --list m.csv --yes EXTRA…`: the send tests' convention.
+pub fn send(p: &Project, extra: &[&str]) -> Run {
+    let mut args = vec!["send", "n.md", "--list", "m.csv", "--yes"];
+    args.extend_from_slice(extra);
+    p.run(&args)
+}
+
+/// `bulletin report n.md --json`, which must succeed, parsed.
+pub fn report(p: &Project) -> serde_json::Value {
+    let run = p.run(&["report", "n.md", "--json"]);
+    run.success();
+    serde_json::from_str(&run.stdout).expect("report --json is JSON")
+}
