@@ -1,4 +1,4 @@
-# Shared by bench/scale.sh and bench/compare.sh (sourced, not run). The caller sets
+# Shared by bench/send.sh, bench/scale.sh and bench/compare.sh (sourced, not run). The caller sets
 # `set -euo pipefail`, ROOT (the checkout) and WORK (its work directory, removed on exit), and
 # installs `trap bench_cleanup EXIT`.
 

@@ -19,6 +19,8 @@ SESSIONS=${SESSIONS:-4}
 SCALE=${SCALE:-4}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="$PATH:/usr/sbin"
+# free_port and start_sink.
+source "$ROOT/bench/lib.sh"
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "bench/send.sh: $1 not found: $2" >&2; exit 1; }; }
 need python3 "install Python 3"
@@ -65,30 +67,6 @@ PY
     [[ -s "$dir/count" ]] || { cat "$dir/gen-list.log" >&2; exit 1; }
 }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-start_sink() {
-    local user=()
-    [[ $(id -u) == 0 ]] && user=(-u nobody)
-    PORT=$(free_port)
-    smtp-sink "${user[@]}" "127.0.0.1:$PORT" 256 2>"$WORK/smtp-sink.log" &
-    SINK_PID=$!
-    for _ in $(seq 500); do
-        if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).recv(100)' "$PORT" 2>/dev/null; then
-            return
-        fi
-        kill -0 "$SINK_PID" 2>/dev/null || { cat "$WORK/smtp-sink.log" >&2; exit 1; }
-        sleep 0.02
-    done
-    echo "bench/send.sh: smtp-sink did not start" >&2
-    exit 1
-}
-
-# run_bulletin DIR: sets SECS and RSS_KB for the whole command (reading the list and
-# building every message before the first connection included), and RATE, the delivery phase
-# alone as its last progress line reports it; a fresh journal every time.
 run_bulletin() {
     local dir=$1 count
     count=$(cat "$dir/count")
