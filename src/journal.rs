@@ -3,7 +3,9 @@
 //! Every state change is committed as it happens: a member is marked `in-flight` before the
 //! first byte of their message leaves, and `failed` or back to `pending` as soon as the relay
 //! answers. `sent` is committed together with the same worker's next `in-flight` mark (one
-//! commit per member instead of two), or on its own before the worker waits or stops. Each
+//! commit per member instead of two), or on its own before the worker waits or stops. During a
+//! send one thread does the writing ([`crate::send::record`]), committing the changes of
+//! several workers in one transaction when they arrive together. Each
 //! worker therefore has at most one row in flight at any instant, so a `kill -9` leaves at
 //! most `concurrency` members unknown; the next run reports them `uncertain` and does not
 //! resend them unless asked.
@@ -72,13 +74,24 @@ pub struct Journal {
     db: Connection,
 }
 
-/// A member the relay accepted, recorded in the same transaction as the next hand-off (see
-/// [`Journal::in_flight_after`]).
+/// One change to a member's row, applied with others in one transaction by
+/// [`Journal::apply`].
 #[derive(Debug, Clone)]
-pub struct Accepted {
-    pub address: String,
-    pub reply: String,
-    pub at: i64,
+pub enum Change {
+    /// About to be handed to the relay.
+    InFlight {
+        address: String,
+        message_id: String,
+        handed_off: i64,
+    },
+    /// An outcome (`fields`: the CSV row as JSON, kept for failed members).
+    Finish {
+        address: String,
+        status: Status,
+        reply: String,
+        fields: Option<String>,
+        at: i64,
+    },
 }
 
 const SCHEMA: &str = "
@@ -209,31 +222,28 @@ impl Journal {
 
     /// Marks a member in flight just before their message is handed to the relay.
     pub fn in_flight(&self, campaign: &str, address: &str, message_id: &str, handed_off: i64) -> Result<()> {
-        self.db
-            .prepare_cached(
-                "UPDATE delivery SET status = 'in-flight', attempts = attempts + 1, message_id = ?3, handed_off = ?4, updated = ?4 \
-                 WHERE campaign = ?1 AND address = ?2",
-            )?
-            .execute(params![campaign, address, message_id, handed_off])?;
-        Ok(())
+        in_flight(&self.db, campaign, address, message_id, handed_off)
     }
 
-    /// Records `accepted` as sent and marks `address` in flight, in one transaction: a worker
-    /// that goes straight from one member to the next pays one commit per member, not two.
-    pub fn in_flight_after(
-        &self,
-        accepted: Option<&Accepted>,
-        campaign: &str,
-        address: &str,
-        message_id: &str,
-        handed_off: i64,
-    ) -> Result<()> {
-        let Some(done) = accepted else {
-            return self.in_flight(campaign, address, message_id, handed_off);
-        };
-        let tx = self.db.unchecked_transaction()?;
-        self.finish(campaign, &done.address, Status::Sent, &done.reply, None, done.at)?;
-        self.in_flight(campaign, address, message_id, handed_off)?;
+    /// Applies `changes` in order, in one transaction: all of them or none.
+    pub fn apply(&mut self, campaign: &str, changes: &[Change]) -> Result<()> {
+        let tx = self.db.transaction()?;
+        for change in changes {
+            match change {
+                Change::InFlight {
+                    address,
+                    message_id,
+                    handed_off,
+                } => in_flight(&tx, campaign, address, message_id, *handed_off)?,
+                Change::Finish {
+                    address,
+                    status,
+                    reply,
+                    fields,
+                    at,
+                } => finish(&tx, campaign, address, *status, reply, fields.as_deref(), *at)?,
+            }
+        }
         tx.commit()?;
         Ok(())
     }
@@ -248,13 +258,7 @@ impl Journal {
         fields: Option<&str>,
         now: i64,
     ) -> Result<()> {
-        self.db
-            .prepare_cached(
-                "UPDATE delivery SET status = ?3, reply = ?4, fields = COALESCE(?5, fields), updated = ?6 \
-                 WHERE campaign = ?1 AND address = ?2",
-            )?
-            .execute(params![campaign, address, status.as_str(), reply, fields, now])?;
-        Ok(())
+        finish(&self.db, campaign, address, status, reply, fields, now)
     }
 
     /// Hand-off times since `since` (Unix ms), every campaign: what long rate windows count.
@@ -285,6 +289,12 @@ impl Journal {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    /// Makes every later write fail, as a full disk or a read-only file would.
+    #[cfg(test)]
+    pub fn read_only_for_test(&self) {
+        self.db.pragma_update(None, "query_only", true).unwrap();
+    }
+
     /// Campaign ids that start with `prefix`, newest first.
     pub fn campaigns_like(&self, prefix: &str) -> Result<Vec<String>> {
         let mut stmt = self
@@ -293,6 +303,32 @@ impl Journal {
         let rows = stmt.query_map([prefix], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
     }
+}
+
+fn in_flight(db: &Connection, campaign: &str, address: &str, message_id: &str, handed_off: i64) -> Result<()> {
+    db.prepare_cached(
+        "UPDATE delivery SET status = 'in-flight', attempts = attempts + 1, message_id = ?3, handed_off = ?4, updated = ?4 \
+         WHERE campaign = ?1 AND address = ?2",
+    )?
+    .execute(params![campaign, address, message_id, handed_off])?;
+    Ok(())
+}
+
+fn finish(
+    db: &Connection,
+    campaign: &str,
+    address: &str,
+    status: Status,
+    reply: &str,
+    fields: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    db.prepare_cached(
+        "UPDATE delivery SET status = ?3, reply = ?4, fields = COALESCE(?5, fields), updated = ?6 \
+         WHERE campaign = ?1 AND address = ?2",
+    )?
+    .execute(params![campaign, address, status.as_str(), reply, fields, now])?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -330,13 +366,21 @@ mod tests {
         j.finish("c1", "a@example.org", Status::Sent, "250 ok", None, 11)
             .unwrap();
         j.in_flight("c1", "b@example.org", "<m2@example.org>", 12).unwrap();
-        let accepted = Accepted {
-            address: "b@example.org".into(),
-            reply: "250 ok".into(),
-            at: 13,
-        };
-        j.in_flight_after(Some(&accepted), "c1", "c@example.org", "<m3@example.org>", 14)
-            .unwrap();
+        let changes = [
+            Change::Finish {
+                address: "b@example.org".into(),
+                status: Status::Sent,
+                reply: "250 ok".into(),
+                fields: None,
+                at: 13,
+            },
+            Change::InFlight {
+                address: "c@example.org".into(),
+                message_id: "<m3@example.org>".into(),
+                handed_off: 14,
+            },
+        ];
+        j.apply("c1", &changes).unwrap();
         j.in_flight("c1", "d@example.org", "<m4@example.org>", 15).unwrap();
         drop(j);
         // As after a crash: c and d were in flight.

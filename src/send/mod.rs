@@ -4,13 +4,15 @@
 //! ones are recorded and the run goes on; a lost session, a spent quota, Ctrl-C or a run of
 //! failures stops everyone cleanly.
 //!
-//! A worker that goes straight from one member to the next records the first one's `sent`
-//! in the same journal transaction as the next one's `in-flight`: one commit per member.
-//! Before anything that may wait (rate pacing, reconnecting, backoff) and when it stops, it
-//! commits the `sent` on its own.
+//! One thread writes the journal ([`record`]); a worker asks it for a member's `in-flight`
+//! mark before writing the envelope and waits for the commit before writing the body. A
+//! worker that goes straight from one member to the next sends the first one's `sent` with
+//! the next one's `in-flight`. Before anything that may wait (rate pacing, reconnecting,
+//! backoff) and when it stops, it records the `sent` on its own.
 
 pub mod progress;
 pub mod rate;
+pub mod record;
 pub mod select;
 pub mod smtp;
 
@@ -20,12 +22,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::journal::{Accepted, Journal, Status};
+use crate::journal::{Change, Journal, Status};
 use crate::list::Recipient;
 use crate::message::Letterhead;
 use crate::render::Compiled;
 use progress::Progress;
 use rate::{Clock, Limits, Permit, Rate};
+use record::{Recorder, Ticket};
 use smtp::{ConnectError, Outcome, Relay, Session};
 
 /// How hard to try.
@@ -83,9 +86,10 @@ pub struct Delivery<'a, C: Clock> {
 /// What a worker carries from one member to the next.
 struct Worker {
     session: Option<Session>,
-    /// The last member the relay accepted, not yet recorded `sent`. The journal says
+    recorder: Recorder,
+    /// The `sent` of the last member the relay accepted, not yet recorded. The journal says
     /// in-flight meanwhile, which a crash turns into `uncertain`: never lost, never resent.
-    accepted: Option<Accepted>,
+    accepted: Option<Change>,
     /// The rate limiter made the last hand-off wait: record `sent` before waiting again.
     paced: bool,
 }
@@ -118,18 +122,26 @@ impl<C: Clock> Delivery<'_, C> {
         };
         let workers = self.policy.concurrency.clamp(1, total.max(1));
         let first = Mutex::new(Some(first));
+        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        let (recorder, writer) = Recorder::new(&mut journal, self.campaign);
         std::thread::scope(|scope| {
+            scope.spawn(writer);
             for _ in 0..workers {
-                scope.spawn(|| {
+                let recorder = recorder.clone();
+                let (shared, first) = (&shared, &first);
+                scope.spawn(move || {
                     let session = first.lock().unwrap_or_else(|e| e.into_inner()).take();
                     let mut w = Worker {
                         session,
+                        recorder,
                         accepted: None,
                         paced: false,
                     };
-                    self.worker(&shared, &mut w);
+                    self.worker(shared, &mut w);
                 });
             }
+            // The writer stops once the workers' recorders are gone too.
+            drop(recorder);
         });
         let mut summary = shared.summary.into_inner().unwrap_or_else(|e| e.into_inner());
         let started = shared.started.load(Ordering::SeqCst).min(total);
@@ -205,12 +217,10 @@ impl<C: Clock> Delivery<'_, C> {
 
     /// Commits the member the relay accepted last, if that is not done yet.
     fn record_accepted<I>(&self, shared: &Shared<I>, w: &mut Worker) {
-        if let Some(a) = w.accepted.take()
-            && let Err(e) = self
-                .journal()
-                .finish(self.campaign, &a.address, Status::Sent, &a.reply, None, a.at)
+        if let Some(sent) = w.accepted.take()
+            && let Err(e) = w.recorder.record(vec![sent])
         {
-            self.halt(shared, Stop::Journal(format!("{e:#}")));
+            self.halt(shared, Stop::Journal(e));
         }
     }
 
@@ -255,44 +265,58 @@ impl<C: Clock> Delivery<'_, C> {
                     }
                 }
             }
+            // The hand-off is committed while the message is built and the relay answers the
+            // envelope; the body waits for the commit.
             let message_id = self.letterhead.message_id();
-            let built = self.compiled.personalise(r).map_err(|e| e.message).and_then(|c| {
-                self.letterhead
-                    .build(r, &c, message_id.clone())
-                    .map_err(|e| format!("{e:#}"))
+            let mut changes: Vec<Change> = w.accepted.take().into_iter().collect();
+            changes.push(Change::InFlight {
+                address: key.to_owned(),
+                message_id: message_id.clone(),
+                handed_off,
             });
+            let mut in_flight = Some(w.recorder.submit(changes));
+            let built = self
+                .compiled
+                .personalise(r)
+                .map_err(|e| e.message)
+                .and_then(|c| self.letterhead.build(r, &c, message_id).map_err(|e| format!("{e:#}")));
             let message = match built {
                 Ok(m) => m,
-                Err(e) => return self.record(shared, r, Status::Failed, &e),
+                Err(e) => return self.record(shared, w, r, Status::Failed, &e),
             };
-            let accepted = w.accepted.take();
-            if let Err(e) =
-                self.journal()
-                    .in_flight_after(accepted.as_ref(), self.campaign, key, &message_id, handed_off)
-            {
-                self.halt(shared, Stop::Journal(format!("{e:#}")));
-                return Status::Pending;
-            }
             let envelope = message.envelope();
             let (Some(from), Some(to)) = (envelope.from(), envelope.to().first()) else {
-                return self.record(shared, r, Status::Failed, "message has no envelope");
+                return self.record(shared, w, r, Status::Failed, "message has no envelope");
             };
             let s = w.session.as_mut().expect("session was just opened");
-            match s.send(from, to, &message.formatted()) {
+            let outcome = s.send(from, to, &message.formatted(), || {
+                in_flight.take().map_or(Ok(()), Ticket::wait)
+            });
+            if let Some(Err(e)) = in_flight.map(Ticket::wait) {
+                self.halt(shared, Stop::Journal(e));
+                return Status::Pending;
+            }
+            match outcome {
                 Outcome::Sent(reply) => {
-                    w.accepted = Some(Accepted {
+                    w.accepted = Some(Change::Finish {
                         address: key.to_owned(),
+                        status: Status::Sent,
                         reply,
+                        fields: None,
                         at: self.clock.unix_ms(),
                     });
                     return Status::Sent;
                 }
-                Outcome::Permanent(reply) => return self.record(shared, r, Status::Failed, &reply),
-                Outcome::Uncertain(why) => return self.record(shared, r, Status::Uncertain, &why),
+                Outcome::Withheld(e) => {
+                    self.halt(shared, Stop::Journal(e));
+                    return Status::Pending;
+                }
+                Outcome::Permanent(reply) => return self.record(shared, w, r, Status::Failed, &reply),
+                Outcome::Uncertain(why) => return self.record(shared, w, r, Status::Uncertain, &why),
                 Outcome::Transient(reply) => {
                     // Back to pending at once: a crash during the backoff must not leave an
                     // in-flight row for a message the relay refused.
-                    if self.record(shared, r, Status::Pending, &reply) != Status::Pending {
+                    if self.record(shared, w, r, Status::Pending, &reply) != Status::Pending {
                         return Status::Pending;
                     }
                     last = reply;
@@ -300,33 +324,32 @@ impl<C: Clock> Delivery<'_, C> {
             }
         }
         if !last.is_empty() {
-            let _ = self
-                .journal()
-                .finish(self.campaign, key, Status::Pending, &last, None, self.clock.unix_ms());
+            let _ = w.recorder.record(vec![Change::Finish {
+                address: key.to_owned(),
+                status: Status::Pending,
+                reply: last,
+                fields: None,
+                at: self.clock.unix_ms(),
+            }]);
         }
         Status::Pending
     }
 
-    fn record<I>(&self, shared: &Shared<I>, r: &Recipient, status: Status, reply: &str) -> Status {
-        let fields = (status == Status::Failed).then(|| fields_json(r));
-        match self.journal().finish(
-            self.campaign,
-            r.email.key(),
+    fn record<I>(&self, shared: &Shared<I>, w: &Worker, r: &Recipient, status: Status, reply: &str) -> Status {
+        let change = Change::Finish {
+            address: r.email.key().to_owned(),
             status,
-            reply,
-            fields.as_deref(),
-            self.clock.unix_ms(),
-        ) {
+            reply: reply.to_owned(),
+            fields: (status == Status::Failed).then(|| fields_json(r)),
+            at: self.clock.unix_ms(),
+        };
+        match w.recorder.record(vec![change]) {
             Ok(()) => status,
             Err(e) => {
-                self.halt(shared, Stop::Journal(format!("{e:#}")));
+                self.halt(shared, Stop::Journal(e));
                 Status::InFlight
             }
         }
-    }
-
-    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
-        self.journal.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn backoff(&self, attempt: u32) {

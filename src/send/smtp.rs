@@ -72,6 +72,9 @@ pub enum Outcome {
     Permanent(String),
     /// The connection broke after the final `.`: the server may have the message.
     Uncertain(String),
+    /// The relay was ready for the body but the caller withheld it (the journal could not
+    /// record the hand-off); the session was closed, so nothing was delivered.
+    Withheld(String),
 }
 
 impl Relay {
@@ -232,8 +235,16 @@ impl Session {
         self.conn.has_broken()
     }
 
-    /// Delivers one message to one recipient.
-    pub fn send(&mut self, from: &Address, to: &Address, message: &[u8]) -> Outcome {
+    /// Delivers one message to one recipient. `before_body` runs once the relay has accepted
+    /// the envelope and before the first byte of the message leaves; an error from it closes
+    /// the session instead (nothing delivered).
+    pub fn send(
+        &mut self,
+        from: &Address,
+        to: &Address,
+        message: &[u8],
+        before_body: impl FnOnce() -> Result<(), String>,
+    ) -> Outcome {
         let mut params = Vec::new();
         if !message.is_ascii() {
             if !self.conn.server_info().supports_feature(Extension::EightBitMime) {
@@ -257,6 +268,10 @@ impl Session {
             if let Err(e) = self.conn.command(Data) {
                 return self.refused(&e);
             }
+        }
+        if let Err(why) = before_body() {
+            self.conn.abort();
+            return Outcome::Withheld(why);
         }
         match std::str::from_utf8(message) {
             Ok(text) => self.data_in_one_write(text),
@@ -486,7 +501,12 @@ mod tests {
 
     fn send_one(s: &mut Session, to: &str) -> Outcome {
         let from: Address = "news@example.org".parse().unwrap();
-        s.send(&from, &to.parse().unwrap(), b"Subject: hi\r\n\r\n.dot first\r\n")
+        s.send(
+            &from,
+            &to.parse().unwrap(),
+            b"Subject: hi\r\n\r\n.dot first\r\n",
+            || Ok(()),
+        )
     }
 
     #[test]
@@ -548,6 +568,25 @@ mod tests {
         let mut s = relay.connect().unwrap();
         assert!(matches!(send_one(&mut s, "a@example.org"), Outcome::Uncertain(_)));
         assert!(s.is_broken());
+    }
+
+    #[test]
+    fn a_withheld_body_never_leaves() {
+        let (relay, server) = pipelining_server(|verb| match verb {
+            "DATA" => Some("354 go ahead"),
+            _ => Some("250 ok"),
+        });
+        let mut s = relay.connect().unwrap();
+        let from: Address = "news@example.org".parse().unwrap();
+        let to: Address = "a@example.org".parse().unwrap();
+        let outcome = s.send(&from, &to, b"Subject: secret\r\n\r\nbody\r\n", || {
+            Err("disk full".into())
+        });
+        assert_eq!(outcome, Outcome::Withheld("disk full".into()));
+        assert!(s.is_broken());
+        drop(s);
+        let seen = server.join().unwrap();
+        assert!(seen.contains("DATA\r\n") && !seen.contains("secret"), "{seen}");
     }
 
     #[test]
