@@ -43,13 +43,16 @@ fn project(smtp: &TestSmtp, n: usize) -> Project {
         .file("m.csv", members(n))
 }
 
-/// Each accepted message takes a little while, so a kill finds messages in flight.
+/// Each accepted message takes a little while, so a kill finds messages in flight. The server
+/// offers PIPELINING, so the client holds each ready message until the next one's envelope
+/// can go with it: the path with the most in the air at once.
 fn slow_server(delay: Duration) -> TestSmtp {
     TestSmtp::start_with(Options {
         fault: Some(Box::new(move |e: &Event| match e.stage {
             Stage::DataEnd => Action::Delay(delay),
             _ => Action::Continue,
         })),
+        pipelining: true,
         ..Options::default()
     })
 }

@@ -118,12 +118,17 @@ impl Sink {
                 continue;
             }
             let bytes = std::fs::read(&path).expect("read dump");
-            let rcpt = String::from_utf8_lossy(&bytes)
+            let rcpt: Vec<String> = String::from_utf8_lossy(&bytes)
                 .lines()
                 .take_while(|l| !l.is_empty())
                 .filter_map(|l| l.strip_prefix("X-Rcpt-Args: "))
                 .map(|a| a.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
                 .collect();
+            // A transaction still open with no recipient yet (the sink creates the file at
+            // MAIL and drops it if the client goes away): nothing can be delivered by it.
+            if rcpt.is_empty() {
+                continue;
+            }
             out.push(Dump { rcpt, bytes });
         }
         out

@@ -4,17 +4,15 @@
 //! ones are recorded and the run goes on; a lost session, a spent quota, Ctrl-C or a run of
 //! failures stops everyone cleanly.
 //!
-//! One thread writes the journal ([`record`]); a worker asks it for a member's `in-flight`
-//! mark before writing the envelope and waits for the commit before writing the body. A
-//! worker that goes straight from one member to the next sends the first one's `sent` with
-//! the next one's `in-flight`. Before anything that may wait (rate pacing, reconnecting,
-//! backoff) and when it stops, it records the `sent` on its own.
+//! One thread writes the journal ([`record`]); how a worker moves from one member to the
+//! next, and what it commits when, is in [`worker`].
 
 pub mod progress;
 pub mod rate;
 pub mod record;
 pub mod select;
 pub mod smtp;
+mod worker;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,14 +20,15 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::journal::{Change, Journal, Status};
+use crate::journal::Journal;
 use crate::list::Recipient;
 use crate::message::Letterhead;
 use crate::render::Compiled;
 use progress::Progress;
-use rate::{Clock, Limits, Permit, Rate};
-use record::{Recorder, Ticket};
-use smtp::{ConnectError, Outcome, Relay, Session};
+use rate::{Clock, Limits, Rate};
+use record::Recorder;
+use smtp::{Relay, Session};
+use worker::Worker;
 
 /// How hard to try.
 #[derive(Debug, Clone)]
@@ -83,17 +82,6 @@ pub struct Delivery<'a, C: Clock> {
     pub progress: &'a Progress,
 }
 
-/// What a worker carries from one member to the next.
-struct Worker {
-    session: Option<Session>,
-    recorder: Recorder,
-    /// The `sent` of the last member the relay accepted, not yet recorded. The journal says
-    /// in-flight meanwhile, which a crash turns into `uncertain`: never lost, never resent.
-    accepted: Option<Change>,
-    /// The rate limiter made the last hand-off wait: record `sent` before waiting again.
-    paced: bool,
-}
-
 struct Shared<I> {
     /// The members still to send, read from the lists as workers need them.
     queue: Mutex<I>,
@@ -131,12 +119,7 @@ impl<C: Clock> Delivery<'_, C> {
                 let (shared, first) = (&shared, &first);
                 scope.spawn(move || {
                     let session = first.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    let mut w = Worker {
-                        session,
-                        recorder,
-                        accepted: None,
-                        paced: false,
-                    };
+                    let mut w = Worker::new(session, recorder);
                     self.worker(shared, &mut w);
                 });
             }
@@ -164,211 +147,6 @@ impl<C: Clock> Delivery<'_, C> {
         }
         shared.halt.load(Ordering::SeqCst)
     }
-
-    fn worker<I>(&self, shared: &Shared<I>, w: &mut Worker)
-    where
-        I: Iterator<Item = Result<Recipient>>,
-    {
-        loop {
-            if self.halted(shared) {
-                break;
-            }
-            let next = shared.queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-            let r = match next {
-                None => break,
-                Some(Ok(r)) => r,
-                Some(Err(e)) => {
-                    self.halt(shared, Stop::Lists(format!("{e:#}")));
-                    break;
-                }
-            };
-            shared.started.fetch_add(1, Ordering::SeqCst);
-            let status = self.deliver(&r, shared, w);
-            let mut summary = shared.summary.lock().unwrap_or_else(|e| e.into_inner());
-            match status {
-                Status::Sent => summary.sent += 1,
-                Status::Failed => summary.failed += 1,
-                Status::Uncertain => summary.uncertain += 1,
-                Status::Pending | Status::InFlight => summary.pending += 1,
-            }
-            drop(summary);
-            self.progress.record(status);
-            let failures = match status {
-                Status::Sent | Status::Uncertain => {
-                    shared.consecutive_failures.store(0, Ordering::SeqCst);
-                    0
-                }
-                Status::Failed | Status::Pending | Status::InFlight => {
-                    shared.consecutive_failures.fetch_add(1, Ordering::SeqCst) + 1
-                }
-            };
-            if failures >= self.policy.stop_after_failures && !shared.halt.load(Ordering::SeqCst) {
-                self.halt(
-                    shared,
-                    Stop::TooManyFailures(format!("{failures} members in a row could not be delivered")),
-                );
-            }
-        }
-        self.record_accepted(shared, w);
-        if let Some(s) = w.session.take() {
-            s.quit();
-        }
-    }
-
-    /// Commits the member the relay accepted last, if that is not done yet.
-    fn record_accepted<I>(&self, shared: &Shared<I>, w: &mut Worker) {
-        if let Some(sent) = w.accepted.take()
-            && let Err(e) = w.recorder.record(vec![sent])
-        {
-            self.halt(shared, Stop::Journal(e));
-        }
-    }
-
-    /// One member, with retries. Returns their final status for this run.
-    fn deliver<I>(&self, r: &Recipient, shared: &Shared<I>, w: &mut Worker) -> Status {
-        let key = r.email.key();
-        let mut last = String::new();
-        for attempt in 0..self.policy.attempts {
-            if attempt > 0 {
-                if self.halted(shared) {
-                    break;
-                }
-                self.record_accepted(shared, w);
-                self.backoff(attempt);
-            }
-            if self.halted(shared) {
-                break;
-            }
-            if w.paced {
-                self.record_accepted(shared, w);
-            }
-            let asked = self.clock.unix_ms();
-            let handed_off = match self.limits.acquire() {
-                Permit::Go(t) => t,
-                Permit::Spent { rate, resume_at } => {
-                    self.halt(shared, Stop::QuotaSpent { rate, resume_at });
-                    break;
-                }
-            };
-            w.paced = handed_off > asked;
-            if w.session.as_ref().is_none_or(Session::is_broken) {
-                self.record_accepted(shared, w);
-                match self.relay.connect() {
-                    Ok(s) => w.session = Some(s),
-                    Err(ConnectError::Transient(m)) => {
-                        last = m;
-                        continue;
-                    }
-                    Err(e) => {
-                        self.halt(shared, Stop::Relay(e.to_string()));
-                        break;
-                    }
-                }
-            }
-            // The hand-off is committed while the message is built and the relay answers the
-            // envelope; the body waits for the commit.
-            let message_id = self.letterhead.message_id();
-            let mut changes: Vec<Change> = w.accepted.take().into_iter().collect();
-            changes.push(Change::InFlight {
-                address: key.to_owned(),
-                message_id: message_id.clone(),
-                handed_off,
-            });
-            let mut in_flight = Some(w.recorder.submit(changes));
-            let built = self
-                .compiled
-                .personalise(r)
-                .map_err(|e| e.message)
-                .and_then(|c| self.letterhead.build(r, &c, message_id).map_err(|e| format!("{e:#}")));
-            let message = match built {
-                Ok(m) => m,
-                Err(e) => return self.record(shared, w, r, Status::Failed, &e),
-            };
-            let envelope = message.envelope();
-            let (Some(from), Some(to)) = (envelope.from(), envelope.to().first()) else {
-                return self.record(shared, w, r, Status::Failed, "message has no envelope");
-            };
-            let s = w.session.as_mut().expect("session was just opened");
-            let outcome = s.send(from, to, &message.formatted(), || {
-                in_flight.take().map_or(Ok(()), Ticket::wait)
-            });
-            if let Some(Err(e)) = in_flight.map(Ticket::wait) {
-                self.halt(shared, Stop::Journal(e));
-                return Status::Pending;
-            }
-            match outcome {
-                Outcome::Sent(reply) => {
-                    w.accepted = Some(Change::Finish {
-                        address: key.to_owned(),
-                        status: Status::Sent,
-                        reply,
-                        fields: None,
-                        at: self.clock.unix_ms(),
-                    });
-                    return Status::Sent;
-                }
-                Outcome::Withheld(e) => {
-                    self.halt(shared, Stop::Journal(e));
-                    return Status::Pending;
-                }
-                Outcome::Permanent(reply) => return self.record(shared, w, r, Status::Failed, &reply),
-                Outcome::Uncertain(why) => return self.record(shared, w, r, Status::Uncertain, &why),
-                Outcome::Transient(reply) => {
-                    // Back to pending at once: a crash during the backoff must not leave an
-                    // in-flight row for a message the relay refused.
-                    if self.record(shared, w, r, Status::Pending, &reply) != Status::Pending {
-                        return Status::Pending;
-                    }
-                    last = reply;
-                }
-            }
-        }
-        if !last.is_empty() {
-            let _ = w.recorder.record(vec![Change::Finish {
-                address: key.to_owned(),
-                status: Status::Pending,
-                reply: last,
-                fields: None,
-                at: self.clock.unix_ms(),
-            }]);
-        }
-        Status::Pending
-    }
-
-    fn record<I>(&self, shared: &Shared<I>, w: &Worker, r: &Recipient, status: Status, reply: &str) -> Status {
-        let change = Change::Finish {
-            address: r.email.key().to_owned(),
-            status,
-            reply: reply.to_owned(),
-            fields: (status == Status::Failed).then(|| fields_json(r)),
-            at: self.clock.unix_ms(),
-        };
-        match w.recorder.record(vec![change]) {
-            Ok(()) => status,
-            Err(e) => {
-                self.halt(shared, Stop::Journal(e));
-                Status::InFlight
-            }
-        }
-    }
-
-    fn backoff(&self, attempt: u32) {
-        let base = self.policy.retry_delay.as_secs_f64() * f64::from(1u32 << (attempt - 1).min(10));
-        let jittered = base * (0.5 + fastrand::f64());
-        self.clock.sleep(Duration::from_secs_f64(jittered));
-    }
-}
-
-/// The member's CSV row as a JSON object, kept for `report --failed-csv`.
-fn fields_json(r: &Recipient) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = r
-        .columns
-        .names
-        .iter()
-        .zip(&r.values)
-        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
-        .collect();
-    serde_json::Value::Object(map).to_string()
 }
 
 /// Parses the configured rates.

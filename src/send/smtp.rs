@@ -5,8 +5,9 @@
 //! its pooled `SmtpTransport`) because exactly-once needs to know *where* a failure happened:
 //! before the end of DATA nothing was delivered and a retry is safe; after the final `.`
 //! without a reply the relay may have accepted the message, so the member is `uncertain`.
-//! When the server offers PIPELINING a message costs two round trips (MAIL, RCPT and DATA
-//! in one write, then the body with its final `.` in one write); without it, four.
+//! When the server offers PIPELINING, MAIL, RCPT and DATA go in one write, and a message's
+//! body and final `.` can share a write with the next message's envelope
+//! ([`Session::finish_and_open`]): one round trip a message. Without it, four.
 
 use std::cell::Cell;
 use std::net::IpAddr;
@@ -18,6 +19,7 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{SmtpConnection, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 
 use crate::secret::Secret;
 
@@ -72,9 +74,30 @@ pub enum Outcome {
     Permanent(String),
     /// The connection broke after the final `.`: the server may have the message.
     Uncertain(String),
-    /// The relay was ready for the body but the caller withheld it (the journal could not
-    /// record the hand-off); the session was closed, so nothing was delivered.
-    Withheld(String),
+}
+
+/// A message the relay is ready to take: it accepted the envelope and answered DATA with
+/// 354. None of the message has left yet.
+pub struct Ready {
+    body: Body,
+}
+
+enum Body {
+    /// Dot-stuffed, with the final `.`: what goes on the wire.
+    Stuffed(String),
+    /// Not UTF-8 (never the case for messages bulletin builds): written by lettre.
+    Raw(Vec<u8>),
+}
+
+impl Ready {
+    fn new(message: &[u8]) -> Ready {
+        Ready {
+            body: match std::str::from_utf8(message) {
+                Ok(text) => Body::Stuffed(dot_stuffed(text)),
+                Err(_) => Body::Raw(message.to_vec()),
+            },
+        }
+    }
 }
 
 impl Relay {
@@ -235,61 +258,120 @@ impl Session {
         self.conn.has_broken()
     }
 
-    /// Delivers one message to one recipient. `before_body` runs once the relay has accepted
-    /// the envelope and before the first byte of the message leaves; an error from it closes
-    /// the session instead (nothing delivered).
-    pub fn send(
-        &mut self,
-        from: &Address,
-        to: &Address,
-        message: &[u8],
-        before_body: impl FnOnce() -> Result<(), String>,
-    ) -> Outcome {
-        let mut params = Vec::new();
-        if !message.is_ascii() {
-            if !self.conn.server_info().supports_feature(Extension::EightBitMime) {
-                return Outcome::Permanent("the message is not ASCII and the server lacks 8BITMIME".into());
-            }
-            params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
-        }
-        let mail = Mail::new(Some(from.clone()), params);
-        let rcpt = Rcpt::new(to.clone(), Vec::new());
+    /// Does the server take commands in batches (PIPELINING)?
+    pub fn pipelines(&self) -> bool {
+        self.pipelining
+    }
+
+    /// Closes the session at once (e.g. with a message open whose body must not be sent:
+    /// the relay discards a transaction whose data never ended).
+    pub fn abort(&mut self) {
+        self.conn.abort();
+    }
+
+    /// Opens a transaction for one message to one recipient: MAIL, RCPT and DATA. `Ok` when
+    /// the relay is ready for the body; otherwise nothing of the message has left, so every
+    /// failure is safe to retry.
+    pub fn open(&mut self, from: &Address, to: &Address, message: &[u8]) -> Result<Ready, Outcome> {
+        let (mail, rcpt) = self.envelope(from, to, message)?;
         if self.pipelining {
-            if let Some(refused) = self.envelope_pipelined(&mail, &rcpt) {
-                return refused;
+            let mail_reply = self.conn.command(format!("{mail}{rcpt}{Data}"));
+            if let Some(refused) = self.envelope_replies(mail_reply) {
+                return Err(refused);
             }
         } else {
             if let Err(e) = self.conn.command(mail) {
-                return self.refused(&e);
+                return Err(self.refused(&e));
             }
             if let Err(e) = self.conn.command(rcpt) {
-                return self.refused(&e);
+                return Err(self.refused(&e));
             }
             if let Err(e) = self.conn.command(Data) {
-                return self.refused(&e);
+                return Err(self.refused(&e));
             }
         }
-        if let Err(why) = before_body() {
-            self.conn.abort();
-            return Outcome::Withheld(why);
-        }
-        match std::str::from_utf8(message) {
-            Ok(text) => self.data_in_one_write(text),
-            Err(_) => self.data_in_two_writes(message),
+        Ok(Ready::new(message))
+    }
+
+    /// Sends the body of an open message and its final `.`, and reads the reply.
+    pub fn finish(&mut self, ready: Ready) -> Outcome {
+        match ready.body {
+            Body::Stuffed(text) => self.data_in_one_write(&text),
+            Body::Raw(bytes) => self.data_in_two_writes(&bytes),
         }
     }
 
-    /// MAIL, RCPT and DATA in one write, then their three replies in order: two round trips
-    /// a message instead of four. `None` when the server is ready for the body. Nothing of
-    /// the message has left yet, so every failure here is safe to retry.
-    fn envelope_pipelined(&mut self, mail: &Mail, rcpt: &Rcpt) -> Option<Outcome> {
+    /// [`Session::finish`] `ready` and [`Session::open`] the next message, with the body, the
+    /// final `.` and the next envelope in one write (RFC 2920 allows a new batch of commands
+    /// right after the end of the data): one round trip for both. Returns the first message's
+    /// outcome and the second's state.
+    ///
+    /// A connection lost before the first message's reply makes it `uncertain` — part of the
+    /// write may have been its final `.` — and leaves the second unsent (its body never left).
+    pub fn finish_and_open(
+        &mut self,
+        ready: Ready,
+        from: &Address,
+        to: &Address,
+        message: &[u8],
+    ) -> (Outcome, Result<Ready, Outcome>) {
+        let envelope = self.envelope(from, to, message);
+        let (Body::Stuffed(text), true, Ok((mail, rcpt))) = (&ready.body, self.pipelining, &envelope) else {
+            let done = self.finish(ready);
+            if self.is_broken() {
+                return (done, Err(Outcome::Transient("the connection was lost".into())));
+            }
+            return (done, envelope.and_then(|_| self.open(from, to, message)));
+        };
+        let done = match self.conn.command(format!("{text}{mail}{rcpt}{Data}")) {
+            Ok(reply) => Outcome::Sent(reply_text(&reply)),
+            Err(e) if e.status().is_some_and(|c| c.to_string() == "421") => {
+                self.conn.abort();
+                let closed = format!("the relay closed the session: {e}");
+                return (status_outcome(&e), Err(Outcome::Transient(closed)));
+            }
+            Err(e) if e.status().is_some() => status_outcome(&e),
+            Err(e) => {
+                self.conn.abort();
+                return (
+                    Outcome::Uncertain(format!(
+                        "connection lost after the end of the message, before the reply: {e}"
+                    )),
+                    Err(Outcome::Transient(format!(
+                        "connection lost before the envelope's replies: {e}"
+                    ))),
+                );
+            }
+        };
+        let mail_reply = self.conn.read_response();
+        match self.envelope_replies(mail_reply) {
+            None => (done, Ok(Ready::new(message))),
+            Some(refused) => (done, Err(refused)),
+        }
+    }
+
+    /// MAIL and RCPT for this message (8BITMIME when it is not ASCII).
+    fn envelope(&self, from: &Address, to: &Address, message: &[u8]) -> Result<(Mail, Rcpt), Outcome> {
+        let mut params = Vec::new();
+        if !message.is_ascii() {
+            if !self.conn.server_info().supports_feature(Extension::EightBitMime) {
+                return Err(Outcome::Permanent(
+                    "the message is not ASCII and the server lacks 8BITMIME".into(),
+                ));
+            }
+            params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        Ok((Mail::new(Some(from.clone()), params), Rcpt::new(to.clone(), Vec::new())))
+    }
+
+    /// The replies to a pipelined MAIL, RCPT and DATA, in order, given the first. `None` when
+    /// the server is ready for the body. Nothing of the message has left yet, so every failure
+    /// here is safe to retry.
+    fn envelope_replies(&mut self, mail_reply: Result<Response, lettre::transport::smtp::Error>) -> Option<Outcome> {
         let mut refusal = None;
+        let mut first = Some(mail_reply);
         for i in 0..3 {
-            let reply = if i == 0 {
-                self.conn.command(format!("{mail}{rcpt}{Data}"))
-            } else {
-                self.conn.read_response()
-            };
+            let reply = first.take().unwrap_or_else(|| self.conn.read_response());
             match reply {
                 // A 354 after a refused MAIL or RCPT: never send a body into that.
                 Ok(_) if i == 2 && refusal.is_some() => self.conn.abort(),
@@ -306,7 +388,7 @@ impl Session {
         refusal.map(|e| self.refused(&e))
     }
 
-    /// The body and the final `.` in a single write, then the reply.
+    /// The body and the final `.` (already dot-stuffed) in a single write, then the reply.
     ///
     /// lettre 0.11.23 writes the body and the final `\r\n.\r\n` as two writes and leaves
     /// Nagle's algorithm on (it offers no way to set `TCP_NODELAY`; fixed upstream in
@@ -318,8 +400,8 @@ impl Session {
     /// tell whether the final `.` left. A broken pipe can only come from the write (nothing
     /// was delivered: retry); any other lost connection or timeout is `uncertain`, which
     /// may withhold a retry but never sends twice.
-    fn data_in_one_write(&mut self, text: &str) -> Outcome {
-        match self.conn.command(dot_stuffed(text)) {
+    fn data_in_one_write(&mut self, stuffed: &str) -> Outcome {
+        match self.conn.command(stuffed) {
             Ok(reply) => Outcome::Sent(reply_text(&reply)),
             Err(e) if e.status().is_some() => status_outcome(&e),
             Err(e) if io_kind(&e) == Some(std::io::ErrorKind::BrokenPipe) => {
@@ -411,7 +493,7 @@ fn io_kind(e: &lettre::transport::smtp::Error) -> Option<std::io::ErrorKind> {
         .map(std::io::Error::kind)
 }
 
-fn reply_text(r: &lettre::transport::smtp::response::Response) -> String {
+fn reply_text(r: &Response) -> String {
     let lines: Vec<&str> = r.message().collect();
     format!("{} {}", r.code(), lines.join(" "))
 }
@@ -499,13 +581,22 @@ mod tests {
         (Relay::parse(&url, None, Duration::from_secs(5)).unwrap(), server)
     }
 
+    const MESSAGE: &[u8] = b"Subject: hi\r\n\r\n.dot first\r\n";
+
+    fn open(s: &mut Session, to: &str) -> Result<Ready, Outcome> {
+        s.open(&"news@example.org".parse().unwrap(), &to.parse().unwrap(), MESSAGE)
+    }
+
     fn send_one(s: &mut Session, to: &str) -> Outcome {
-        let from: Address = "news@example.org".parse().unwrap();
-        s.send(
-            &from,
+        open(s, to).map_or_else(|refused| refused, |ready| s.finish(ready))
+    }
+
+    fn finish_and_open(s: &mut Session, ready: Ready, to: &str) -> (Outcome, Result<Ready, Outcome>) {
+        s.finish_and_open(
+            ready,
+            &"news@example.org".parse().unwrap(),
             &to.parse().unwrap(),
-            b"Subject: hi\r\n\r\n.dot first\r\n",
-            || Ok(()),
+            MESSAGE,
         )
     }
 
@@ -571,22 +662,85 @@ mod tests {
     }
 
     #[test]
-    fn a_withheld_body_never_leaves() {
+    fn an_aborted_open_message_never_leaves() {
         let (relay, server) = pipelining_server(|verb| match verb {
             "DATA" => Some("354 go ahead"),
             _ => Some("250 ok"),
         });
         let mut s = relay.connect().unwrap();
-        let from: Address = "news@example.org".parse().unwrap();
-        let to: Address = "a@example.org".parse().unwrap();
-        let outcome = s.send(&from, &to, b"Subject: secret\r\n\r\nbody\r\n", || {
-            Err("disk full".into())
-        });
-        assert_eq!(outcome, Outcome::Withheld("disk full".into()));
+        let ready = open(&mut s, "a@example.org").unwrap_or_else(|o| panic!("{o:?}"));
+        s.abort();
+        drop(ready);
         assert!(s.is_broken());
         drop(s);
         let seen = server.join().unwrap();
-        assert!(seen.contains("DATA\r\n") && !seen.contains("secret"), "{seen}");
+        assert!(seen.contains("DATA\r\n") && !seen.contains("dot first"), "{seen}");
+    }
+
+    #[test]
+    fn a_body_and_the_next_envelope_share_a_write() {
+        let (relay, server) = pipelining_server(|verb| match verb {
+            "DATA" => Some("354 go ahead"),
+            "." => Some("250 2.0.0 queued"),
+            _ => Some("250 ok"),
+        });
+        let mut s = relay.connect().unwrap();
+        let a = open(&mut s, "a@example.org").unwrap_or_else(|o| panic!("{o:?}"));
+        let (done, b) = finish_and_open(&mut s, a, "b@example.org");
+        assert_eq!(done, Outcome::Sent("250 2.0.0 queued".into()));
+        let b = b.unwrap_or_else(|o| panic!("{o:?}"));
+        assert_eq!(s.finish(b), Outcome::Sent("250 2.0.0 queued".into()));
+        s.quit();
+        let seen = server.join().unwrap();
+        assert!(
+            seen.contains(
+                "..dot first\r\n\r\n.\r\nMAIL FROM:<news@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n"
+            ),
+            "{seen}"
+        );
+        assert_eq!(seen.matches("..dot first").count(), 2, "{seen}");
+    }
+
+    #[test]
+    fn after_a_shared_write_each_message_is_judged_on_its_own() {
+        // Refused after its data: the first fails for good, the next one goes on.
+        let (relay, _server) = pipelining_server(|verb| match verb {
+            "DATA" => Some("354 go ahead"),
+            "." => Some("554 5.6.0 content rejected"),
+            _ => Some("250 ok"),
+        });
+        let mut s = relay.connect().unwrap();
+        let a = open(&mut s, "a@example.org").unwrap_or_else(|o| panic!("{o:?}"));
+        let (done, b) = finish_and_open(&mut s, a, "b@example.org");
+        assert!(matches!(done, Outcome::Permanent(r) if r.contains("content rejected")));
+        assert!(b.is_ok() && !s.is_broken());
+
+        // The relay hangs up before answering the first "." : it may have the first message
+        // (uncertain); the next one's body never left (retry).
+        let (relay, _server) = pipelining_server(|verb| match verb {
+            "DATA" => Some("354 go ahead"),
+            "." => None,
+            _ => Some("250 ok"),
+        });
+        let mut s = relay.connect().unwrap();
+        let a = open(&mut s, "a@example.org").unwrap_or_else(|o| panic!("{o:?}"));
+        let (done, b) = finish_and_open(&mut s, a, "b@example.org");
+        assert!(matches!(done, Outcome::Uncertain(_)), "{done:?}");
+        assert!(matches!(b, Err(Outcome::Transient(_))));
+        assert!(s.is_broken());
+
+        // 421 after the data: the relay closes the session; both are worth another try.
+        let (relay, _server) = pipelining_server(|verb| match verb {
+            "DATA" => Some("354 go ahead"),
+            "." => Some("421 4.3.2 shutting down"),
+            _ => Some("250 ok"),
+        });
+        let mut s = relay.connect().unwrap();
+        let a = open(&mut s, "a@example.org").unwrap_or_else(|o| panic!("{o:?}"));
+        let (done, b) = finish_and_open(&mut s, a, "b@example.org");
+        assert!(matches!(done, Outcome::Transient(r) if r.contains("shutting down")));
+        assert!(matches!(b, Err(Outcome::Transient(_))));
+        assert!(s.is_broken());
     }
 
     #[test]
