@@ -3,12 +3,11 @@
 //! Every state change is committed as it happens: a member is marked `in-flight` before the
 //! first byte of their message leaves, and `failed` or back to `pending` as soon as the relay
 //! answers. `sent` is committed together with the same worker's next `in-flight` mark (one
-//! commit per member instead of two), or on its own before the worker waits or stops. During a
-//! send one thread does the writing ([`crate::send::record`]), committing the changes of
-//! several workers in one transaction when they arrive together. Each
-//! worker therefore has at most one row in flight at any instant, so a `kill -9` leaves at
-//! most `concurrency` members unknown; the next run reports them `uncertain` and does not
-//! resend them unless asked.
+//! commit per member instead of two), or on its own before the worker waits or stops; changes
+//! several workers queue together go in one transaction ([`crate::send::record`]). Each worker
+//! therefore has at most one row in flight at any instant, so a `kill -9` leaves at most
+//! `concurrency` members unknown; the next run reports them `uncertain` and does not resend
+//! them unless asked.
 
 use std::path::Path;
 
@@ -145,7 +144,7 @@ impl Journal {
         }
         db.pragma_update(None, "journal_mode", "WAL")?;
         // Copy the WAL back into the database every 10,000 pages (~10 MB) rather than every
-        // 1,000: each copy costs two fsyncs, and during a send the writer waits for it.
+        // 1,000: each copy costs two fsyncs, and during a send the commit that triggers it waits.
         db.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
         db.execute_batch(SCHEMA)

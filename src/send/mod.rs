@@ -4,8 +4,8 @@
 //! ones are recorded and the run goes on; a lost session, a spent quota, Ctrl-C or a run of
 //! failures stops everyone cleanly.
 //!
-//! One thread writes the journal ([`record`]); how a worker moves from one member to the
-//! next, and what it commits when, is in [`worker`].
+//! Workers share the journal through [`record`] (group commit); how a worker moves from one
+//! member to the next, and what it commits when, is in [`worker`].
 
 pub mod progress;
 pub mod rate;
@@ -110,10 +110,8 @@ impl<C: Clock> Delivery<'_, C> {
         };
         let workers = self.policy.concurrency.clamp(1, total.max(1));
         let first = Mutex::new(Some(first));
-        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
-        let (recorder, writer) = Recorder::new(&mut journal, self.campaign);
+        let recorder = Recorder::new(self.journal, self.campaign);
         std::thread::scope(|scope| {
-            scope.spawn(writer);
             for _ in 0..workers {
                 let recorder = recorder.clone();
                 let (shared, first) = (&shared, &first);
@@ -123,9 +121,10 @@ impl<C: Clock> Delivery<'_, C> {
                     self.worker(shared, &mut w);
                 });
             }
-            // The writer stops once the workers' recorders are gone too.
-            drop(recorder);
         });
+        if let Err(e) = recorder.flush() {
+            self.halt(&shared, Stop::Journal(e));
+        }
         let mut summary = shared.summary.into_inner().unwrap_or_else(|e| e.into_inner());
         let started = shared.started.load(Ordering::SeqCst).min(total);
         summary.pending += total - started;

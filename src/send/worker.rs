@@ -7,13 +7,13 @@
 //! the relay and the journal busy at once:
 //!
 //! - The first message of a session, or every message when a rate is set or the relay does
-//!   not pipeline: the in-flight mark (with the previous member's `sent`) is handed to the
-//!   journal's writer before the envelope goes out; the body waits for the commit.
+//!   not pipeline: the in-flight mark (with the previous member's `sent`) is queued for the
+//!   journal before the message is built; the body waits for the commit.
 //! - Otherwise (no rate, PIPELINING): once the relay is ready for a member's body, the worker
 //!   holds it, builds the next member's message, and writes the body, its final `.` and the
 //!   next envelope in one write ([`Session::finish_and_open`]): one round trip a message. The
 //!   reply settles the first member, recorded in the same commit as the next one's in-flight
-//!   mark, which runs while the worker builds the message after that.
+//!   mark, queued before the worker builds the message after that.
 //!
 //! Before anything that may wait (rate pacing, reconnecting, backoff) and when it stops, a
 //! worker sends what it holds and records what it knows.
@@ -30,9 +30,9 @@ use crate::list::Recipient;
 use crate::send::rate::{Clock, Permit};
 
 /// What a worker carries from one member to the next.
-pub(super) struct Worker {
+pub(super) struct Worker<'j> {
     pub session: Option<Session>,
-    pub recorder: Recorder,
+    pub recorder: Recorder<'j>,
     /// The `sent` of the last member the relay accepted, not yet recorded. The journal says
     /// in-flight meanwhile, which a crash turns into `uncertain`: never lost, never resent.
     pub accepted: Option<Change>,
@@ -40,13 +40,13 @@ pub(super) struct Worker {
     pub paced: bool,
     /// A member whose message the relay is ready to take; its body goes out with the next
     /// member's envelope.
-    pub held: Option<Held>,
+    pub held: Option<Held<'j>>,
     /// Members to try again (a 4xx to a held message's data), before new ones.
     pub retry: VecDeque<(Recipient, u32)>,
 }
 
-impl Worker {
-    pub fn new(session: Option<Session>, recorder: Recorder) -> Worker {
+impl<'j> Worker<'j> {
+    pub fn new(session: Option<Session>, recorder: Recorder<'j>) -> Worker<'j> {
         Worker {
             session,
             recorder,
@@ -58,13 +58,13 @@ impl Worker {
     }
 }
 
-pub(super) struct Held {
+pub(super) struct Held<'j> {
     r: Recipient,
     ready: Ready,
     /// This attempt's number, from 0.
     attempt: u32,
     /// The commit of this member's in-flight mark: waited for before the body leaves.
-    committed: Ticket,
+    committed: Ticket<'j>,
     /// The member settled in that same commit (the one whose body went out with this
     /// member's envelope), counted once the commit is known.
     settles: Option<Settled>,
@@ -78,7 +78,7 @@ struct Settled {
 }
 
 impl<C: Clock> Delivery<'_, C> {
-    pub(super) fn worker<I>(&self, shared: &Shared<I>, w: &mut Worker)
+    pub(super) fn worker<I>(&self, shared: &Shared<I>, w: &mut Worker<'_>)
     where
         I: Iterator<Item = anyhow::Result<Recipient>>,
     {
@@ -152,7 +152,7 @@ impl<C: Clock> Delivery<'_, C> {
 
     /// Counts a member whose outcome is now committed (or could not be: then they count as
     /// pending). A 4xx with attempts left puts them back in line instead.
-    fn conclude<I>(&self, shared: &Shared<I>, w: &mut Worker, done: Settled, committed: bool) {
+    fn conclude<I>(&self, shared: &Shared<I>, w: &mut Worker<'_>, done: Settled, committed: bool) {
         if !committed {
             self.settle(shared, Status::InFlight);
         } else if done.status == Status::Pending && done.attempt + 1 < self.policy.attempts {
@@ -164,7 +164,7 @@ impl<C: Clock> Delivery<'_, C> {
 
     /// Waits for the held member's in-flight commit; on failure nothing of theirs may leave,
     /// so the session is closed and the run stops.
-    fn commit_held<I>(&self, shared: &Shared<I>, w: &mut Worker, h: &mut Held) -> bool {
+    fn commit_held<I>(&self, shared: &Shared<I>, w: &mut Worker<'_>, h: &mut Held<'_>) -> bool {
         let committed = std::mem::replace(&mut h.committed, Ticket::done()).wait();
         if let Some(done) = h.settles.take() {
             self.conclude(shared, w, done, committed.is_ok());
@@ -183,7 +183,7 @@ impl<C: Clock> Delivery<'_, C> {
     }
 
     /// Sends the held member's body on its own and records the outcome.
-    fn flush_held<I>(&self, shared: &Shared<I>, w: &mut Worker) {
+    fn flush_held<I>(&self, shared: &Shared<I>, w: &mut Worker<'_>) {
         let Some(mut h) = w.held.take() else { return };
         if !self.commit_held(shared, w, &mut h) {
             return;
@@ -206,7 +206,7 @@ impl<C: Clock> Delivery<'_, C> {
     }
 
     /// Commits the member the relay accepted last, if that is not done yet.
-    fn record_accepted<I>(&self, shared: &Shared<I>, w: &mut Worker) {
+    fn record_accepted<I>(&self, shared: &Shared<I>, w: &mut Worker<'_>) {
         if let Some(sent) = w.accepted.take()
             && let Err(e) = w.recorder.record(vec![sent])
         {
@@ -216,7 +216,7 @@ impl<C: Clock> Delivery<'_, C> {
 
     /// One member, from attempt `first` on. Returns their final status for this run, or
     /// `None` when their message is held, ready, to go out with the next one's envelope.
-    fn deliver<I>(&self, r: Recipient, first: u32, shared: &Shared<I>, w: &mut Worker) -> Option<Status> {
+    fn deliver<I>(&self, r: Recipient, first: u32, shared: &Shared<I>, w: &mut Worker<'_>) -> Option<Status> {
         let key = r.email.key();
         let mut last = String::new();
         for attempt in first..self.policy.attempts {
@@ -408,7 +408,7 @@ impl<C: Clock> Delivery<'_, C> {
         (change, status)
     }
 
-    fn record<I>(&self, shared: &Shared<I>, w: &Worker, r: &Recipient, status: Status, reply: &str) -> Status {
+    fn record<I>(&self, shared: &Shared<I>, w: &Worker<'_>, r: &Recipient, status: Status, reply: &str) -> Status {
         let change = Change::Finish {
             address: r.email.key().to_owned(),
             status,
