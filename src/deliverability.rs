@@ -72,7 +72,7 @@ pub fn review(config: &Config, newsletter: &Newsletter, diags: &mut Diagnostics)
             if !aligned {
                 diags.warning(at, format!("the From domain {domain} is not the DKIM domain {}: DMARC alignment fails; sign with d={domain}", d.domain));
             }
-            match Key::load(&config.resolve(&d.private_key), &d.domain, &d.selector).and_then(|k| k.dns_record()) {
+            match Key::load(&config.resolve(&d.private_key), &d.domain, &d.selector).map(|k| k.dns_record()) {
                 Ok(record) => dns.push(format!(
                     "DKIM   {}._domainkey.{} TXT \"{record}\"",
                     d.selector, d.domain

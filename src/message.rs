@@ -8,12 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result, bail};
 use lettre::Message;
 use lettre::address::Envelope;
-use lettre::message::dkim::DkimConfig;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::Config;
-use crate::dkim::Key;
+use crate::dkim::{Key, Signer};
 use crate::email::Email;
 use crate::list::Recipient;
 use crate::newsletter::Newsletter;
@@ -31,7 +30,7 @@ pub struct Letterhead {
     /// `Feedback-ID` value: campaign and the configured identifier.
     pub feedback_id: Option<String>,
     /// The DKIM signer, when `[dkim]` is configured.
-    dkim: Option<DkimConfig>,
+    dkim: Option<Signer>,
     /// Random per run, so Message-IDs never repeat across runs or machines.
     nonce: String,
     counter: AtomicU64,
@@ -64,8 +63,8 @@ impl Letterhead {
             Some(d) => {
                 let key = Key::load(&config.resolve(&d.private_key), &d.domain, &d.selector)?;
                 // Sign what a receiver judges and what a relay must not change; only headers
-                // the messages carry (lettre leaves the parts' Content-Type out of the hash,
-                // so it is not listed).
+                // the messages carry. Content-Type is not listed, as it was not with lettre's
+                // signer, which could not sign it (lettre writes it outside the message headers).
                 let mut headers = vec!["From", "To", "Subject", "Date", "Message-ID", "MIME-Version"];
                 let present = [
                     ("Reply-To", reply_to.is_some()),
@@ -78,7 +77,7 @@ impl Letterhead {
                     ("Feedback-ID", feedback_id.is_some()),
                 ];
                 headers.extend(present.iter().filter(|(_, here)| *here).map(|(h, _)| *h));
-                Some(key.config(&headers)?)
+                Some(key.signer(&headers))
             }
         };
         Ok(Letterhead {
@@ -152,7 +151,7 @@ impl Letterhead {
             );
         let mut message = b.multipart(body).context("cannot build the message")?;
         if let Some(dkim) = &self.dkim {
-            message.sign(dkim);
+            dkim.sign(&mut message).context("cannot DKIM-sign the message")?;
         }
         Ok(message)
     }

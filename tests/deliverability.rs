@@ -240,6 +240,15 @@ fn dkim_verifies(raw: &[u8], record: &str) -> bool {
     stdout.trim() == "pass"
 }
 
+/// The Subject field of `raw` as sent: its first line and its continuation lines.
+fn subject_field(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let start = text.find("\r\nSubject: ").expect("a Subject") + 2;
+    let lines: Vec<&str> = text[start..].split("\r\n").collect();
+    let folded = lines[1..].iter().take_while(|l| l.starts_with([' ', '\t'])).count();
+    lines[..=folded].join("\r\n")
+}
+
 #[test]
 #[ignore = "needs Python's dkimpy and pynacl; run by .ci/run"]
 fn dkim_signatures_verify_after_crossing_smtp_for_both_key_types() {
@@ -267,9 +276,23 @@ fn dkim_signatures_verify_after_crossing_smtp_for_both_key_types() {
             .to_owned();
         let config = p.read("bulletin.toml")
             + "\n[dkim]\ndomain = \"example.org\"\nselector = \"news\"\nprivate_key = \"keys/news.example.org.pem\"\n";
-        let p = p.file("bulletin.toml", config);
+        // A second newsletter whose subject lettre encodes (RFC 2047) and folds over lines.
+        let long = NEWSLETTER.replace("id: news-7", "id: news-9").replace(
+            "News for {{ first_name | default('you') }}",
+            "News for {{ first_name | default('you') }}: l'été du réseau — numéro 9, avec les membres et leurs amis",
+        );
+        let p = p.file("bulletin.toml", config).file("long.md", long);
         p.run(&["send", "n.md", "--list", "m.csv", "--yes"]).success();
-        for m in smtp.messages() {
+        p.run(&["send", "long.md", "--list", "m.csv", "--yes"]).success();
+        let messages = smtp.messages();
+        assert_eq!(messages.len(), 4);
+        let encoded_and_folded = messages
+            .iter()
+            .map(|m| subject_field(&m.data))
+            .filter(|s| s.contains("=?utf-8?") && s.contains("\r\n "))
+            .count();
+        assert_eq!(encoded_and_folded, 2, "the long subjects are encoded and folded");
+        for m in &messages {
             let h = headers(&m.data);
             let sig = &h["dkim-signature"];
             assert!(sig.contains("c=relaxed/relaxed"), "{sig}");

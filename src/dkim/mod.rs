@@ -1,27 +1,25 @@
-//! DKIM: load the signing key named in `bulletin.toml` (PEM as openssl writes it) into lettre's
-//! signer, and generate new key pairs with the DNS record to publish.
-//!
-//! lettre 0.11 wants RSA keys as PKCS#1 PEM and Ed25519 keys as a base64 raw seed, and its
-//! default configuration (simple header canonicalisation) produces signatures that fail once a
-//! relay re-folds a header; so keys are converted here and signing is always relaxed/relaxed.
+//! DKIM: load the signing key named in `bulletin.toml` (PEM as openssl writes it), sign with it
+//! ([`sign`]), and generate new key pairs with the DNS record to publish.
+
+mod sign;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm, DkimSigningKey,
-};
-use lettre::message::header::HeaderName;
 use rsa::pkcs1::EncodeRsaPrivateKey as _;
 use rsa::pkcs8::EncodePublicKey as _;
 use rsa::traits::PublicKeyParts as _;
 
-use crate::secret::Secret;
+pub use sign::Signer;
+use sign::SigningKey;
 
 /// Smallest RSA key accepted: Gmail and Yahoo ignore shorter ones.
 const MIN_RSA_BITS: usize = 2048;
+/// Largest RSA key accepted: receivers need only verify keys up to 4096 bits (RFC 8301 §3.2),
+/// and ring signs with no larger ones.
+const MAX_RSA_BITS: usize = 4096;
 
 /// Which kind of key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,14 +28,25 @@ pub enum Algorithm {
     Ed25519,
 }
 
-/// A loaded signing key, ready to build lettre configurations.
-#[derive(Debug)]
+/// A loaded signing key.
 pub struct Key {
-    /// PKCS#1 PEM (RSA) or base64 seed (Ed25519): what lettre takes.
-    pem_or_seed: Secret,
+    key: SigningKey,
+    /// What the DNS record publishes: the SubjectPublicKeyInfo DER for RSA, the 32-byte public
+    /// key for Ed25519.
+    public: Vec<u8>,
     pub algorithm: Algorithm,
     pub domain: String,
     pub selector: String,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("algorithm", &self.algorithm)
+            .field("domain", &self.domain)
+            .field("selector", &self.selector)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Key {
@@ -46,85 +55,69 @@ impl Key {
     pub fn load(path: &Path, domain: &str, selector: &str) -> Result<Key> {
         let pem =
             std::fs::read_to_string(path).with_context(|| format!("cannot read the DKIM key {}", path.display()))?;
-        let (pem_or_seed, algorithm) = if pem.contains("BEGIN RSA PRIVATE KEY") {
+        let (key, public, algorithm) = if pem.contains("BEGIN RSA PRIVATE KEY") {
             let key = <rsa::RsaPrivateKey as rsa::pkcs1::DecodeRsaPrivateKey>::from_pkcs1_pem(&pem)
                 .map_err(|e| anyhow::anyhow!("{}: not a valid RSA key: {e}", path.display()))?;
-            check_rsa_size(&key, path)?;
-            (pem, Algorithm::Rsa)
+            rsa_signing_key(&key, path)?
         } else if let Ok(key) = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem) {
-            (
-                base64::engine::general_purpose::STANDARD.encode(key.to_bytes()),
-                Algorithm::Ed25519,
-            )
+            let public = key.verifying_key().to_bytes().to_vec();
+            (SigningKey::Ed25519(key), public, Algorithm::Ed25519)
         } else if let Ok(key) = rsa::RsaPrivateKey::from_pkcs8_pem(&pem) {
-            check_rsa_size(&key, path)?;
-            let pkcs1 = key
-                .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            (pkcs1.to_string(), Algorithm::Rsa)
+            rsa_signing_key(&key, path)?
         } else {
             bail!(
-                "{}: not a private key bulletin can use: give an RSA key (PKCS#1 or PKCS#8 PEM, 2048 bits or more) \
+                "{}: not a private key bulletin can use: give an RSA key (PKCS#1 or PKCS#8 PEM, 2048 to 4096 bits) \
                  or an Ed25519 key (PKCS#8 PEM), e.g. from `bulletin dkim keygen`",
                 path.display()
             );
         };
         Ok(Key {
-            pem_or_seed: Secret::new(pem_or_seed),
+            key,
+            public,
             algorithm,
             domain: domain.to_owned(),
             selector: selector.to_owned(),
         })
     }
 
-    /// A lettre signer covering `headers` (those the messages actually carry).
-    pub fn config(&self, headers: &[&'static str]) -> Result<DkimConfig> {
-        let algorithm = match self.algorithm {
-            Algorithm::Rsa => DkimSigningAlgorithm::Rsa,
-            Algorithm::Ed25519 => DkimSigningAlgorithm::Ed25519,
+    /// A signer covering `headers` (those the messages actually carry).
+    pub fn signer(self, headers: &[&str]) -> Signer {
+        Signer::new(self.key, &self.domain, &self.selector, headers)
+    }
+
+    /// The TXT record value that publishes this key's public half.
+    pub fn dns_record(&self) -> String {
+        let k = match self.algorithm {
+            Algorithm::Rsa => "rsa",
+            Algorithm::Ed25519 => "ed25519",
         };
-        let key = DkimSigningKey::new(self.pem_or_seed.expose(), algorithm)
-            .map_err(|e| anyhow::anyhow!("DKIM key: {e:?}"))?;
-        let headers = headers.iter().map(|h| HeaderName::new_from_ascii_str(h)).collect();
-        let relaxed = DkimCanonicalization {
-            header: DkimCanonicalizationType::Relaxed,
-            body: DkimCanonicalizationType::Relaxed,
-        };
-        Ok(DkimConfig::new(
-            self.selector.clone(),
-            self.domain.clone(),
-            key,
-            headers,
-            relaxed,
-        ))
+        let p = base64::engine::general_purpose::STANDARD.encode(&self.public);
+        format!("v=DKIM1; k={k}; p={p}")
     }
 }
 
-impl Key {
-    /// The TXT record value that publishes this key's public half.
-    pub fn dns_record(&self) -> Result<String> {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        Ok(match self.algorithm {
-            Algorithm::Rsa => {
-                let key =
-                    <rsa::RsaPrivateKey as rsa::pkcs1::DecodeRsaPrivateKey>::from_pkcs1_pem(self.pem_or_seed.expose())
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
-                let spki = key
-                    .to_public_key()
-                    .to_public_key_der()
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                format!("v=DKIM1; k=rsa; p={}", b64.encode(spki.as_bytes()))
-            }
-            Algorithm::Ed25519 => {
-                let seed: [u8; 32] = b64
-                    .decode(self.pem_or_seed.expose())?
-                    .try_into()
-                    .map_err(|_| anyhow::anyhow!("Ed25519 seed is not 32 bytes"))?;
-                let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-                format!("v=DKIM1; k=ed25519; p={}", b64.encode(key.verifying_key().to_bytes()))
-            }
-        })
-    }
+/// The RSA key as ring takes it, and its public half as the DNS record publishes it.
+fn rsa_signing_key(key: &rsa::RsaPrivateKey, path: &Path) -> Result<(SigningKey, Vec<u8>, Algorithm)> {
+    check_rsa_size(key, path)?;
+    let der = key.to_pkcs1_der().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pair = ring::signature::RsaKeyPair::from_der(der.as_bytes()).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: cannot sign with this RSA key ({e}): it must have two primes and a public exponent of 65537 or more, \
+             as openssl and `bulletin dkim keygen` make them",
+            path.display()
+        )
+    })?;
+    let signing = SigningKey::Rsa(pair);
+    // ring checks some of the key only when signing: sign once now, so that a bad key is
+    // reported here and not in the middle of a send.
+    signing
+        .sign(b"", &ring::rand::SystemRandom::new())
+        .with_context(|| format!("{}: the RSA key does not sign", path.display()))?;
+    let spki = key
+        .to_public_key()
+        .to_public_key_der()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((signing, spki.as_bytes().to_vec(), Algorithm::Rsa))
 }
 
 fn check_rsa_size(key: &rsa::RsaPrivateKey, path: &Path) -> Result<()> {
@@ -132,6 +125,13 @@ fn check_rsa_size(key: &rsa::RsaPrivateKey, path: &Path) -> Result<()> {
     if bits < MIN_RSA_BITS {
         bail!(
             "{}: the RSA key has {bits} bits; mailbox providers want {MIN_RSA_BITS} or more",
+            path.display()
+        );
+    }
+    if bits > MAX_RSA_BITS {
+        bail!(
+            "{}: the RSA key has {bits} bits; receivers need only verify keys of up to {MAX_RSA_BITS} bits \
+             (RFC 8301), so bulletin signs with no larger ones",
             path.display()
         );
     }
@@ -210,15 +210,26 @@ mod tests {
             assert!(g.record_value.starts_with("v=DKIM1; k="));
             let key = Key::load(&g.path, "example.org", "s1").unwrap();
             assert_eq!(key.algorithm, algorithm);
-            assert_eq!(key.dns_record().unwrap(), g.record_value);
-            key.config(&["From", "To", "Subject"]).unwrap();
+            assert_eq!(key.dns_record(), g.record_value);
+            let mut message = lettre::Message::builder()
+                .from("news@example.org".parse().unwrap())
+                .to("member@example.net".parse().unwrap())
+                .body(String::from("Hello\r\n"))
+                .unwrap();
+            key.signer(&["From", "To"]).sign(&mut message).unwrap();
+            let signature = message.headers().get_raw("DKIM-Signature").unwrap();
+            let a = match algorithm {
+                Algorithm::Rsa => "a=rsa-sha256;",
+                Algorithm::Ed25519 => "a=ed25519-sha256;",
+            };
+            assert!(signature.contains(a) && signature.contains("h=from:to;"), "{signature}");
         }
         let g = keygen(dir.path(), "s1", "ed25519.example.org", Algorithm::Ed25519);
         assert!(g.is_err(), "never overwrites");
     }
 
     #[test]
-    fn rsa_pkcs8_is_converted_and_small_keys_are_refused() {
+    fn rsa_pkcs8_is_converted_and_unusable_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = rand_core::OsRng;
         let big = rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap();
@@ -237,6 +248,22 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("1024 bits")
+        );
+        // ring signs with neither keys over 4096 bits nor public exponents under 65537.
+        let big = rsa::RsaPrivateKey::new(&mut rng, 4104).unwrap();
+        std::fs::write(&path, big.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).unwrap().as_bytes()).unwrap();
+        let err = Key::load(&path, "example.org", "s").unwrap_err().to_string();
+        assert!(err.contains("4104 bits") && err.contains("RFC 8301"), "{err}");
+        let three = rsa::RsaPrivateKey::new_with_exp(&mut rng, 2048, &rsa::BigUint::from(3u8)).unwrap();
+        std::fs::write(
+            &path,
+            three.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).unwrap().as_bytes(),
+        )
+        .unwrap();
+        let err = Key::load(&path, "example.org", "s").unwrap_err().to_string();
+        assert!(
+            err.contains("cannot sign with this RSA key") && err.contains("65537"),
+            "{err}"
         );
         std::fs::write(&path, "not a key").unwrap();
         assert!(
