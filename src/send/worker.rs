@@ -301,11 +301,11 @@ impl<C: Clock> Delivery<'_, C> {
                     }
                     let s = w.session.as_mut().expect("a held message has a session");
                     let (done, opened) = s.finish_and_open(h.ready, from, to, &formatted);
+                    // The first member settled and this one in flight, in one commit (this
+                    // attempt counts even if the relay refused the envelope, as it does when
+                    // the mark goes out early).
                     let (change, status) = self.outcome_change(&h.r, done);
-                    let mut changes = vec![change];
-                    if opened.is_ok() {
-                        changes.push(in_flight);
-                    }
+                    let changes = vec![change, in_flight];
                     let done = Settled {
                         r: h.r,
                         attempt: h.attempt,
