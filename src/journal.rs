@@ -185,12 +185,18 @@ impl Journal {
     /// Members of the campaign that are no longer pending (sent, failed, uncertain, in
     /// flight), by the hash of their address: what a resumed run skips. A 16-byte key per
     /// member, so resuming a million-member campaign stays small.
-    pub fn done(&self, campaign: &str) -> Result<std::collections::HashMap<u128, Status>> {
+    pub fn done(&self, campaign: &str) -> Result<std::collections::HashMap<crate::list::KeyHash, Status>> {
         let mut stmt = self
             .db
             .prepare("SELECT address, status FROM delivery WHERE campaign = ?1 AND status != 'pending'")?;
+        // Sized once: growing it would hold the old and the new table together.
+        let count: i64 = self.db.query_row(
+            "SELECT count(*) FROM delivery WHERE campaign = ?1 AND status != 'pending'",
+            [campaign],
+            |r| r.get(0),
+        )?;
+        let mut out = std::collections::HashMap::with_capacity(usize::try_from(count).unwrap_or(0));
         let rows = stmt.query_map([campaign], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        let mut out = std::collections::HashMap::new();
         for row in rows {
             let (a, s) = row?;
             out.insert(crate::list::key_hash(&a), Status::parse(&s));

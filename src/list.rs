@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
@@ -140,7 +141,11 @@ pub struct Sources {
     lists: Vec<PathBuf>,
     suppress: Vec<PathBuf>,
     /// Hash of each suppressed address → which suppression file.
-    suppressed: HashMap<u128, u32>,
+    suppressed: HashMap<KeyHash, u32>,
+    /// How many distinct addresses the last complete pass saw: the next pass sizes its dedupe
+    /// table for them at once, instead of growing it (and holding the old and the new table
+    /// while it does).
+    distinct: AtomicUsize,
     /// Every column name any list has (normalised), sorted.
     pub fields: Vec<String>,
 }
@@ -172,6 +177,7 @@ impl Sources {
             suppress: suppress.to_vec(),
             suppressed,
             fields,
+            distinct: AtomicUsize::new(0),
         })
     }
 
@@ -201,7 +207,7 @@ impl Sources {
             sources: self,
             file: 0,
             reader: None,
-            seen: HashMap::new(),
+            seen: HashMap::with_capacity(self.distinct.load(Ordering::Relaxed)),
             row: 0,
         }
     }
@@ -213,7 +219,7 @@ pub struct Stream<'a> {
     file: usize,
     reader: Option<CsvFile>,
     /// Hash of each address seen → (list index, line) of its first row.
-    seen: HashMap<u128, (u32, u64)>,
+    seen: HashMap<KeyHash, (u32, u32)>,
     row: u64,
 }
 
@@ -237,6 +243,9 @@ impl Iterator for Stream<'_> {
                 None => {
                     self.reader = None;
                     self.file += 1;
+                    if self.file == self.sources.lists.len() {
+                        self.sources.distinct.store(self.seen.len(), Ordering::Relaxed);
+                    }
                     continue;
                 }
                 Some(Err(e)) => {
@@ -283,7 +292,8 @@ impl Stream<'_> {
             let first = format!("{}:{l}", self.sources.lists[f as usize].display());
             return skip(Some(email.key()), Skip::Duplicate { first });
         }
-        self.seen.insert(hash, (self.file as u32, line));
+        self.seen
+            .insert(hash, (self.file as u32, u32::try_from(line).unwrap_or(u32::MAX)));
         let recipient = Recipient {
             email,
             columns,
@@ -305,10 +315,16 @@ impl Stream<'_> {
     }
 }
 
-/// 128 bits of SHA-256 of a normalised address: what dedupe and suppression remember.
-pub fn key_hash(key: &str) -> u128 {
+/// 128 bits of SHA-256 of a normalised address: what dedupe, suppression and resume remember
+/// of each address. Two `u64`s rather than a `u128`, whose 16-byte alignment would pad a map
+/// entry with a small value to 32 bytes (24 here: a million members is 8 MB less per map).
+pub type KeyHash = [u64; 2];
+
+/// The [`KeyHash`] of a normalised address.
+pub fn key_hash(key: &str) -> KeyHash {
     let digest = Sha256::digest(key.as_bytes());
-    u128::from_be_bytes(digest[..16].try_into().expect("16 bytes"))
+    let half = |i: usize| u64::from_be_bytes(digest[i..i + 8].try_into().expect("8 bytes"));
+    [half(0), half(8)]
 }
 
 /// Normalises a header name: trimmed, lower-case, runs of non-alphanumerics → `_`.

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use anyhow::Result;
 
 use crate::journal::Status;
-use crate::list::{Item, Recipient, Sources, Stream, key_hash};
+use crate::list::{Item, KeyHash, Recipient, Sources, Stream, key_hash};
 use crate::shard::Shard;
 
 /// The rules.
 #[derive(Debug, Default)]
 pub struct Selection {
     /// Members no longer pending in this campaign (from the journal).
-    pub done: HashMap<u128, Status>,
+    pub done: HashMap<KeyHash, Status>,
     pub shard: Option<Shard>,
     pub resend_uncertain: bool,
     pub limit: Option<usize>,
