@@ -234,11 +234,6 @@ impl Journal {
         Ok(())
     }
 
-    /// Marks a member in flight just before their message is handed to the relay.
-    pub fn in_flight(&self, campaign: &str, address: &str, message_id: &str, handed_off: i64) -> Result<()> {
-        in_flight(&self.db, campaign, address, message_id, handed_off)
-    }
-
     /// Applies `changes` in order, in one transaction: all of them or none.
     pub fn apply(&mut self, campaign: &str, changes: &[Change]) -> Result<()> {
         let tx = self.db.transaction()?;
@@ -260,19 +255,6 @@ impl Journal {
         }
         tx.commit()?;
         Ok(())
-    }
-
-    /// Records the outcome of a member's delivery.
-    pub fn finish(
-        &self,
-        campaign: &str,
-        address: &str,
-        status: Status,
-        reply: &str,
-        fields: Option<&str>,
-        now: i64,
-    ) -> Result<()> {
-        finish(&self.db, campaign, address, status, reply, fields, now)
     }
 
     /// Hand-off times since `since` (Unix ms), every campaign: what long rate windows count.
@@ -376,26 +358,24 @@ mod tests {
             1,
         )
         .unwrap();
-        j.in_flight("c1", "a@example.org", "<m1@example.org>", 10).unwrap();
-        j.finish("c1", "a@example.org", Status::Sent, "250 ok", None, 11)
+        let in_flight = |address: &str, n: i64| Change::InFlight {
+            address: address.into(),
+            message_id: format!("<m{n}@example.org>"),
+            handed_off: 10 + n,
+        };
+        let sent = |address: &str, n: i64| Change::Finish {
+            address: address.into(),
+            status: Status::Sent,
+            reply: "250 ok".into(),
+            fields: None,
+            at: 10 + n,
+        };
+        j.apply("c1", &[in_flight("a@example.org", 1)]).unwrap();
+        j.apply("c1", &[sent("a@example.org", 2), in_flight("b@example.org", 3)])
             .unwrap();
-        j.in_flight("c1", "b@example.org", "<m2@example.org>", 12).unwrap();
-        let changes = [
-            Change::Finish {
-                address: "b@example.org".into(),
-                status: Status::Sent,
-                reply: "250 ok".into(),
-                fields: None,
-                at: 13,
-            },
-            Change::InFlight {
-                address: "c@example.org".into(),
-                message_id: "<m3@example.org>".into(),
-                handed_off: 14,
-            },
-        ];
-        j.apply("c1", &changes).unwrap();
-        j.in_flight("c1", "d@example.org", "<m4@example.org>", 15).unwrap();
+        j.apply("c1", &[sent("b@example.org", 4), in_flight("c@example.org", 5)])
+            .unwrap();
+        j.apply("c1", &[in_flight("d@example.org", 6)]).unwrap();
         drop(j);
         // As after a crash: c and d were in flight.
         let j = Journal::open(&path).unwrap();
