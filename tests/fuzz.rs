@@ -892,7 +892,7 @@ fn fuzz_smtp_url_parser() {
                 if parsed.as_ref().is_ok_and(|p| p.password().is_none()) {
                     // The text after `:` is not a password here (it sits in the query or path).
                 } else if msg.contains(PASSWORD) && parsed.is_err() {
-                    // Known bug in src/send/smtp.rs: `Relay::parse` quotes a URL it cannot parse,
+                    // Known bug in src/send/smtp/mod.rs: `Relay::parse` quotes a URL it cannot parse,
                     // password included. `send` masks it (tests/security.rs); the strict check is
                     // this tally, until it is fixed there.
                     tally.add("known bug: URL password quoted");

@@ -398,25 +398,22 @@ impl<C: Clock> Delivery<'_, C> {
             Outcome::Uncertain(why) => (Status::Uncertain, why),
             Outcome::Transient(reply) => (Status::Pending, reply),
         };
-        let change = Change::Finish {
+        (self.finish_change(r, status, reply), status)
+    }
+
+    /// A member's outcome as a journal change (with their CSV row when they failed).
+    fn finish_change(&self, r: &Recipient, status: Status, reply: String) -> Change {
+        Change::Finish {
             address: r.email.key().to_owned(),
             status,
             reply,
             fields: (status == Status::Failed).then(|| fields_json(r)),
             at: self.clock.unix_ms(),
-        };
-        (change, status)
+        }
     }
 
     fn record<I>(&self, shared: &Shared<I>, w: &Worker<'_>, r: &Recipient, status: Status, reply: &str) -> Status {
-        let change = Change::Finish {
-            address: r.email.key().to_owned(),
-            status,
-            reply: reply.to_owned(),
-            fields: (status == Status::Failed).then(|| fields_json(r)),
-            at: self.clock.unix_ms(),
-        };
-        match w.recorder.record(vec![change]) {
+        match w.recorder.record(vec![self.finish_change(r, status, reply.to_owned())]) {
             Ok(()) => status,
             Err(e) => {
                 self.halt(shared, Stop::Journal(e));

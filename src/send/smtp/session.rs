@@ -1,67 +1,18 @@
-//! The relay: SMTP URL and TLS policy, one authenticated session per worker, and each
-//! delivery's outcome classified by the stage it reached.
-//!
-//! lettre's client does the protocol; we drive it command by command (rather than through
-//! its pooled `SmtpTransport`) because exactly-once needs to know *where* a failure happened:
-//! before the end of DATA nothing was delivered and a retry is safe; after the final `.`
-//! without a reply the relay may have accepted the message, so the member is `uncertain`.
-//! When the server offers PIPELINING, MAIL, RCPT and DATA go in one write, and a message's
-//! body and final `.` can share a write with the next message's envelope
-//! ([`Session::finish_and_open`]): one round trip a message. Without it, four.
+//! One open SMTP session: a message at a time, or — when the server offers PIPELINING — a
+//! message's body and the next message's envelope in one write; each outcome classified by the
+//! stage it reached. Before the end of DATA nothing was delivered and a retry is safe; after
+//! the final `.` without a reply the relay may have accepted the message, so the member is
+//! `uncertain`. With PIPELINING, MAIL, RCPT and DATA go in one write, and a body and its final
+//! `.` can share a write with the next envelope ([`Session::finish_and_open`]): one round trip
+//! a message. Without it, four.
 
 use std::cell::Cell;
-use std::net::IpAddr;
-use std::time::Duration;
 
-use anyhow::{Result, bail};
 use lettre::Address;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{SmtpConnection, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
-use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::client::SmtpConnection;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
-
-use crate::secret::Secret;
-
-/// How the connection is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
-    /// `smtps://`: TLS from the first byte.
-    Implicit,
-    /// `smtp://`: STARTTLS, required.
-    StartTls,
-    /// Plain text: only to a loopback host, or with `?tls=none`.
-    None,
-}
-
-/// Where and how to deliver.
-#[derive(Debug, Clone)]
-pub struct Relay {
-    pub host: String,
-    pub port: u16,
-    pub security: Security,
-    user: Option<String>,
-    password: Option<Secret>,
-    pub timeout: Duration,
-    hello: ClientId,
-}
-
-/// Why a session could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    /// Wrong credentials or no common mechanism: retrying will not help.
-    #[error("authentication failed: {0}")]
-    Auth(String),
-    /// TLS could not be set up or the certificate did not verify.
-    #[error("TLS failed: {0}")]
-    Tls(String),
-    /// The server refused us for good (5xx greeting).
-    #[error("the server refused the connection: {0}")]
-    Refused(String),
-    /// Network trouble or a 4xx: worth another try later.
-    #[error("cannot connect: {0}")]
-    Transient(String),
-}
 
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,151 +51,6 @@ impl Ready {
     }
 }
 
-impl Relay {
-    /// Parses `smtps://user@host:465`, `smtp://user@host:587`, `smtp://127.0.0.1:2525`,
-    /// `smtp://host:25?tls=none`. The password never comes from the URL.
-    pub fn parse(raw: &str, password: Option<Secret>, timeout: Duration) -> Result<Relay> {
-        let url = url::Url::parse(raw).map_err(|e| anyhow::anyhow!("SMTP URL {raw:?}: {e}"))?;
-        if url.password().is_some() {
-            bail!(
-                "the SMTP URL contains a password: remove it (it would show in process lists and shell history) \
-                 and export BULLETIN_SMTP_PASSWORD or set [smtp] password_command"
-            );
-        }
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| anyhow::anyhow!("SMTP URL {raw:?} has no host"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-        let mut tls_none = false;
-        for (k, v) in url.query_pairs() {
-            match (k.as_ref(), v.as_ref()) {
-                ("tls", "none") => tls_none = true,
-                _ => bail!("SMTP URL {raw:?}: unknown option `{k}={v}` (the only one is `tls=none`)"),
-            }
-        }
-        let loopback = is_loopback(&host);
-        let (security, default_port) = match url.scheme() {
-            "smtps" if tls_none => bail!("SMTP URL {raw:?}: smtps:// with tls=none contradicts itself"),
-            "smtps" => (Security::Implicit, 465),
-            "smtp" if tls_none || loopback => (Security::None, 25),
-            "smtp" => (Security::StartTls, 587),
-            other => bail!("SMTP URL {raw:?}: scheme `{other}` is not smtp:// or smtps://"),
-        };
-        let user = (!url.username().is_empty()).then(|| {
-            percent_encoding::percent_decode_str(url.username())
-                .decode_utf8_lossy()
-                .into_owned()
-        });
-        if user.is_some() && security == Security::None && !loopback {
-            bail!(
-                "SMTP URL {raw:?}: refusing to send a password in plain text to {host}: \
-                 use smtp:// (STARTTLS) or smtps://"
-            );
-        }
-        if user.is_some() && password.is_none() {
-            bail!(
-                "the SMTP URL names user {:?} but no password is set: export BULLETIN_SMTP_PASSWORD or set [smtp] password_command",
-                user.as_deref().unwrap_or("")
-            );
-        }
-        Ok(Relay {
-            port: url.port().unwrap_or(default_port),
-            host,
-            security,
-            user,
-            password,
-            timeout,
-            hello: ClientId::default(),
-        })
-    }
-
-    /// `smtp.example.org:587 (STARTTLS)`, for the confirmation and messages. No secrets.
-    pub fn describe(&self) -> String {
-        let how = match self.security {
-            Security::Implicit => "TLS",
-            Security::StartTls => "STARTTLS",
-            Security::None => "plain text",
-        };
-        let who = self.user.as_deref().map(|u| format!("{u} at ")).unwrap_or_default();
-        format!("{who}{}:{} ({how})", self.host, self.port)
-    }
-
-    /// Opens a session: greeting, EHLO, TLS, AUTH.
-    pub fn connect(&self) -> Result<Session, ConnectError> {
-        let tls = match self.security {
-            Security::None => None,
-            _ => Some(TlsParameters::new(self.host.clone()).map_err(|e| ConnectError::Tls(e.to_string()))?),
-        };
-        let implicit = if self.security == Security::Implicit {
-            tls.as_ref()
-        } else {
-            None
-        };
-        let mut conn = SmtpConnection::connect(
-            (self.host.as_str(), self.port),
-            Some(self.timeout),
-            &self.hello,
-            implicit,
-            None,
-        )
-        .map_err(|e| classify_connect(&e))?;
-        if self.security == Security::StartTls {
-            if !conn.can_starttls() {
-                conn.abort();
-                return Err(ConnectError::Tls(format!(
-                    "{} does not offer STARTTLS; refusing to continue in plain text",
-                    self.host
-                )));
-            }
-            let tls = tls.as_ref().expect("STARTTLS has TLS parameters");
-            conn.starttls(tls, &self.hello)
-                .map_err(|e| match classify_connect(&e) {
-                    ConnectError::Transient(m) if e.is_tls() => ConnectError::Tls(m),
-                    other => other,
-                })?;
-        }
-        // lettre keeps no record of PIPELINING, so ask again (one round trip per session).
-        let pipelining = match conn.command(Ehlo::new(self.hello.clone())) {
-            Ok(reply) => reply.message().skip(1).any(|line| {
-                line.split_whitespace()
-                    .next()
-                    .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
-            }),
-            Err(e) => {
-                conn.abort();
-                return Err(classify_connect(&e));
-            }
-        };
-        if let (Some(user), Some(password)) = (&self.user, &self.password) {
-            let creds = Credentials::new(user.clone(), password.expose().to_owned());
-            if let Err(e) = conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds) {
-                conn.abort();
-                return Err(match e.status() {
-                    Some(code) if e.is_transient() => ConnectError::Transient(format!("{code} during AUTH: {e}")),
-                    _ => ConnectError::Auth(e.to_string()),
-                });
-            }
-        }
-        Ok(Session { conn, pipelining })
-    }
-}
-
-fn classify_connect(e: &lettre::transport::smtp::Error) -> ConnectError {
-    if e.is_tls() {
-        ConnectError::Tls(e.to_string())
-    } else if e.is_permanent() {
-        ConnectError::Refused(e.to_string())
-    } else {
-        ConnectError::Transient(e.to_string())
-    }
-}
-
-/// `localhost`, 127.0.0.0/8, ::1.
-pub fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 /// One open SMTP session.
 pub struct Session {
     conn: SmtpConnection,
@@ -253,6 +59,10 @@ pub struct Session {
 }
 
 impl Session {
+    pub(super) fn new(conn: SmtpConnection, pipelining: bool) -> Session {
+        Session { conn, pipelining }
+    }
+
     /// Is the session still usable?
     pub fn is_broken(&self) -> bool {
         self.conn.has_broken()
@@ -500,38 +310,10 @@ fn reply_text(r: &Response) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-
-    fn parse(url: &str, pw: bool) -> Result<Relay> {
-        Relay::parse(url, pw.then(|| Secret::new("pw".into())), Duration::from_secs(5))
-    }
-
-    #[test]
-    fn url_forms_and_tls_policy() {
-        let r = parse("smtps://news%40example.org@smtp.example.org", true).unwrap();
-        assert_eq!(
-            (r.security, r.port, r.user.as_deref()),
-            (Security::Implicit, 465, Some("news@example.org"))
-        );
-        let r = parse("smtp://u@smtp.example.org", true).unwrap();
-        assert_eq!((r.security, r.port), (Security::StartTls, 587));
-        let r = parse("smtp://127.0.0.1:2525", false).unwrap();
-        assert_eq!((r.security, r.port), (Security::None, 2525));
-        let r = parse("smtp://relay.example.org:25?tls=none", false).unwrap();
-        assert_eq!(r.security, Security::None);
-        assert!(r.describe().contains("plain text"));
-    }
-
-    #[test]
-    fn refuses_unsafe_or_unclear_urls() {
-        let err = |u: &str, pw: bool| parse(u, pw).unwrap_err().to_string();
-        assert!(err("smtps://u:secret@smtp.example.org", true).contains("contains a password"));
-        assert!(!err("smtps://u:secret@smtp.example.org", true).contains("secret"));
-        assert!(err("smtp://u@relay.example.org?tls=none", true).contains("plain text"));
-        assert!(err("smtp://u@smtp.example.org", false).contains("BULLETIN_SMTP_PASSWORD"));
-        assert!(err("http://smtp.example.org", false).contains("scheme"));
-        assert!(err("smtp://smtp.example.org?tls=maybe", false).contains("unknown option"));
-    }
+    use crate::send::smtp::Relay;
 
     /// A one-connection server on 127.0.0.1 that offers PIPELINING and answers each command
     /// with `answer(VERB)` (`None`: hang up without a word). Yields every byte it read.
@@ -750,11 +532,5 @@ mod tests {
         assert_eq!(stuffed(".a\r\n.\r\n..b"), "..a\r\n..\r\n...b\r\n.\r\n");
         assert_eq!(stuffed("a.b\n.c"), "a.b\n.c\r\n.\r\n", "only CRLF starts a line");
         assert_eq!(stuffed(""), "\r\n.\r\n");
-    }
-
-    #[test]
-    fn describe_never_shows_the_password() {
-        let r = parse("smtps://u@smtp.example.org", true).unwrap();
-        assert!(!format!("{} {r:?}", r.describe()).contains("pw\""));
     }
 }
