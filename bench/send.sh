@@ -18,29 +18,13 @@ ROUNDS=${ROUNDS:-3}
 SESSIONS=${SESSIONS:-4}
 SCALE=${SCALE:-4}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export PATH="$PATH:/usr/sbin"
-# free_port and start_sink.
-source "$ROOT/bench/lib.sh"
-
-need() { command -v "$1" >/dev/null 2>&1 || { echo "bench/send.sh: $1 not found: $2" >&2; exit 1; }; }
-need python3 "install Python 3"
-need smtp-sink "install Postfix (apt-get install postfix)"
-need smtp-source "install Postfix (apt-get install postfix)"
-[[ -x /usr/bin/time ]] || { echo "bench/send.sh: /usr/bin/time not found: install GNU time (apt-get install time)" >&2; exit 1; }
-
-if [[ -z "${BULLETIN:-}" ]]; then
-    echo "building (cargo build --release)…" >&2
-    (cd "$ROOT" && cargo build --release --quiet)
-    BULLETIN="$ROOT/target/release/bulletin"
-fi
-
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bulletin-bench.XXXXXX")
-SINK_PID=
-cleanup() {
-    if [[ -n "$SINK_PID" ]]; then kill "$SINK_PID" 2>/dev/null || true; wait "$SINK_PID" 2>/dev/null || true; fi
-    if [[ "${KEEP:-}" == 1 ]]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+trap bench_cleanup EXIT
+
+bench_setup
+bench_need smtp-source "install Postfix (apt-get install postfix)"
 
 # A project: the bundled example newsletter and settings, minus [smtp] (so no rate limit and no
 # login), and the deterministic list of bench/gen-list.py with $2 rows (non-ASCII names, some
