@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::project::{DEFAULT_CONFIG, Project, Run};
+use support::remote_looking_loopback_name;
 use support::smtp_server::{Action, Event, FaultHook, Options, Stage, TestSmtp};
 
 const M2: &str = "m2@example.org";
@@ -470,21 +471,6 @@ fn shorten(s: &str) -> String {
     } else {
         s
     }
-}
-
-/// A host name other than `localhost` that resolves to this machine, if there is one: the
-/// client treats it as remote (STARTTLS required) while the test server still answers.
-fn remote_looking_loopback_name() -> Option<String> {
-    use std::net::ToSocketAddrs;
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()?
-        .trim()
-        .to_owned();
-    if name.is_empty() || name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok() {
-        return None;
-    }
-    let mut addrs = (name.as_str(), 25).to_socket_addrs().ok()?;
-    addrs.all(|a| a.ip().is_loopback()).then_some(name)
 }
 
 #[test]

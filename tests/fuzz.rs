@@ -30,6 +30,7 @@ use bulletin::secret::Secret;
 use bulletin::send::rate::Rate;
 use bulletin::send::smtp::{Relay, Security, is_loopback};
 use bulletin::unsubscribe::Unsubscribe;
+use support::MESSAGE_HEADERS;
 use support::html;
 
 // ---------------------------------------------------------------------------------------------
@@ -499,24 +500,6 @@ mailto = "unsubscribe@example.org"
     Config::parse(&text, Path::new("bulletin.toml")).expect("the test settings parse")
 }
 
-/// Headers a message may carry; anything else in a header block was injected.
-const HEADERS: [&str; 14] = [
-    "from",
-    "to",
-    "subject",
-    "date",
-    "message-id",
-    "mime-version",
-    "content-type",
-    "content-transfer-encoding",
-    "reply-to",
-    "list-id",
-    "list-unsubscribe",
-    "list-unsubscribe-post",
-    "feedback-id",
-    "dkim-signature",
-];
-
 /// Checks a built message with mail-parser and by reading its raw header block.
 fn check_message(raw: &[u8], to: &Email, subject: &str) -> Result<(), TestCaseError> {
     let text = String::from_utf8_lossy(raw);
@@ -531,7 +514,10 @@ fn check_message(raw: &[u8], to: &Email, subject: &str) -> Result<(), TestCaseEr
             continue; // folded continuation
         }
         let name = line.split(':').next().unwrap_or_default().to_ascii_lowercase();
-        prop_assert!(HEADERS.contains(&name.as_str()), "unexpected header line {line:?}");
+        prop_assert!(
+            MESSAGE_HEADERS.contains(&name.as_str()),
+            "unexpected header line {line:?}"
+        );
     }
     let m = mail_parser::MessageParser::default()
         .parse(raw)

@@ -17,27 +17,11 @@ use bulletin::send::smtp::{Relay, Security};
 use support::html;
 use support::project::{DEFAULT_CONFIG, Project, Run};
 use support::smtp_server::{Options, Stage, TestSmtp};
+use support::{MESSAGE_HEADERS, remote_looking_loopback_name};
 
 /// The characters that end a header line somewhere: CR, LF, CRLF, NUL, and the Unicode line
 /// and paragraph separators and NEL.
 const BREAKS: [&str; 7] = ["\r", "\n", "\r\n", "\0", "\u{2028}", "\u{2029}", "\u{85}"];
-
-/// Headers our messages carry; a line naming anything else was injected.
-const HEADERS: [&str; 13] = [
-    "from",
-    "to",
-    "subject",
-    "date",
-    "message-id",
-    "mime-version",
-    "content-type",
-    "content-transfer-encoding",
-    "reply-to",
-    "list-id",
-    "list-unsubscribe",
-    "list-unsubscribe-post",
-    "feedback-id",
-];
 
 /// Settings that send to `smtp`; `extra` holds top-level keys.
 fn config(smtp: &TestSmtp, extra: &str) -> String {
@@ -59,7 +43,7 @@ fn assert_one_clean_recipient(raw: &[u8], rcpt: &str) {
         }
         let name = line.split(':').next().unwrap_or_default().to_ascii_lowercase();
         assert!(
-            HEADERS.contains(&name.as_str()),
+            MESSAGE_HEADERS.contains(&name.as_str()),
             "injected header line {line:?} in:\n{head}"
         );
     }
@@ -628,21 +612,6 @@ fn journal_dry_run_and_preview_files_are_private_even_with_umask_000() {
 
 // ---------------------------------------------------------------------------------------------
 // TLS and login policy.
-
-/// A host name other than `localhost` that resolves only to loopback here (Debian maps the
-/// machine's own name to 127.0.1.1): the client must treat it as remote.
-fn remote_looking_loopback_name() -> Option<String> {
-    use std::net::ToSocketAddrs;
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()?
-        .trim()
-        .to_owned();
-    if name.is_empty() || name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok() {
-        return None;
-    }
-    let mut addrs = (name.as_str(), 25).to_socket_addrs().ok()?;
-    addrs.all(|a| a.ip().is_loopback()).then_some(name)
-}
 
 #[test]
 fn a_login_is_never_sent_in_plain_text_to_a_remote_host() {
