@@ -387,9 +387,24 @@ fn sigkill_mid_send_then_resume_delivers_everyone_at_most_once() {
 
 #[test]
 fn ctrl_c_finishes_in_flight_records_and_exits_130() {
-    let smtp = fault(|e| match e.stage {
-        Stage::DataEnd => Action::Delay(Duration::from_millis(20)),
-        _ => Action::Continue,
+    ctrl_c_case(false);
+}
+
+/// With PIPELINING each worker holds a ready message for the next envelope: Ctrl-C must send
+/// the held body and record it too.
+#[test]
+fn ctrl_c_finishes_a_held_message_too() {
+    ctrl_c_case(true);
+}
+
+fn ctrl_c_case(pipelining: bool) {
+    let smtp = TestSmtp::start_with(Options {
+        fault: Some(Box::new(|e: &Event| match e.stage {
+            Stage::DataEnd => Action::Delay(Duration::from_millis(20)),
+            _ => Action::Continue,
+        })),
+        pipelining,
+        ..Options::default()
     });
     let p = project(&smtp, 40, "");
     let child = spawn(&p, &[]);
