@@ -370,7 +370,8 @@ impl<C: Clock> Delivery<'_, C> {
                 }
             }
         }
-        self.flush_held(shared, w);
+        // Every way out of the loop above stops the run, and the worker finishes what it holds
+        // when it stops.
         if !last.is_empty() {
             let _ = w.recorder.record(vec![Change::Finish {
                 address: key.to_owned(),
