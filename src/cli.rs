@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Where the journal lives unless told otherwise.
-pub const DEFAULT_JOURNAL: &str = ".bulletin/journal.db";
+use crate::paths::{DEFAULT_JOURNAL, PREVIEW_DIR};
 
 /// Compose a Markdown newsletter, merge it with subscriber lists, and send it through
 /// rate-limited SMTP — previewed, resumable, and never twice to the same member.
@@ -118,7 +117,7 @@ pub struct PreviewArgs {
     #[arg(long, value_name = "EMAIL")]
     pub to: Option<String>,
     /// Directory for email.html, email.txt and email.eml
-    #[arg(long, value_name = "DIR", default_value = ".bulletin/preview")]
+    #[arg(long, value_name = "DIR", default_value = PREVIEW_DIR)]
     pub out: PathBuf,
     /// Open the HTML in the default browser
     #[arg(long)]

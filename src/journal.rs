@@ -121,7 +121,7 @@ impl Journal {
     /// Opens (creating, mode 0600, in a 0700 directory) the journal.
     pub fn open(path: &Path) -> Result<Journal> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::cmd::private_dir(dir)?;
+            crate::private::private_dir(dir)?;
         }
         let created = !path.exists();
         if created {

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Project, private_dir, private_file};
+use super::Project;
 use crate::cli::PreviewArgs;
 use crate::email::Email;
 use crate::list::Item;
+use crate::private::{private_dir, private_file};
 
 /// Whom to preview.
 enum Wanted {

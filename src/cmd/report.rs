@@ -8,9 +8,10 @@ use anyhow::{Result, bail};
 
 use std::path::PathBuf;
 
-use crate::cli::{DEFAULT_JOURNAL, ReportArgs};
+use crate::cli::ReportArgs;
 use crate::journal::{Journal, Status};
 use crate::newsletter::Newsletter;
+use crate::paths::DEFAULT_JOURNAL;
 
 pub fn run(config: Option<&std::path::Path>, args: &ReportArgs) -> Result<ExitCode> {
     let paths = journals(&args.journal)?;
@@ -140,7 +141,7 @@ pub fn run(config: Option<&std::path::Path>, args: &ReportArgs) -> Result<ExitCo
             w.write_record(&rec)?;
         }
         let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-        super::private_file(path, &bytes)?;
+        crate::private::private_file(path, &bytes)?;
         eprintln!("wrote {} failed members to {}", failed_rows.len(), path.display());
     }
     if args.suppress_failed {
@@ -183,7 +184,7 @@ fn journals(given: &[PathBuf]) -> Result<Vec<PathBuf>> {
             .filter(|p| {
                 p.file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("journal-shard-") && n.ends_with(".db"))
+                    .is_some_and(crate::paths::is_shard_journal)
             })
             .collect();
         shards.sort();

@@ -10,13 +10,15 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use super::{Project, about_journal, private_dir, private_file};
-use crate::cli::{DEFAULT_JOURNAL, SendArgs};
+use super::{Project, about_journal};
+use crate::cli::SendArgs;
 use crate::diagnostic::Diagnostics;
 use crate::journal::{Campaign, Journal};
 use crate::list::Sources;
 use crate::message::Letterhead;
+use crate::paths::DEFAULT_JOURNAL;
 use crate::preflight::Preflight;
+use crate::private::{private_dir, private_file};
 use crate::render::Compiled;
 use crate::secret::Secret;
 use crate::send::progress::Progress;
@@ -57,10 +59,7 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
     let subject = newsletter.front.subject.clone().unwrap_or_default();
 
     if args.dry_run {
-        let out = args
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(".bulletin/dry-run").join(&base_id));
+        let out = args.out.clone().unwrap_or_else(|| crate::paths::dry_run_dir(&base_id));
         let selection = Selection {
             shard,
             limit: args.limit,
@@ -345,9 +344,7 @@ fn preflight(selection: &Selection, sources: &Sources, compiled: &Compiled, lett
 /// The journal to use: each shard keeps its own unless one is named.
 fn journal_path(given: &Path, shard: Option<Shard>) -> PathBuf {
     match shard {
-        Some(s) if given == Path::new(DEFAULT_JOURNAL) => {
-            PathBuf::from(format!(".bulletin/journal-shard-{}-of-{}.db", s.index, s.count))
-        }
+        Some(s) if given == Path::new(DEFAULT_JOURNAL) => crate::paths::shard_journal(s.index, s.count),
         _ => given.to_owned(),
     }
 }

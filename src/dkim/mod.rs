@@ -183,8 +183,8 @@ pub fn keygen(dir: &Path, selector: &str, domain: &str, algorithm: Algorithm) ->
             (pem.to_string(), format!("v=DKIM1; k=ed25519; p={public}"))
         }
     };
-    crate::cmd::private_dir(dir)?;
-    crate::cmd::private_file(&path, pem.as_bytes())?;
+    crate::private::private_dir(dir)?;
+    crate::private::private_file(&path, pem.as_bytes())?;
     Ok(Generated {
         path,
         record_name: format!("{selector}._domainkey.{domain}"),
