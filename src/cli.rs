@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::paths::{DEFAULT_JOURNAL, PREVIEW_DIR};
+use crate::send::rate::Rate;
+use crate::settings::{parse_concurrency_flag, parse_rate_flag};
+use crate::shard::Shard;
 
 /// Compose a Markdown newsletter, merge it with subscriber lists, and send it through
 /// rate-limited SMTP — previewed, resumable, and never twice to the same member.
@@ -37,6 +40,9 @@ pub enum Command {
         newsletter: PathBuf,
         #[command(flatten)]
         lists: ListArgs,
+        /// Check these delivery settings too, as `send` would take them
+        #[command(flatten)]
+        relay: RelayArgs,
     },
     /// Write the HTML, text and raw message one member would receive
     Preview(PreviewArgs),
@@ -104,6 +110,24 @@ pub struct ListArgs {
     pub lists: Vec<PathBuf>,
 }
 
+/// How to reach the relay; over `[smtp]` in bulletin.toml (see [`crate::settings`]).
+#[derive(Debug, Default, Args)]
+pub struct RelayArgs {
+    /// SMTP relay URL, e.g. smtps://user@smtp.example.org:465
+    #[arg(long, value_name = "URL", env = "BULLETIN_SMTP_URL")]
+    pub smtp: Option<String>,
+    /// Rate limit, e.g. 14/s, 600/min, 2000/h, 50000/day; repeat for several windows
+    #[arg(long, value_name = "N/UNIT", env = "BULLETIN_RATE", value_delimiter = ',', value_parser = parse_rate_flag)]
+    pub rate: Vec<Rate>,
+    /// Parallel SMTP sessions (1 to 64)
+    #[arg(long, value_name = "N", env = "BULLETIN_CONCURRENCY", value_parser = parse_concurrency_flag)]
+    pub concurrency: Option<usize>,
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    Shard::parse(s).map_err(|e| format!("{e:#}"))
+}
+
 #[derive(Debug, Args)]
 pub struct PreviewArgs {
     /// The newsletter (Markdown with front matter)
@@ -139,21 +163,14 @@ pub struct SendArgs {
     /// A real send to a test list, recorded apart from the campaign
     #[arg(long)]
     pub test: bool,
-    /// Rate limit, e.g. 14/s, 600/min, 2000/h, 50000/day; repeat for several windows
-    #[arg(long, value_name = "N/UNIT", env = "BULLETIN_RATE", value_delimiter = ',')]
-    pub rate: Vec<String>,
-    /// Parallel SMTP sessions
-    #[arg(long, value_name = "N", env = "BULLETIN_CONCURRENCY")]
-    pub concurrency: Option<usize>,
+    #[command(flatten)]
+    pub relay: RelayArgs,
     /// Send to at most N members in this run (the rest stay pending)
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     /// Do not ask for confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// SMTP relay URL, e.g. smtps://user@smtp.example.org:465
-    #[arg(long, value_name = "URL", env = "BULLETIN_SMTP_URL")]
-    pub smtp: Option<String>,
     /// Also send to members whose earlier delivery is uncertain (may duplicate)
     #[arg(long)]
     pub resend_uncertain: bool,
@@ -162,8 +179,8 @@ pub struct SendArgs {
     pub allow_changed: bool,
     /// Send only to the members whose address hashes to shard K of N (for N machines); each
     /// shard keeps its own journal
-    #[arg(long, value_name = "K/N")]
-    pub shard: Option<String>,
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
     /// Journal file [shards: .bulletin/journal-shard-K-of-N.db]
     #[arg(long, value_name = "FILE", env = "BULLETIN_JOURNAL", default_value = DEFAULT_JOURNAL)]
     pub journal: PathBuf,

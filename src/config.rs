@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
+use toml::Spanned;
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -46,6 +47,9 @@ pub struct Config {
     /// Where the settings came from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// The file's text, to turn a value's span into a line number.
+    #[serde(skip)]
+    text: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,26 +63,28 @@ pub struct Organisation {
     pub reason: Option<String>,
 }
 
+/// `[smtp]`. Each value keeps where it was written, so [`crate::settings`] can name the line
+/// of a value it refuses.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Smtp {
     /// `smtps://user@host:465`, `smtp://user@host:587` (STARTTLS), `smtp://127.0.0.1:2525`.
-    pub url: Option<String>,
+    pub url: Option<Spanned<String>>,
     /// Command whose standard output is the SMTP password.
     pub password_command: Option<String>,
     /// Rate limits such as `14/s`, `50000/day`.
     #[serde(default)]
-    pub rate: Vec<String>,
+    pub rate: Vec<Spanned<String>>,
     /// Parallel SMTP sessions.
-    pub concurrency: Option<usize>,
+    pub concurrency: Option<Spanned<i64>>,
     /// Seconds to wait for a server reply (default 60).
-    pub timeout: Option<u64>,
+    pub timeout: Option<Spanned<f64>>,
     /// Attempts per member per run after a temporary failure, first try included (default 4).
-    pub attempts: Option<u32>,
+    pub attempts: Option<Spanned<i64>>,
     /// Seconds before the first retry; doubled each time, with jitter (default 2).
-    pub retry_delay: Option<f64>,
+    pub retry_delay: Option<Spanned<f64>>,
     /// Stop the run after this many members in a row could not be delivered (default 20).
-    pub stop_after_failures: Option<usize>,
+    pub stop_after_failures: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,7 +158,7 @@ impl Config {
 
     /// Parses settings text; errors name the file and line.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
             let line = e.span().map_or(1, |s| line_of(text, s.start));
             anyhow::anyhow!("{}:{line}: {}", path.display(), e.message())
         })?;
@@ -165,7 +171,14 @@ impl Config {
                 );
             }
         }
+        config.text = text.to_owned();
         Ok(config)
+    }
+
+    /// `bulletin.toml:LINE` of a value read from the file, for messages.
+    pub fn at<T>(&self, value: &Spanned<T>) -> Option<(String, usize)> {
+        let file = self.source.as_ref()?.display().to_string();
+        Some((file, line_of(&self.text, value.span().start)))
     }
 
     /// Resolves a path from the file against the file's directory.

@@ -30,6 +30,7 @@ pub mod private;
 pub mod render;
 pub mod secret;
 pub mod send;
+pub mod settings;
 pub mod shard;
 pub mod unsubscribe;
 
@@ -47,7 +48,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config.as_deref();
     match cli.command {
         Command::Init { dir } => cmd::init::run(&dir),
-        Command::Check { newsletter, lists } => cmd::check::run(config, &newsletter, &lists.lists, cli.quiet),
+        Command::Check {
+            newsletter,
+            lists,
+            relay,
+        } => cmd::check::run(config, &newsletter, &lists.lists, &relay, cli.quiet),
         Command::Preview(args) => cmd::preview::run(config, &args),
         Command::Send(args) => cmd::send::run(config, &args, cli.quiet),
         Command::Report(args) => cmd::report::run(config, &args),

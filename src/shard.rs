@@ -18,13 +18,13 @@ impl Shard {
     /// Parses `K/N` with 1 ≤ K ≤ N.
     pub fn parse(s: &str) -> Result<Shard> {
         let Some((k, n)) = s.split_once('/') else {
-            bail!("--shard {s:?}: write it as K/N, e.g. 2/4 for the second of four shards");
+            bail!("{s:?}: write it as K/N, e.g. 2/4 for the second of four shards");
         };
         let (Ok(index), Ok(count)) = (k.trim().parse::<u32>(), n.trim().parse::<u32>()) else {
-            bail!("--shard {s:?}: K and N must be whole numbers");
+            bail!("{s:?}: K and N must be whole numbers");
         };
         if count == 0 || index == 0 || index > count {
-            bail!("--shard {s:?}: K must be between 1 and N");
+            bail!("{s:?}: K must be between 1 and N");
         }
         Ok(Shard { index, count })
     }

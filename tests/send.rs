@@ -448,6 +448,6 @@ fn shards_split_the_list_without_overlap_and_report_merges_their_journals() {
     let r = report(&p);
     assert_eq!((r["total"].as_u64(), r["sent"].as_u64()), (Some(30), Some(30)));
     p.run(&["send", "n.md", "--list", "m.csv", "--shard", "3/2"])
-        .code(1)
+        .code(2)
         .stderr_has("K must be between 1 and N");
 }

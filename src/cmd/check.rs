@@ -8,12 +8,21 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::Project;
+use crate::cli::RelayArgs;
 use crate::diagnostic::{Diagnostics, Level};
 use crate::list::{Item, Skip};
 use crate::preflight::Preflight;
+use crate::settings::Settings;
 
-pub fn run(config: Option<&Path>, newsletter: &Path, lists: &[PathBuf], quiet: bool) -> Result<ExitCode> {
+pub fn run(
+    config: Option<&Path>,
+    newsletter: &Path,
+    lists: &[PathBuf],
+    relay: &RelayArgs,
+    quiet: bool,
+) -> Result<ExitCode> {
     let mut p = Project::load(config, newsletter, lists)?;
+    Settings::resolve(&p.config, relay, &mut p.diags).review(&p.config, &mut p.diags);
     let file = p.newsletter.path.display().to_string();
     if lists.is_empty() {
         p.diags.warning(

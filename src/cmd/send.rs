@@ -1,31 +1,33 @@
-//! `bulletin send`: preflight every message, confirm, connect and authenticate once, then
-//! deliver at the configured rate, recording each outcome in the journal as it happens.
+//! `bulletin send`: the steps of a run, in order — [`Loaded::load`] the newsletter, lists and
+//! settings; for a dry run, [`dry_run`] into an outbox; otherwise [`Plan::make`] (journal,
+//! campaign, preflight of every member), [`Plan::show`] and [`confirm`], then [`deliver`]
+//! through the relay, and [`conclude`] with the summary and the exit code.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::{Result, bail};
 
 use super::{Project, about_journal};
 use crate::cli::SendArgs;
-use crate::diagnostic::Diagnostics;
+use crate::diagnostic::{Diagnostics, Level};
 use crate::journal::{Campaign, Journal};
 use crate::list::Sources;
 use crate::message::Letterhead;
+use crate::newsletter::Newsletter;
 use crate::paths::DEFAULT_JOURNAL;
 use crate::preflight::Preflight;
-use crate::private::{private_dir, private_file};
 use crate::render::Compiled;
-use crate::secret::Secret;
+use crate::send::outbox::{self, EmlFolder};
 use crate::send::progress::Progress;
 use crate::send::rate::{Clock, Limits, SystemClock};
 use crate::send::select::{Counts, Selection};
 use crate::send::smtp::Relay;
-use crate::send::{Delivery, Policy, Stop, parse_rates};
+use crate::send::{Delivery, Stop, Summary};
+use crate::settings::Settings;
 use crate::shard::Shard;
 use crate::{EXIT_INTERRUPTED, EXIT_SOME_FAILED};
 
@@ -33,219 +35,303 @@ use crate::{EXIT_INTERRUPTED, EXIT_SOME_FAILED};
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCode> {
-    if args.lists.lists.is_empty() {
-        bail!("send needs at least one --list");
-    }
-    let p = Project::load(config, &args.newsletter, &args.lists.lists)?;
-    let Project {
-        config,
-        newsletter,
-        sources,
-        compiled,
-        letterhead,
-        diags,
-    } = p;
-    let diags = diags.into_result()?;
-    let (Some(compiled), Some(letterhead)) = (compiled, letterhead) else {
-        bail!("the newsletter did not compile; run `bulletin check` for details");
-    };
-    if !quiet {
-        for d in &diags.items {
-            eprintln!("{d}");
-        }
-    }
-    let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
-    let base_id = newsletter.campaign_id();
-    let subject = newsletter.front.subject.clone().unwrap_or_default();
-
+    let loaded = Loaded::load(config, args, quiet)?;
     if args.dry_run {
-        let out = args.out.clone().unwrap_or_else(|| crate::paths::dry_run_dir(&base_id));
-        let selection = Selection {
-            shard,
-            limit: args.limit,
-            ..Selection::default()
-        };
-        let counts = preflight(&selection, &sources, &compiled, &letterhead)?;
-        private_dir(&out)?;
-        for (i, r) in selection.jobs(&sources).enumerate() {
-            let r = r?;
-            let content = compiled
-                .personalise(&r)
-                .map_err(|e| anyhow::anyhow!("{}: {}", r.location(), e.message))?;
-            let message = letterhead.build(&r, &content, letterhead.message_id())?;
-            let name: String = r
-                .email
-                .key()
-                .chars()
-                .map(|c| {
-                    if c.is_alphanumeric() || "@.-_+".contains(c) {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            private_file(&out.join(format!("{:06}-{name}.eml", i + 1)), &message.formatted())?;
-        }
+        return dry_run(&loaded, args);
+    }
+    let plan = Plan::make(&loaded, args, quiet)?;
+    plan.show(quiet && args.yes);
+    if plan.counts.jobs == 0 {
         println!(
-            "dry run: wrote {} messages to {} (nothing sent; journal untouched; {} rows skipped)",
-            counts.jobs,
-            out.display(),
-            counts.skipped
+            "nothing to send: every member of {} is already sent, failed or uncertain",
+            plan.campaign.id
         );
         return Ok(ExitCode::SUCCESS);
     }
-
-    // Settings: flag (or its BULLETIN_ variable) > bulletin.toml > default.
-    let rate_strings = if args.rate.is_empty() {
-        config.smtp.rate.clone()
-    } else {
-        args.rate.clone()
-    };
-    let rates = parse_rates(&rate_strings)?;
-    let concurrency = args.concurrency.or(config.smtp.concurrency).unwrap_or(1);
-    if !(1..=64).contains(&concurrency) {
-        bail!("concurrency {concurrency}: use 1 to 64 sessions");
+    if !confirm(&plan, args)? {
+        eprintln!("not sent");
+        return Ok(ExitCode::SUCCESS);
     }
-    let Some(url) = args.smtp.clone().or_else(|| config.smtp.url.clone()) else {
-        bail!("no SMTP relay: set [smtp] url in bulletin.toml or pass --smtp URL");
-    };
-    let password = Secret::from_env_or_command(
-        "BULLETIN_SMTP_PASSWORD",
-        config.smtp.password_command.as_deref(),
-        "SMTP password",
-    )?;
-    let relay = Relay::parse(&url, password, Duration::from_secs(config.smtp.timeout.unwrap_or(60)))
-        .map_err(|e| anyhow::anyhow!("{}", without_userinfo(&format!("{e:#}"), &url)))?;
-    let policy = Policy {
-        concurrency,
-        attempts: config.smtp.attempts.unwrap_or(4).max(1),
-        retry_delay: Duration::from_secs_f64(config.smtp.retry_delay.unwrap_or(2.0).max(0.0)),
-        stop_after_failures: config.smtp.stop_after_failures.unwrap_or(20).max(1),
-    };
+    let ran = deliver(&loaded, plan, quiet)?;
+    conclude(&ran, &loaded.newsletter)
+}
 
-    let clock = SystemClock::default();
-    let journal_path = journal_path(&args.journal, shard);
-    let mut journal = Journal::open(&journal_path).map_err(|e| about_journal(e, &journal_path))?;
-    let campaign_id = if args.test {
-        format!("{base_id}+test-{}", clock.unix_ms())
-    } else {
-        base_id.clone()
-    };
-    let previous = journal.campaign(&campaign_id)?;
-    let changed = previous
-        .as_ref()
-        .is_some_and(|c| c.fingerprint != newsletter.fingerprint);
-    let recovered = journal.recover(&campaign_id)?;
+/// The newsletter compiled, its lists opened and the delivery settings resolved, with no
+/// error among them.
+struct Loaded {
+    newsletter: Newsletter,
+    sources: Sources,
+    compiled: Compiled,
+    letterhead: Letterhead,
+    settings: Settings,
+}
+
+impl Loaded {
+    /// Loads everything and prints the warnings; any error stops here, before anything is sent.
+    fn load(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<Loaded> {
+        if args.lists.lists.is_empty() {
+            bail!("send needs at least one --list");
+        }
+        let Project {
+            config,
+            newsletter,
+            sources,
+            compiled,
+            letterhead,
+            mut diags,
+        } = Project::load(config, &args.newsletter, &args.lists.lists)?;
+        let settings = Settings::resolve(&config, &args.relay, &mut diags);
+        let diags = diags.into_result()?;
+        let (Some(compiled), Some(letterhead)) = (compiled, letterhead) else {
+            bail!("the newsletter did not compile; run `bulletin check` for details");
+        };
+        if !quiet {
+            for d in &diags.items {
+                eprintln!("{d}");
+            }
+        }
+        Ok(Loaded {
+            newsletter,
+            sources,
+            compiled,
+            letterhead,
+            settings,
+        })
+    }
+
+    /// Pass one over the lists: personalises every member `selection` picks, keeping none;
+    /// any failure aborts with nothing sent. Returns how the rows were sorted.
+    fn preflight(&self, selection: &Selection) -> Result<Counts> {
+        let mut pre = Preflight::default();
+        let mut jobs = selection.jobs(&self.sources);
+        for r in jobs.by_ref() {
+            pre.check(&self.compiled, &self.letterhead, &r?);
+        }
+        let mut diags = Diagnostics::default();
+        pre.report(&self.compiled, &mut diags);
+        for d in diags.items.iter().filter(|d| d.level == Level::Warning) {
+            eprintln!("{d}");
+        }
+        diags
+            .into_result()
+            .map_err(|e| anyhow::anyhow!("{e:#}\nnothing was sent"))?;
+        Ok(jobs.counts)
+    }
+}
+
+/// `--dry-run`: every message built and written to the outbox; the journal is not touched.
+fn dry_run(loaded: &Loaded, args: &SendArgs) -> Result<ExitCode> {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::paths::dry_run_dir(&loaded.newsletter.campaign_id()));
     let selection = Selection {
-        done: journal.done(&campaign_id)?,
-        shard,
-        resend_uncertain: args.resend_uncertain,
+        shard: args.shard,
         limit: args.limit,
+        ..Selection::default()
     };
-    let counts = preflight(&selection, &sources, &compiled, &letterhead)?;
-    let Counts {
-        sent_before,
-        failed_before,
-        uncertain,
-        ..
-    } = counts;
-    if !quiet && counts.skipped > 0 {
-        eprintln!(
-            "{} rows skipped (unsubscribed, suppressed, invalid or duplicate; `bulletin check` lists them)",
-            counts.skipped
-        );
+    let counts = loaded.preflight(&selection)?;
+    let mut folder = EmlFolder::create(&out)?;
+    let written = outbox::fill(
+        &mut folder,
+        selection.jobs(&loaded.sources),
+        &loaded.compiled,
+        &loaded.letterhead,
+    )?;
+    println!(
+        "dry run: wrote {written} messages to {} (nothing sent; journal untouched; {} rows skipped)",
+        out.display(),
+        counts.skipped
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What this run will do: the campaign as recorded, who it sends to, through which relay.
+struct Plan {
+    campaign: Campaign,
+    test: bool,
+    journal: Journal,
+    journal_path: PathBuf,
+    selection: Selection,
+    counts: Counts,
+    shard: Option<Shard>,
+    relay: Relay,
+    rate_text: String,
+    concurrency: usize,
+    /// The newsletter changed since the campaign began.
+    changed: bool,
+    /// Members a stopped run left in flight, now `uncertain`.
+    recovered: usize,
+    clock: SystemClock,
+}
+
+impl Plan {
+    /// Opens the journal, finds or names the campaign, and runs the preflight.
+    fn make(loaded: &Loaded, args: &SendArgs, quiet: bool) -> Result<Plan> {
+        let relay = loaded.settings.relay()?;
+        let clock = SystemClock::default();
+        let journal_path = journal_path(&args.journal, args.shard);
+        let journal = Journal::open(&journal_path).map_err(|e| about_journal(e, &journal_path))?;
+        let base_id = loaded.newsletter.campaign_id();
+        let id = if args.test {
+            format!("{base_id}+test-{}", clock.unix_ms())
+        } else {
+            base_id
+        };
+        let previous = journal.campaign(&id)?;
+        let changed = previous
+            .as_ref()
+            .is_some_and(|c| c.fingerprint != loaded.newsletter.fingerprint);
+        let recovered = journal.recover(&id)?;
+        let selection = Selection {
+            done: journal.done(&id)?,
+            shard: args.shard,
+            resend_uncertain: args.resend_uncertain,
+            limit: args.limit,
+        };
+        let counts = loaded.preflight(&selection)?;
+        if !quiet && counts.skipped > 0 {
+            eprintln!(
+                "{} rows skipped (unsubscribed, suppressed, invalid or duplicate; `bulletin check` lists them)",
+                counts.skipped
+            );
+        }
+        let campaign = Campaign {
+            id,
+            subject: loaded.newsletter.front.subject.clone().unwrap_or_default(),
+            fingerprint: loaded.newsletter.fingerprint.clone(),
+            newsletter: loaded.newsletter.path.display().to_string(),
+            started: previous.map_or_else(|| clock.unix_ms(), |c| c.started),
+        };
+        Ok(Plan {
+            campaign,
+            test: args.test,
+            journal,
+            journal_path,
+            selection,
+            counts,
+            shard: args.shard,
+            relay,
+            rate_text: loaded.settings.rate_text(),
+            concurrency: loaded.settings.policy.concurrency,
+            changed,
+            recovered,
+            clock,
+        })
     }
 
-    // The plan, then confirmation.
-    let rate_text = if rates.is_empty() {
-        "no limit".to_owned()
-    } else {
-        rate_strings.join(" and ")
-    };
-    let mut plan = vec![
-        format!("subject:    {subject}"),
-        format!(
-            "campaign:   {campaign_id}{}",
-            if args.test { " (test send, recorded apart)" } else { "" }
-        ),
-        format!(
-            "recipients: {} to send now, {sent_before} already sent, {failed_before} failed earlier, {} skipped{}{}",
-            counts.jobs,
-            counts.skipped,
-            shard.map_or(String::new(), |s| format!(
-                ", {} in other shards (this is shard {s})",
-                counts.other_shard
-            )),
-            if counts.over_limit > 0 {
-                format!(", {} left for a later run by --limit", counts.over_limit)
-            } else {
-                String::new()
-            },
-        ),
-        format!(
-            "relay:      {} at {rate_text}, {concurrency} session{}",
-            relay.describe(),
-            if concurrency == 1 { "" } else { "s" }
-        ),
-    ];
-    if uncertain > 0 || recovered > 0 {
-        plan.push(format!(
-            "uncertain:  {uncertain} member(s) may or may not have received it (a run stopped mid-send); \
-             not resent — check the relay's logs, then use --resend-uncertain if they did not"
-        ));
-    }
-    if changed {
-        plan.push("warning:    the newsletter changed since this campaign began; members already sent got the earlier version".into());
-    }
-    if !quiet || !args.yes {
-        for line in &plan {
+    /// Prints the plan on stderr (unless `silent`).
+    fn show(&self, silent: bool) {
+        if silent {
+            return;
+        }
+        let c = &self.counts;
+        let concurrency = self.concurrency;
+        let mut lines = vec![
+            format!("subject:    {}", self.campaign.subject),
+            format!(
+                "campaign:   {}{}",
+                self.campaign.id,
+                if self.test { " (test send, recorded apart)" } else { "" }
+            ),
+            format!(
+                "recipients: {} to send now, {} already sent, {} failed earlier, {} skipped{}{}",
+                c.jobs,
+                c.sent_before,
+                c.failed_before,
+                c.skipped,
+                self.shard.map_or(String::new(), |s| format!(
+                    ", {} in other shards (this is shard {s})",
+                    c.other_shard
+                )),
+                if c.over_limit > 0 {
+                    format!(", {} left for a later run by --limit", c.over_limit)
+                } else {
+                    String::new()
+                },
+            ),
+            format!(
+                "relay:      {} at {}, {concurrency} session{}",
+                self.relay.describe(),
+                self.rate_text,
+                if concurrency == 1 { "" } else { "s" }
+            ),
+        ];
+        if c.uncertain > 0 || self.recovered > 0 {
+            lines.push(format!(
+                "uncertain:  {} member(s) may or may not have received it (a run stopped mid-send); \
+                 not resent — check the relay's logs, then use --resend-uncertain if they did not",
+                c.uncertain
+            ));
+        }
+        if self.changed {
+            lines.push(
+                "warning:    the newsletter changed since this campaign began; members already sent got the earlier version"
+                    .into(),
+            );
+        }
+        for line in &lines {
             eprintln!("{line}");
         }
     }
-    if counts.jobs == 0 {
-        println!("nothing to send: every member of {campaign_id} is already sent, failed or uncertain");
-        return Ok(ExitCode::SUCCESS);
-    }
+}
+
+/// Asks on a terminal; refuses without `--yes` when stdin is not one. A changed newsletter
+/// needs `--allow-changed` when nobody can be asked.
+fn confirm(plan: &Plan, args: &SendArgs) -> Result<bool> {
     let terminal = std::io::stdin().is_terminal();
-    if changed && !args.allow_changed && !terminal {
+    if plan.changed && !args.allow_changed && !terminal {
         bail!(
-            "the newsletter changed since {campaign_id} began; pass --allow-changed to resume with the new version (nothing sent)"
+            "the newsletter changed since {} began; pass --allow-changed to resume with the new version (nothing sent)",
+            plan.campaign.id
         );
     }
-    if !args.yes {
-        if !terminal {
-            bail!("refusing to send without confirmation: stdin is not a terminal; add --yes (nothing sent)");
-        }
-        eprint!("Send to {} members now? [y/N] ", counts.jobs);
-        std::io::stderr().flush().ok();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-            eprintln!("not sent");
-            return Ok(ExitCode::SUCCESS);
-        }
+    if args.yes {
+        return Ok(true);
     }
+    if !terminal {
+        bail!("refusing to send without confirmation: stdin is not a terminal; add --yes (nothing sent)");
+    }
+    eprint!("Send to {} members now? [y/N] ", plan.counts.jobs);
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
 
-    // Connect and authenticate once before touching anyone.
+/// What a delivery did, for [`conclude`].
+struct Ran {
+    summary: Summary,
+    campaign: String,
+    sent_before: usize,
+    journal_path: PathBuf,
+}
+
+/// Connects and authenticates once before touching anyone, records the campaign and its
+/// pending members, then sends.
+fn deliver(loaded: &Loaded, plan: Plan, quiet: bool) -> Result<Ran> {
+    let Plan {
+        campaign,
+        mut journal,
+        journal_path,
+        selection,
+        counts,
+        relay,
+        clock,
+        ..
+    } = plan;
     let session = relay
         .connect()
         .map_err(|e| anyhow::anyhow!("{e} ({}); nothing was sent", relay.describe()))?;
+    let rates = &loaded.settings.rates;
     let now = clock.unix_ms();
     let longest = rates.iter().map(|r| r.per).max().unwrap_or_default();
-    let record = || -> Result<Vec<i64>> {
-        let campaign = Campaign {
-            id: campaign_id.clone(),
-            subject: subject.clone(),
-            fingerprint: newsletter.fingerprint.clone(),
-            newsletter: newsletter.path.display().to_string(),
-            started: previous.map_or(now, |c| c.started),
-        };
+    let mut record = || -> Result<Vec<i64>> {
         let members = selection
-            .jobs(&sources)
+            .jobs(&loaded.sources)
             .map(|r| r.map(|r| (r.email.key().to_owned(), r.location())));
         journal.start(&campaign, members, now)?;
-        journal.handoffs_since(now - longest.as_millis() as i64)
+        journal.handoffs_since(now - i64::try_from(longest.as_millis()).unwrap_or(i64::MAX))
     };
     let history = record().map_err(|e| {
         anyhow::anyhow!(
@@ -253,7 +339,7 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
             journal_path.display()
         )
     })?;
-    let limits = Limits::new(&rates, clock.clone(), &history);
+    let limits = Limits::new(rates, clock.clone(), &history);
     let journal = Mutex::new(journal);
 
     let _ = ctrlc::set_handler(|| {
@@ -267,24 +353,34 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
     let progress = Progress::new(counts.jobs, quiet, limit_per_sec);
     let delivery = Delivery {
         relay: &relay,
-        compiled: &compiled,
-        letterhead: &letterhead,
+        compiled: &loaded.compiled,
+        letterhead: &loaded.letterhead,
         journal: &journal,
-        campaign: &campaign_id,
+        campaign: &campaign.id,
         limits: &limits,
         clock,
-        policy,
+        policy: loaded.settings.policy.clone(),
         interrupted: &INTERRUPTED,
         progress: &progress,
     };
-    let summary = delivery.run(selection.jobs(&sources), counts.jobs, session);
+    let summary = delivery.run(selection.jobs(&loaded.sources), counts.jobs, session);
     progress.finish();
+    Ok(Ran {
+        summary,
+        campaign: campaign.id,
+        sent_before: counts.sent_before,
+        journal_path,
+    })
+}
 
+/// Prints the summary and how to go on; the exit code says how the run ended.
+fn conclude(ran: &Ran, newsletter: &Newsletter) -> Result<ExitCode> {
+    let summary = &ran.summary;
     println!(
-        "{campaign_id}: {} sent, {} failed, {} pending, {} uncertain this run ({} sent earlier)",
-        summary.sent, summary.failed, summary.pending, summary.uncertain, sent_before
+        "{}: {} sent, {} failed, {} pending, {} uncertain this run ({} sent earlier)",
+        ran.campaign, summary.sent, summary.failed, summary.pending, summary.uncertain, ran.sent_before
     );
-    let resume = resume_command(args);
+    let resume = resume_command(std::env::args());
     match &summary.stopped {
         Some(Stop::Interrupted) => {
             eprintln!("interrupted; to resume: {resume}");
@@ -303,7 +399,7 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
         }
         Some(Stop::Journal(why)) => bail!(
             "stopped: cannot write the journal {}: {why}; once it can be written, to resume: {resume}",
-            journal_path.display()
+            ran.journal_path.display()
         ),
         Some(Stop::Lists(why)) => bail!("stopped: {why} (did a list change during the send?); to resume: {resume}"),
         None => {}
@@ -318,29 +414,6 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// Pass one over the lists: personalises every member this run would send to, keeping none;
-/// any failure aborts with nothing sent. Returns how the rows were sorted.
-fn preflight(selection: &Selection, sources: &Sources, compiled: &Compiled, letterhead: &Letterhead) -> Result<Counts> {
-    let mut pre = Preflight::default();
-    let mut jobs = selection.jobs(sources);
-    for r in jobs.by_ref() {
-        pre.check(compiled, letterhead, &r?);
-    }
-    let mut diags = Diagnostics::default();
-    pre.report(compiled, &mut diags);
-    for d in diags
-        .items
-        .iter()
-        .filter(|d| d.level == crate::diagnostic::Level::Warning)
-    {
-        eprintln!("{d}");
-    }
-    diags
-        .into_result()
-        .map_err(|e| anyhow::anyhow!("{e:#}\nnothing was sent"))?;
-    Ok(jobs.counts)
-}
-
 /// The journal to use: each shard keeps its own unless one is named.
 fn journal_path(given: &Path, shard: Option<Shard>) -> PathBuf {
     match shard {
@@ -349,37 +422,10 @@ fn journal_path(given: &Path, shard: Option<Shard>) -> PathBuf {
     }
 }
 
-/// `message` with the user part of `url` (what comes before its last `@`) masked wherever the
-/// message quotes the URL: a mistyped URL can hold a password, and `Relay::parse` quotes a URL
-/// it cannot parse as it is.
-fn without_userinfo(message: &str, url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return message.to_owned();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return message.to_owned();
-    };
-    if userinfo.is_empty() {
-        return message.to_owned();
-    }
-    let masked = format!("{scheme}://…@{host}");
-    let mut out = message
-        .replace(&format!("{url:?}"), &format!("{masked:?}"))
-        .replace(url, &masked);
-    if let Some((_, password)) = userinfo.split_once(':')
-        && !password.is_empty()
-    {
-        let quoted = format!("{password:?}");
-        out = out.replace(password, "…").replace(&quoted[1..quoted.len() - 1], "…");
-    }
-    out
-}
-
-fn resume_command(_args: &SendArgs) -> String {
-    let argv: Vec<String> = std::env::args()
-        .map(|a| if a.contains(' ') { format!("{a:?}") } else { a })
-        .collect();
-    argv.join(" ")
+/// The command line that resumes this run, quoted by the shell's rules.
+fn resume_command(argv: impl Iterator<Item = String>) -> String {
+    let argv: Vec<String> = argv.collect();
+    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
 }
 
 /// `HH:MM` local time (UTC when the offset is unknown) for a Unix-ms instant.
@@ -396,4 +442,17 @@ fn local_time(unix_ms: i64) -> String {
         t.hour(),
         t.minute()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resume_command;
+
+    #[test]
+    fn the_resume_hint_quotes_by_shell_rules() {
+        let argv = ["bulletin", "send", "news letters/it's.md", "--list", "a$b.csv", "--yes"];
+        let line = resume_command(argv.iter().map(|s| (*s).to_owned()));
+        assert_eq!(shlex::split(&line).unwrap(), argv);
+        assert!(line.starts_with("bulletin send "), "{line}");
+    }
 }

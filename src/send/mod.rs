@@ -7,6 +7,7 @@
 //! Workers share the journal through [`record`] (group commit); how a worker moves from one
 //! member to the next, and what it commits when, is in [`worker`].
 
+pub mod outbox;
 pub mod progress;
 pub mod rate;
 pub mod record;
@@ -146,9 +147,4 @@ impl<C: Clock> Delivery<'_, C> {
         }
         shared.halt.load(Ordering::SeqCst)
     }
-}
-
-/// Parses the configured rates.
-pub fn parse_rates(rates: &[String]) -> Result<Vec<Rate>> {
-    rates.iter().map(|r| Rate::parse(r)).collect()
 }

@@ -63,6 +63,12 @@ impl Relay {
     /// Parses `smtps://user@host:465`, `smtp://user@host:587`, `smtp://127.0.0.1:2525`,
     /// `smtp://host:25?tls=none`. The password never comes from the URL.
     pub fn parse(raw: &str, password: Option<Secret>, timeout: Duration) -> Result<Relay> {
+        Relay::parse_url(raw, timeout)?.with_password(password)
+    }
+
+    /// Parses and checks the URL alone (scheme, host, TLS policy), with no password yet:
+    /// what `check` can know without asking for a secret.
+    pub fn parse_url(raw: &str, timeout: Duration) -> Result<Relay> {
         let url = url::Url::parse(raw).map_err(|e| anyhow::anyhow!("SMTP URL {raw:?}: {e}"))?;
         if url.password().is_some() {
             bail!(
@@ -101,21 +107,33 @@ impl Relay {
                  use smtp:// (STARTTLS) or smtps://"
             );
         }
-        if user.is_some() && password.is_none() {
-            bail!(
-                "the SMTP URL names user {:?} but no password is set: export BULLETIN_SMTP_PASSWORD or set [smtp] password_command",
-                user.as_deref().unwrap_or("")
-            );
-        }
         Ok(Relay {
             port: url.port().unwrap_or(default_port),
             host,
             security,
             user,
-            password,
+            password: None,
             timeout,
             hello: ClientId::default(),
         })
+    }
+
+    /// The relay with its password; a URL that names a user needs one.
+    pub fn with_password(mut self, password: Option<Secret>) -> Result<Relay> {
+        if let Some(user) = &self.user
+            && password.is_none()
+        {
+            bail!(
+                "the SMTP URL names user {user:?} but no password is set: export BULLETIN_SMTP_PASSWORD or set [smtp] password_command"
+            );
+        }
+        self.password = password;
+        Ok(self)
+    }
+
+    /// Whether the URL names a user (who will need a password).
+    pub fn has_user(&self) -> bool {
+        self.user.is_some()
     }
 
     /// `smtp.example.org:587 (STARTTLS)`, for the confirmation and messages. No secrets.

@@ -1,0 +1,325 @@
+//! Delivery settings resolved once and checked in one place: a command-line flag (which clap
+//! also fills from its `BULLETIN_…` variable) over `bulletin.toml` over the default. `send`
+//! delivers with them; `check` reports the same problems, each with the line of
+//! `bulletin.toml` (or the flag) it comes from, so a file `check` passes is one `send` takes.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use toml::Spanned;
+
+use crate::cli::RelayArgs;
+use crate::config::Config;
+use crate::diagnostic::Diagnostics;
+use crate::secret::Secret;
+use crate::send::Policy;
+use crate::send::rate::Rate;
+use crate::send::smtp::Relay;
+
+/// Most parallel SMTP sessions a run may open.
+pub const MAX_CONCURRENCY: usize = 64;
+
+/// Everything about how to deliver, resolved.
+#[derive(Debug)]
+pub struct Settings {
+    /// The rate limits, as they will be enforced (none: no limit).
+    pub rates: Vec<Rate>,
+    pub policy: Policy,
+    /// The relay, without its password (that is read only when sending), or `None` when no
+    /// URL is set anywhere.
+    relay: Option<Relay>,
+    /// The URL as given, to mask it in messages.
+    url: Option<String>,
+    password_command: Option<String>,
+}
+
+impl Settings {
+    /// Resolves the flags over `config`. Every problem goes into `diags` (with the line of
+    /// `bulletin.toml` when it comes from there); the settings returned then hold the default
+    /// in that place, so one run reports every problem at once.
+    pub fn resolve(config: &Config, flags: &RelayArgs, diags: &mut Diagnostics) -> Settings {
+        let smtp = &config.smtp;
+        let mut error = |at: Option<(String, usize)>, message: String| {
+            diags.error(at.as_ref().map(|(f, l)| (f.as_str(), *l)), message);
+        };
+
+        let rates = if flags.rate.is_empty() {
+            let mut rates = Vec::new();
+            for r in &smtp.rate {
+                match Rate::parse(r.get_ref()) {
+                    Ok(rate) => rates.push(rate),
+                    Err(e) => error(config.at(r), format!("[smtp] rate: {e:#}")),
+                }
+            }
+            rates
+        } else {
+            flags.rate.clone()
+        };
+
+        let concurrency = match (flags.concurrency, &smtp.concurrency) {
+            (Some(n), _) => n,
+            (None, Some(n)) => match usize::try_from(*n.get_ref()) {
+                Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => n,
+                _ => {
+                    error(
+                        config.at(n),
+                        format!(
+                            "[smtp] concurrency = {}: use 1 to {MAX_CONCURRENCY} sessions",
+                            n.get_ref()
+                        ),
+                    );
+                    1
+                }
+            },
+            (None, None) => 1,
+        };
+        let mut whole = |key: &str, value: &Option<Spanned<i64>>, default: i64, min: i64| match value {
+            Some(v) if *v.get_ref() < min => {
+                error(
+                    config.at(v),
+                    format!("[smtp] {key} = {}: use a whole number from {min} up", v.get_ref()),
+                );
+                default
+            }
+            Some(v) => *v.get_ref(),
+            None => default,
+        };
+        let attempts = whole("attempts", &smtp.attempts, 4, 1);
+        let stop_after_failures = whole("stop_after_failures", &smtp.stop_after_failures, 20, 1);
+        let mut seconds = |key: &str, value: &Option<Spanned<f64>>, default: f64, zero_ok: bool| match value {
+            Some(v) if !v.get_ref().is_finite() || *v.get_ref() < 0.0 || (!zero_ok && *v.get_ref() == 0.0) => {
+                let least = if zero_ok { "0" } else { "more than 0" };
+                error(
+                    config.at(v),
+                    format!(
+                        "[smtp] {key} = {}: use a number of seconds, {least} or more",
+                        v.get_ref()
+                    ),
+                );
+                default
+            }
+            Some(v) if *v.get_ref() > 86_400.0 => {
+                error(
+                    config.at(v),
+                    format!("[smtp] {key} = {}: use at most 86400 seconds (a day)", v.get_ref()),
+                );
+                default
+            }
+            Some(v) => *v.get_ref(),
+            None => default,
+        };
+        let timeout = Duration::from_secs_f64(seconds("timeout", &smtp.timeout, 60.0, false));
+        let retry_delay = Duration::from_secs_f64(seconds("retry_delay", &smtp.retry_delay, 2.0, true));
+
+        let (url, at) = match (&flags.smtp, &smtp.url) {
+            (Some(u), _) => (Some(u.clone()), None),
+            (None, Some(u)) => (Some(u.get_ref().clone()), config.at(u)),
+            (None, None) => (None, None),
+        };
+        let relay = url.as_deref().and_then(|u| match Relay::parse_url(u, timeout) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let from = if at.is_some() {
+                    "[smtp] url"
+                } else {
+                    "--smtp (or BULLETIN_SMTP_URL)"
+                };
+                error(
+                    at.clone(),
+                    format!("{from}: {}", without_userinfo(&format!("{e:#}"), u)),
+                );
+                None
+            }
+        });
+
+        Settings {
+            rates,
+            policy: Policy {
+                concurrency,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                retry_delay,
+                stop_after_failures: usize::try_from(stop_after_failures).unwrap_or(usize::MAX),
+            },
+            relay,
+            url,
+            password_command: smtp.password_command.clone(),
+        }
+    }
+
+    /// What `check` can say about the relay without sending: a URL that names a user while no
+    /// password is configured anywhere.
+    pub fn review(&self, config: &Config, diags: &mut Diagnostics) {
+        if self.relay.as_ref().is_some_and(Relay::has_user)
+            && self.password_command.is_none()
+            && std::env::var_os("BULLETIN_SMTP_PASSWORD").is_none()
+        {
+            let at = config.source.as_ref().map(|p| p.display().to_string());
+            diags.warning(
+                at.as_deref().map(|f| (f, 0)),
+                "the SMTP URL names a user but no password is configured: send will need \
+                 BULLETIN_SMTP_PASSWORD or [smtp] password_command",
+            );
+        }
+    }
+
+    /// The rates as the plan shows them.
+    pub fn rate_text(&self) -> String {
+        if self.rates.is_empty() {
+            "no limit".to_owned()
+        } else {
+            self.rates.iter().map(Rate::to_string).collect::<Vec<_>>().join(" and ")
+        }
+    }
+
+    /// The relay, with its password read now (from `BULLETIN_SMTP_PASSWORD` or
+    /// `password_command`).
+    pub fn relay(&self) -> Result<Relay> {
+        let Some(relay) = self.relay.clone() else {
+            anyhow::bail!("no SMTP relay: set [smtp] url in bulletin.toml or pass --smtp URL");
+        };
+        let password = Secret::from_env_or_command(
+            "BULLETIN_SMTP_PASSWORD",
+            self.password_command.as_deref(),
+            "SMTP password",
+        )?;
+        let url = self.url.as_deref().unwrap_or_default();
+        relay
+            .with_password(password)
+            .map_err(|e| anyhow::anyhow!("{}", without_userinfo(&format!("{e:#}"), url)))
+    }
+}
+
+/// `message` with the user part of `url` (what comes before its last `@`) masked wherever the
+/// message quotes the URL: a mistyped URL can hold a password, and `Relay::parse` quotes a URL
+/// it cannot parse as it is.
+fn without_userinfo(message: &str, url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return message.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return message.to_owned();
+    };
+    if userinfo.is_empty() {
+        return message.to_owned();
+    }
+    let masked = format!("{scheme}://…@{host}");
+    let mut out = message
+        .replace(&format!("{url:?}"), &format!("{masked:?}"))
+        .replace(url, &masked);
+    if let Some((_, password)) = userinfo.split_once(':')
+        && !password.is_empty()
+    {
+        let quoted = format!("{password:?}");
+        out = out.replace(password, "…").replace(&quoted[1..quoted.len() - 1], "…");
+    }
+    out
+}
+
+/// Parses a `--rate` value (clap's `value_parser`): a bad rate is a usage error.
+pub fn parse_rate_flag(s: &str) -> Result<Rate, String> {
+    Rate::parse(s).map_err(|e| format!("{e:#}"))
+}
+
+/// Parses a `--concurrency` value (clap's `value_parser`).
+pub fn parse_concurrency_flag(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
+        _ => Err(format!("use a whole number of sessions from 1 to {MAX_CONCURRENCY}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn resolve(toml: &str, flags: &RelayArgs) -> (Settings, Vec<String>) {
+        let mut config = Config::parse(toml, Path::new("bulletin.toml")).unwrap();
+        config.source = Some("bulletin.toml".into());
+        let mut diags = Diagnostics::default();
+        let settings = Settings::resolve(&config, flags, &mut diags);
+        (settings, diags.items.iter().map(ToString::to_string).collect())
+    }
+
+    fn none() -> RelayArgs {
+        RelayArgs::default()
+    }
+
+    #[test]
+    fn the_file_fills_what_flags_leave_unset_and_defaults_the_rest() {
+        let (s, errors) = resolve(
+            "[smtp]\nurl = \"smtp://127.0.0.1:2525\"\nrate = [\"14/s\", \"50000/day\"]\nconcurrency = 4\n",
+            &none(),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(s.rate_text(), "14/s and 50000/day");
+        assert_eq!(s.policy.concurrency, 4);
+        assert_eq!(s.policy.attempts, 4);
+        assert_eq!(s.policy.stop_after_failures, 20);
+        assert_eq!(s.policy.retry_delay, Duration::from_secs(2));
+        assert_eq!(s.relay().unwrap().port, 2525);
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let flags = RelayArgs {
+            smtp: Some("smtp://127.0.0.1:2600".into()),
+            rate: vec![Rate::parse("2/min").unwrap()],
+            concurrency: Some(8),
+        };
+        let (s, errors) = resolve(
+            "[smtp]\nurl = \"smtp://127.0.0.1:2525\"\nrate = [\"14/s\"]\nconcurrency = 4\n",
+            &flags,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((s.rate_text().as_str(), s.policy.concurrency), ("2/min", 8));
+        assert_eq!(s.relay().unwrap().port, 2600);
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_with_its_line() {
+        let (_, errors) = resolve(
+            "from = \"a <a@example.org>\"\n[smtp]\nurl = \"ftp://x\"\nrate = [\"14/fortnight\"]\n\
+             concurrency = 500\nattempts = 0\ntimeout = 0\nretry_delay = -1\nstop_after_failures = 0\n",
+            &none(),
+        );
+        let expect = [
+            ("bulletin.toml:3:", "scheme `ftp`"),
+            ("bulletin.toml:4:", "14/fortnight"),
+            ("bulletin.toml:5:", "1 to 64"),
+            ("bulletin.toml:6:", "attempts"),
+            ("bulletin.toml:7:", "timeout"),
+            ("bulletin.toml:8:", "retry_delay"),
+            ("bulletin.toml:9:", "stop_after_failures"),
+        ];
+        assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+        for (at, what) in expect {
+            assert!(
+                errors.iter().any(|e| e.contains(at) && e.contains(what)),
+                "no error at {at} about {what}: {errors:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_url_from_a_flag_is_named_and_its_password_masked() {
+        let flags = RelayArgs {
+            smtp: Some("ftp://u:hunter2@x".into()),
+            ..RelayArgs::default()
+        };
+        let (_, errors) = resolve("", &flags);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("--smtp"), "{errors:?}");
+        assert!(!errors[0].contains("hunter2"), "{errors:?}");
+    }
+
+    #[test]
+    fn flag_values_are_checked_where_they_are_parsed() {
+        assert!(parse_rate_flag("fast").is_err());
+        assert_eq!(parse_rate_flag("14/s").unwrap().count, 14);
+        assert!(parse_concurrency_flag("0").is_err());
+        assert!(parse_concurrency_flag("65").is_err());
+        assert_eq!(parse_concurrency_flag("64"), Ok(64));
+    }
+}
