@@ -14,37 +14,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// A member's state in a campaign.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Pending,
-    InFlight,
-    Sent,
-    Failed,
-    Uncertain,
-}
+mod status;
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::InFlight => "in-flight",
-            Status::Sent => "sent",
-            Status::Failed => "failed",
-            Status::Uncertain => "uncertain",
-        }
-    }
-
-    fn parse(s: &str) -> Status {
-        match s {
-            "in-flight" => Status::InFlight,
-            "sent" => Status::Sent,
-            "failed" => Status::Failed,
-            "uncertain" => Status::Uncertain,
-            _ => Status::Pending,
-        }
-    }
-}
+pub use status::Status;
 
 /// A campaign as recorded.
 #[derive(Debug, Clone)]
@@ -196,10 +168,10 @@ impl Journal {
             |r| r.get(0),
         )?;
         let mut out = std::collections::HashMap::with_capacity(usize::try_from(count).unwrap_or(0));
-        let rows = stmt.query_map([campaign], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = stmt.query_map([campaign], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
         for row in rows {
-            let (a, s) = row?;
-            out.insert(crate::list::key_hash(&a), Status::parse(&s));
+            let (a, s) = row.map_err(unreadable)?;
+            out.insert(crate::list::key_hash(&a), s);
         }
         Ok(out)
     }
@@ -274,7 +246,7 @@ impl Journal {
         let rows = stmt.query_map([campaign], |r| {
             Ok(Delivery {
                 address: r.get(0)?,
-                status: Status::parse(&r.get::<_, String>(1)?),
+                status: r.get(1)?,
                 attempts: r.get(2)?,
                 reply: r.get(3)?,
                 message_id: r.get(4)?,
@@ -282,7 +254,7 @@ impl Journal {
                 fields: r.get(6)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(unreadable)
     }
 
     /// Makes every later write fail, as a full disk or a read-only file would.
@@ -298,6 +270,15 @@ impl Journal {
             .prepare("SELECT id FROM campaign WHERE substr(id, 1, length(?1)) = ?1 ORDER BY started DESC")?;
         let rows = stmt.query_map([prefix], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+    }
+}
+
+/// A row that does not convert (an unknown status) says why on its own, without rusqlite's
+/// "Conversion error from type Text at index: 1" in front.
+fn unreadable(e: rusqlite::Error) -> anyhow::Error {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(_, _, why) => anyhow::anyhow!(why),
+        e => e.into(),
     }
 }
 
@@ -323,7 +304,7 @@ fn finish(
         "UPDATE delivery SET status = ?3, reply = ?4, fields = COALESCE(?5, fields), updated = ?6 \
          WHERE campaign = ?1 AND address = ?2",
     )?
-    .execute(params![campaign, address, status.as_str(), reply, fields, now])?;
+    .execute(params![campaign, address, status, reply, fields, now])?;
     Ok(())
 }
 
@@ -388,5 +369,39 @@ mod tests {
         assert_eq!(of("d@example.org"), Status::Uncertain);
         assert_eq!(j.handoffs_since(0).unwrap().len(), 4);
         assert_eq!(j.campaign("c1").unwrap().unwrap().fingerprint, "f");
+    }
+
+    #[test]
+    fn a_row_with_an_unknown_status_makes_reads_that_touch_it_fail_not_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let mut j = Journal::open(&path).unwrap();
+        for id in ["c1", "c2"] {
+            let c = Campaign {
+                id: id.into(),
+                subject: "S".into(),
+                fingerprint: "f".into(),
+                newsletter: "n.md".into(),
+                started: 1,
+            };
+            let members = ["a@example.org", "b@example.org"].map(|a| Ok((a.to_owned(), "l.csv:2".to_owned())));
+            j.start(&c, members, 1).unwrap();
+        }
+        // As a newer bulletin might record an outcome this one does not know.
+        let raw = Connection::open(&path).unwrap();
+        raw.execute(
+            "UPDATE delivery SET status = 'bounced' WHERE campaign = 'c1' AND address = 'b@example.org'",
+            [],
+        )
+        .unwrap();
+        let expected =
+            "unknown delivery status \"bounced\" in the journal: it was written by a newer bulletin; upgrade bulletin";
+        let e = j.done("c1").unwrap_err();
+        assert_eq!(format!("{e:#}"), expected);
+        let e = j.deliveries("c1").unwrap_err();
+        assert_eq!(format!("{e:#}"), expected);
+        // Reads that do not touch the row are unaffected.
+        assert!(j.done("c2").unwrap().is_empty());
+        assert_eq!(j.deliveries("c2").unwrap().len(), 2);
     }
 }
