@@ -14,8 +14,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod schema;
 mod status;
 
+pub use schema::VERSION;
 pub use status::Status;
 
 /// A campaign as recorded.
@@ -65,32 +67,9 @@ pub enum Change {
     },
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS campaign (
-    id TEXT PRIMARY KEY,
-    subject TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    newsletter TEXT NOT NULL,
-    started INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS delivery (
-    campaign TEXT NOT NULL REFERENCES campaign(id),
-    address TEXT NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    reply TEXT,
-    message_id TEXT,
-    handed_off INTEGER,
-    updated INTEGER,
-    source TEXT,
-    fields TEXT,
-    PRIMARY KEY (campaign, address)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE handed_off IS NOT NULL;
-";
-
 impl Journal {
-    /// Opens (creating, mode 0600, in a 0700 directory) the journal.
+    /// Opens (creating, mode 0600, in a 0700 directory) the journal, and brings it to format
+    /// [`VERSION`]. A journal from a newer bulletin is refused and left untouched.
     pub fn open(path: &Path) -> Result<Journal> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             crate::private::private_dir(dir)?;
@@ -105,7 +84,7 @@ impl Journal {
                 .open(path)
                 .with_context(|| format!("cannot create the journal {}", path.display()))?;
         }
-        let db = Connection::open(path).with_context(|| format!("cannot open the journal {}", path.display()))?;
+        let mut db = Connection::open(path).with_context(|| format!("cannot open the journal {}", path.display()))?;
         db.busy_timeout(std::time::Duration::from_secs(10))?;
         // WAL + NORMAL: each commit survives the process being killed at any instant; only an
         // operating-system crash or power loss can lose the last few commits.
@@ -114,13 +93,15 @@ impl Journal {
             // index leaf): small pages make that a few KB instead of a dozen.
             db.pragma_update(None, "page_size", 1024)?;
         }
+        // Before anything that writes (switching to WAL does): a newer bulletin's journal is
+        // left exactly as it is.
+        schema::refuse_newer(&db, path)?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         // Copy the WAL back into the database every 10,000 pages (~10 MB) rather than every
         // 1,000: each copy costs two fsyncs, and during a send the commit that triggers it waits.
         db.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
-        db.execute_batch(SCHEMA)
-            .with_context(|| format!("the journal {} is damaged or not a bulletin journal", path.display()))?;
+        schema::migrate(&mut db, path, schema::MIGRATIONS)?;
         Ok(Journal { db })
     }
 
