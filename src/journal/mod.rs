@@ -14,37 +14,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// A member's state in a campaign.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Pending,
-    InFlight,
-    Sent,
-    Failed,
-    Uncertain,
-}
+mod schema;
+mod status;
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::InFlight => "in-flight",
-            Status::Sent => "sent",
-            Status::Failed => "failed",
-            Status::Uncertain => "uncertain",
-        }
-    }
-
-    fn parse(s: &str) -> Status {
-        match s {
-            "in-flight" => Status::InFlight,
-            "sent" => Status::Sent,
-            "failed" => Status::Failed,
-            "uncertain" => Status::Uncertain,
-            _ => Status::Pending,
-        }
-    }
-}
+pub use schema::VERSION;
+pub use status::Status;
 
 /// A campaign as recorded.
 #[derive(Debug, Clone)]
@@ -93,32 +67,9 @@ pub enum Change {
     },
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS campaign (
-    id TEXT PRIMARY KEY,
-    subject TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    newsletter TEXT NOT NULL,
-    started INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS delivery (
-    campaign TEXT NOT NULL REFERENCES campaign(id),
-    address TEXT NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    reply TEXT,
-    message_id TEXT,
-    handed_off INTEGER,
-    updated INTEGER,
-    source TEXT,
-    fields TEXT,
-    PRIMARY KEY (campaign, address)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE handed_off IS NOT NULL;
-";
-
 impl Journal {
-    /// Opens (creating, mode 0600, in a 0700 directory) the journal.
+    /// Opens (creating, mode 0600, in a 0700 directory) the journal, and brings it to format
+    /// [`VERSION`]. A journal from a newer bulletin is refused and left untouched.
     pub fn open(path: &Path) -> Result<Journal> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             crate::private::private_dir(dir)?;
@@ -133,7 +84,7 @@ impl Journal {
                 .open(path)
                 .with_context(|| format!("cannot create the journal {}", path.display()))?;
         }
-        let db = Connection::open(path).with_context(|| format!("cannot open the journal {}", path.display()))?;
+        let mut db = Connection::open(path).with_context(|| format!("cannot open the journal {}", path.display()))?;
         db.busy_timeout(std::time::Duration::from_secs(10))?;
         // WAL + NORMAL: each commit survives the process being killed at any instant; only an
         // operating-system crash or power loss can lose the last few commits.
@@ -142,13 +93,15 @@ impl Journal {
             // index leaf): small pages make that a few KB instead of a dozen.
             db.pragma_update(None, "page_size", 1024)?;
         }
+        // Before anything that writes (switching to WAL does): a newer bulletin's journal is
+        // left exactly as it is.
+        schema::refuse_newer(&db, path)?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         // Copy the WAL back into the database every 10,000 pages (~10 MB) rather than every
         // 1,000: each copy costs two fsyncs, and during a send the commit that triggers it waits.
         db.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
-        db.execute_batch(SCHEMA)
-            .with_context(|| format!("the journal {} is damaged or not a bulletin journal", path.display()))?;
+        schema::migrate(&mut db, path, schema::MIGRATIONS)?;
         Ok(Journal { db })
     }
 
@@ -196,10 +149,10 @@ impl Journal {
             |r| r.get(0),
         )?;
         let mut out = std::collections::HashMap::with_capacity(usize::try_from(count).unwrap_or(0));
-        let rows = stmt.query_map([campaign], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = stmt.query_map([campaign], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
         for row in rows {
-            let (a, s) = row?;
-            out.insert(crate::list::key_hash(&a), Status::parse(&s));
+            let (a, s) = row.map_err(unreadable)?;
+            out.insert(crate::list::key_hash(&a), s);
         }
         Ok(out)
     }
@@ -274,7 +227,7 @@ impl Journal {
         let rows = stmt.query_map([campaign], |r| {
             Ok(Delivery {
                 address: r.get(0)?,
-                status: Status::parse(&r.get::<_, String>(1)?),
+                status: r.get(1)?,
                 attempts: r.get(2)?,
                 reply: r.get(3)?,
                 message_id: r.get(4)?,
@@ -282,7 +235,7 @@ impl Journal {
                 fields: r.get(6)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(unreadable)
     }
 
     /// Makes every later write fail, as a full disk or a read-only file would.
@@ -298,6 +251,15 @@ impl Journal {
             .prepare("SELECT id FROM campaign WHERE substr(id, 1, length(?1)) = ?1 ORDER BY started DESC")?;
         let rows = stmt.query_map([prefix], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+    }
+}
+
+/// A row that does not convert (an unknown status) says why on its own, without rusqlite's
+/// "Conversion error from type Text at index: 1" in front.
+fn unreadable(e: rusqlite::Error) -> anyhow::Error {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(_, _, why) => anyhow::anyhow!(why),
+        e => e.into(),
     }
 }
 
@@ -323,7 +285,7 @@ fn finish(
         "UPDATE delivery SET status = ?3, reply = ?4, fields = COALESCE(?5, fields), updated = ?6 \
          WHERE campaign = ?1 AND address = ?2",
     )?
-    .execute(params![campaign, address, status.as_str(), reply, fields, now])?;
+    .execute(params![campaign, address, status, reply, fields, now])?;
     Ok(())
 }
 
@@ -388,5 +350,39 @@ mod tests {
         assert_eq!(of("d@example.org"), Status::Uncertain);
         assert_eq!(j.handoffs_since(0).unwrap().len(), 4);
         assert_eq!(j.campaign("c1").unwrap().unwrap().fingerprint, "f");
+    }
+
+    #[test]
+    fn a_row_with_an_unknown_status_makes_reads_that_touch_it_fail_not_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let mut j = Journal::open(&path).unwrap();
+        for id in ["c1", "c2"] {
+            let c = Campaign {
+                id: id.into(),
+                subject: "S".into(),
+                fingerprint: "f".into(),
+                newsletter: "n.md".into(),
+                started: 1,
+            };
+            let members = ["a@example.org", "b@example.org"].map(|a| Ok((a.to_owned(), "l.csv:2".to_owned())));
+            j.start(&c, members, 1).unwrap();
+        }
+        // As a newer bulletin might record an outcome this one does not know.
+        let raw = Connection::open(&path).unwrap();
+        raw.execute(
+            "UPDATE delivery SET status = 'bounced' WHERE campaign = 'c1' AND address = 'b@example.org'",
+            [],
+        )
+        .unwrap();
+        let expected =
+            "unknown delivery status \"bounced\" in the journal: it was written by a newer bulletin; upgrade bulletin";
+        let e = j.done("c1").unwrap_err();
+        assert_eq!(format!("{e:#}"), expected);
+        let e = j.deliveries("c1").unwrap_err();
+        assert_eq!(format!("{e:#}"), expected);
+        // Reads that do not touch the row are unaffected.
+        assert!(j.done("c2").unwrap().is_empty());
+        assert_eq!(j.deliveries("c2").unwrap().len(), 2);
     }
 }
