@@ -181,26 +181,6 @@ impl Sources {
         })
     }
 
-    /// Reads every row into memory.
-    pub fn load(&self) -> Result<Lists> {
-        let mut out = Lists {
-            fields: self.fields.clone(),
-            ..Lists::default()
-        };
-        for item in self.stream() {
-            match item? {
-                Item::Member(r) => out.recipients.push(r),
-                Item::Skipped(s) => out.skipped.push(s),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Whether any list was given.
-    pub fn is_empty(&self) -> bool {
-        self.lists.is_empty()
-    }
-
     /// A pass over every row of every list.
     pub fn stream(&self) -> Stream<'_> {
         Stream {
