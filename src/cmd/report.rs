@@ -151,7 +151,7 @@ pub fn run(config: Option<&std::path::Path>, args: &ReportArgs) -> Result<ExitCo
             .filter(|d| d.status == Status::Failed && d.reply.as_deref().is_some_and(is_address_failure))
             .filter_map(|d| crate::email::Email::parse(&d.address).ok())
             .collect();
-        let (added, file) = super::suppress::append(&config, &dead)?;
+        let (added, file) = crate::list::append_suppression(&config.suppress_files(), &dead)?;
         eprintln!(
             "suppressed {added} address(es) whose mailbox does not exist ({} failed for other reasons were left alone) in {}",
             failed - dead.len(),

@@ -6,7 +6,7 @@
 //! (no header, no address column, not UTF-8, a row whose fields don't line up) are errors.
 //!
 //! `file` reads one CSV file, `sources` streams the members of all lists, `suppression` reads
-//! the files of addresses never to mail.
+//! and extends the files of addresses never to mail.
 
 mod file;
 mod sources;
@@ -21,7 +21,7 @@ use crate::email::Email;
 
 pub use file::{CsvFile, normalise_column};
 pub use sources::{Item, Lists, Sources, Stream};
-pub use suppression::read_suppression;
+pub use suppression::{append_suppression, read_suppression};
 
 /// One list file's header.
 #[derive(Debug)]
