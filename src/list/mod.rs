@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::email::Email;
 
 pub use file::{CsvFile, normalise_column};
-pub use sources::{Item, Lists, Sources, Stream};
+pub use sources::{Found, Item, Lists, Pick, Sources, Stream};
 pub use suppression::{append_suppression, read_suppression};
 
 /// One list file's header.

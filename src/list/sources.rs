@@ -104,6 +104,52 @@ impl Sources {
     }
 }
 
+/// Which member to find: a data row across all lists (from 1, as `Recipient::row` counts), or
+/// an address.
+#[derive(Debug, Clone)]
+pub enum Pick {
+    Row(u64),
+    Address(Email),
+}
+
+/// What looking for one member found.
+#[derive(Debug)]
+pub enum Found {
+    /// A member who will receive the newsletter.
+    Member(Recipient),
+    /// The row, or the address's first row, is left out, and why.
+    Skipped(Skipped),
+    /// No such row or address in lists of `rows` data rows.
+    Absent { rows: u64 },
+}
+
+impl Sources {
+    /// The first row that matches `pick`. Streams the lists until it is found: no need to hold
+    /// them all.
+    pub fn find(&self, pick: &Pick) -> Result<Found> {
+        let mut rows = 0;
+        for item in self.stream() {
+            rows += 1;
+            let item = item?;
+            let (row, key) = match &item {
+                Item::Member(r) => (r.row, Some(r.email.key())),
+                Item::Skipped(s) => (s.row, s.key.as_deref()),
+            };
+            let hit = match pick {
+                Pick::Row(n) => row == *n,
+                Pick::Address(e) => key == Some(e.key()),
+            };
+            if hit {
+                return Ok(match item {
+                    Item::Member(r) => Found::Member(r),
+                    Item::Skipped(s) => Found::Skipped(s),
+                });
+            }
+        }
+        Ok(Found::Absent { rows })
+    }
+}
+
 /// Reads the lists row by row; see `Sources`.
 pub struct Stream<'a> {
     sources: &'a Sources,
@@ -203,5 +249,45 @@ impl Stream<'_> {
             return skip(Some(recipient.email.key()), Skip::Suppressed { by });
         }
         Item::Member(recipient)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_picks_the_first_row_by_number_or_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("members.csv");
+        std::fs::write(
+            &list,
+            "email,status\nann@example.org,\nbob@example.org,unsubscribed\nANN@example.org,\n",
+        )
+        .unwrap();
+        let sources = Sources::open(std::slice::from_ref(&list), &[]).unwrap();
+        let address = |a: &str| Pick::Address(Email::parse(a).unwrap());
+        let member = |found: Found| match found {
+            Found::Member(r) => (r.row, r.line),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(member(sources.find(&Pick::Row(1)).unwrap()), (1, 2));
+        assert_eq!(member(sources.find(&address("Ann@example.org")).unwrap()), (1, 2));
+        match sources.find(&Pick::Row(3)).unwrap() {
+            Found::Skipped(s) => assert!(matches!(s.why, Skip::Duplicate { .. }), "{s}"),
+            other => panic!("{other:?}"),
+        }
+        match sources.find(&address("bob@example.org")).unwrap() {
+            Found::Skipped(s) => assert_eq!(s.why, Skip::Status("unsubscribed".into())),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            sources.find(&Pick::Row(4)).unwrap(),
+            Found::Absent { rows: 3 }
+        ));
+        assert!(matches!(
+            sources.find(&address("eve@example.org")).unwrap(),
+            Found::Absent { rows: 3 }
+        ));
     }
 }
