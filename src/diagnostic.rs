@@ -65,10 +65,6 @@ impl Diagnostics {
         self.items.iter().filter(|d| d.level == Level::Error).count()
     }
 
-    pub fn warnings(&self) -> usize {
-        self.items.iter().filter(|d| d.level == Level::Warning).count()
-    }
-
     /// Fails with every error listed, for commands that cannot go on.
     pub fn into_result(self) -> anyhow::Result<Diagnostics> {
         if self.errors() == 0 {

@@ -28,6 +28,7 @@ pub mod paths;
 pub mod preflight;
 pub mod private;
 pub mod render;
+pub mod reply;
 pub mod secret;
 pub mod send;
 pub mod settings;

@@ -29,19 +29,6 @@ pub struct Preflight {
 const SHOWN: usize = 10;
 
 impl Preflight {
-    /// Checks every member of `recipients`.
-    pub fn run<'a>(
-        compiled: &Compiled,
-        letterhead: &Letterhead,
-        recipients: impl IntoIterator<Item = &'a Recipient>,
-    ) -> Preflight {
-        let mut p = Preflight::default();
-        for r in recipients {
-            p.check(compiled, letterhead, r);
-        }
-        p
-    }
-
     /// Checks one member.
     pub fn check(&mut self, compiled: &Compiled, letterhead: &Letterhead, r: &Recipient) {
         let rendered = match compiled.personalise(r) {
@@ -66,10 +53,6 @@ impl Preflight {
             rows.push(r.location());
         }
         *n += 1;
-    }
-
-    pub fn failed(&self) -> usize {
-        self.failures.values().map(|(_, n)| n).sum()
     }
 
     /// Adds the findings to `diags`: one error per kind of failure, listing the rows.

@@ -9,14 +9,8 @@ use anyhow::{Context, Result, bail};
 use super::Project;
 use crate::cli::PreviewArgs;
 use crate::email::Email;
-use crate::list::Item;
+use crate::list::{Found, Pick};
 use crate::private::{private_dir, private_file};
-
-/// Whom to preview.
-enum Wanted {
-    Row(u64),
-    Address(Email),
-}
 
 pub fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
     if args.lists.lists.is_empty() {
@@ -27,34 +21,19 @@ pub fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
     let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) else {
         bail!("the newsletter did not compile; run `bulletin check` for details");
     };
-    // Stream the lists until the member is found: no need to hold them all.
-    let wanted = match &args.to {
-        Some(to) => Wanted::Address(Email::parse(to).map_err(|e| anyhow::anyhow!("--to {to:?}: {e}"))?),
+    let pick = match &args.to {
+        Some(to) => Pick::Address(Email::parse(to).map_err(|e| anyhow::anyhow!("--to {to:?}: {e}"))?),
         None => match args.row.unwrap_or(1) {
             0 => bail!("--row counts from 1 (the first member)"),
-            n => Wanted::Row(n),
+            n => Pick::Row(n),
         },
     };
-    let mut rows = 0;
-    let mut found = None;
-    for item in p.sources.stream() {
-        rows += 1;
-        match (item?, &wanted) {
-            (Item::Member(r), Wanted::Row(n)) if r.row == *n => found = Some(r),
-            (Item::Member(r), Wanted::Address(e)) if r.email.key() == e.key() => found = Some(r),
-            (Item::Skipped(s), Wanted::Row(n)) if s.row == *n => bail!("row {n} will not receive this newsletter: {s}"),
-            (Item::Skipped(s), Wanted::Address(e)) if s.key.as_deref() == Some(e.key()) && found.is_none() => {
-                bail!("{e} will not receive this newsletter: {s}")
-            }
-            _ => continue,
-        }
-        break;
-    }
-    let Some(recipient) = found else {
-        match wanted {
-            Wanted::Row(n) => bail!("--row {n}: the lists have {rows} data rows"),
-            Wanted::Address(e) => bail!("{e} is in none of the lists"),
-        }
+    let recipient = match (p.sources.find(&pick)?, pick) {
+        (Found::Member(r), _) => r,
+        (Found::Skipped(s), Pick::Row(n)) => bail!("row {n} will not receive this newsletter: {s}"),
+        (Found::Skipped(s), Pick::Address(e)) => bail!("{e} will not receive this newsletter: {s}"),
+        (Found::Absent { rows }, Pick::Row(n)) => bail!("--row {n}: the lists have {rows} data rows"),
+        (Found::Absent { .. }, Pick::Address(e)) => bail!("{e} is in none of the lists"),
     };
     let recipient = &recipient;
     let rendered = compiled

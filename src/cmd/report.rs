@@ -2,101 +2,133 @@
 //! grouped by the relay's reply, JSON for scripts, and the failed rows as a CSV to fix.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use std::path::PathBuf;
-
 use crate::cli::ReportArgs;
-use crate::journal::{Journal, Status};
+use crate::config::Config;
+use crate::email::Email;
+use crate::journal::{Campaign, Delivery, Journal, Status};
+use crate::list::append_suppression;
 use crate::newsletter::Newsletter;
 use crate::paths::DEFAULT_JOURNAL;
+use crate::private::private_file;
+use crate::reply::is_address_failure;
 
-pub fn run(config: Option<&std::path::Path>, args: &ReportArgs) -> Result<ExitCode> {
+pub fn run(config: Option<&Path>, args: &ReportArgs) -> Result<ExitCode> {
     let paths = journals(&args.journal)?;
-    let shown = paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
     let newsletter = Newsletter::load(&args.newsletter)?;
-    let base = newsletter.campaign_id();
-    // Several journals (one per shard) hold disjoint members of the same campaign: merge them.
-    let mut campaign = None;
-    let mut rows = Vec::new();
-    let mut test_ids = Vec::new();
-    let mut opened = Vec::new();
-    for path in &paths {
-        let journal = Journal::open(path).map_err(|e| super::about_journal(e, path))?;
-        test_ids.extend(journal.campaigns_like(&format!("{base}+test-"))?);
-        opened.push(journal);
-    }
-    let id = if args.test {
-        test_ids.sort();
-        match test_ids.pop() {
-            Some(id) => id,
-            None => bail!("no test send of {base} in {shown}"),
-        }
+    let report = Report::gather(&paths, &newsletter.campaign_id(), args.test)?;
+    if args.json {
+        report.print_json()?;
     } else {
-        base
-    };
-    for journal in &opened {
-        if let Some(c) = journal.campaign(&id)? {
-            campaign.get_or_insert(c);
-            rows.extend(journal.deliveries(&id)?);
+        report.print_text();
+    }
+    if let Some(path) = &args.failed_csv {
+        write_failed_csv(&report, path)?;
+    }
+    if args.suppress_failed {
+        suppress_failed(config, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A campaign as the journals record it: several journals (one per shard) hold disjoint members
+/// of the same campaign, merged here.
+struct Report {
+    campaign: Campaign,
+    rows: Vec<Delivery>,
+    counts: Counts,
+}
+
+/// How many rows are in each state.
+struct Counts {
+    sent: usize,
+    failed: usize,
+    pending: usize,
+    /// Uncertain rows and rows still in flight: those belong to a run that is going on or was
+    /// killed.
+    uncertain: usize,
+}
+
+impl Counts {
+    fn of(rows: &[Delivery]) -> Counts {
+        let count = |s: Status| rows.iter().filter(|d| d.status == s).count();
+        Counts {
+            sent: count(Status::Sent),
+            failed: count(Status::Failed),
+            pending: count(Status::Pending),
+            uncertain: count(Status::Uncertain) + count(Status::InFlight),
         }
     }
-    let Some(campaign) = campaign else {
-        bail!("campaign {id} has not been sent yet (journal {shown})");
-    };
-    let count = |s: Status| rows.iter().filter(|d| d.status == s).count();
-    let (sent, failed, pending, uncertain, in_flight) = (
-        count(Status::Sent),
-        count(Status::Failed),
-        count(Status::Pending),
-        count(Status::Uncertain),
-        count(Status::InFlight),
-    );
-    let mut by_reply: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for d in rows.iter().filter(|d| d.status == Status::Failed) {
-        by_reply
-            .entry(d.reply.as_deref().unwrap_or("(no reply)"))
-            .or_default()
-            .push(&d.address);
+}
+
+impl Report {
+    /// Reads the campaign `base` (with `test`, its latest test send) from every journal.
+    fn gather(paths: &[PathBuf], base: &str, test: bool) -> Result<Report> {
+        let shown = paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut opened = Vec::new();
+        let mut test_ids = Vec::new();
+        for path in paths {
+            let journal = Journal::open(path).map_err(|e| super::about_journal(e, path))?;
+            test_ids.extend(journal.campaigns_like(&format!("{base}+test-"))?);
+            opened.push(journal);
+        }
+        let id = if test {
+            test_ids.sort();
+            match test_ids.pop() {
+                Some(id) => id,
+                None => bail!("no test send of {base} in {shown}"),
+            }
+        } else {
+            base.to_owned()
+        };
+        let mut campaign = None;
+        let mut rows = Vec::new();
+        for journal in &opened {
+            if let Some(c) = journal.campaign(&id)? {
+                campaign.get_or_insert(c);
+                rows.extend(journal.deliveries(&id)?);
+            }
+        }
+        let Some(campaign) = campaign else {
+            bail!("campaign {id} has not been sent yet (journal {shown})");
+        };
+        let counts = Counts::of(&rows);
+        Ok(Report { campaign, rows, counts })
     }
 
-    if args.json {
-        let failures: Vec<serde_json::Value> = by_reply
-            .iter()
-            .map(|(reply, who)| serde_json::json!({ "reply": reply, "count": who.len(), "addresses": who }))
-            .collect();
-        let uncertain_list: Vec<serde_json::Value> = rows
-            .iter()
-            .filter(|d| matches!(d.status, Status::Uncertain | Status::InFlight))
-            .map(|d| serde_json::json!({ "address": d.address, "message_id": d.message_id, "reason": d.reply }))
-            .collect();
-        let out = serde_json::json!({
-            "campaign": campaign.id,
-            "subject": campaign.subject,
-            "total": rows.len(),
-            "sent": sent,
-            "failed": failed,
-            "pending": pending,
-            // A row still in flight belongs to a run that is going on or was killed.
-            "uncertain": uncertain + in_flight,
-            "failures": failures,
-            "uncertain_members": uncertain_list,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
+    fn failed(&self) -> impl Iterator<Item = &Delivery> {
+        self.rows.iter().filter(|d| d.status == Status::Failed)
+    }
+
+    /// The failed rows' addresses, grouped by the relay's reply.
+    fn by_reply(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut by_reply: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for d in self.failed() {
+            by_reply
+                .entry(d.reply.as_deref().unwrap_or("(no reply)"))
+                .or_default()
+                .push(&d.address);
+        }
+        by_reply
+    }
+
+    fn print_text(&self) {
+        let (campaign, counts) = (&self.campaign, &self.counts);
         println!("campaign {} — {}", campaign.id, campaign.subject);
-        println!("  total      {}", rows.len());
-        println!("  sent       {sent}");
-        println!("  failed     {failed}");
-        println!("  pending    {pending}");
-        println!("  uncertain  {}", uncertain + in_flight);
-        for (reply, who) in &by_reply {
+        println!("  total      {}", self.rows.len());
+        println!("  sent       {}", counts.sent);
+        println!("  failed     {}", counts.failed);
+        println!("  pending    {}", counts.pending);
+        println!("  uncertain  {}", counts.uncertain);
+        for (reply, who) in &self.by_reply() {
             println!("failed ({}): {reply}", who.len());
             for a in who.iter().take(5) {
                 println!("    {a}");
@@ -107,8 +139,37 @@ pub fn run(config: Option<&std::path::Path>, args: &ReportArgs) -> Result<ExitCo
         }
     }
 
-    if let Some(path) = &args.failed_csv {
-        let failed_rows: Vec<_> = rows.iter().filter(|d| d.status == Status::Failed).collect();
+    fn print_json(&self) -> Result<()> {
+        let failures: Vec<serde_json::Value> = self
+            .by_reply()
+            .iter()
+            .map(|(reply, who)| serde_json::json!({ "reply": reply, "count": who.len(), "addresses": who }))
+            .collect();
+        let uncertain_list: Vec<serde_json::Value> = self
+            .rows
+            .iter()
+            .filter(|d| matches!(d.status, Status::Uncertain | Status::InFlight))
+            .map(|d| serde_json::json!({ "address": d.address, "message_id": d.message_id, "reason": d.reply }))
+            .collect();
+        let out = serde_json::json!({
+            "campaign": self.campaign.id,
+            "subject": self.campaign.subject,
+            "total": self.rows.len(),
+            "sent": self.counts.sent,
+            "failed": self.counts.failed,
+            "pending": self.counts.pending,
+            "uncertain": self.counts.uncertain,
+            "failures": failures,
+            "uncertain_members": uncertain_list,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        Ok(())
+    }
+
+    /// The failed members as a CSV to fix and send again: their list columns (as the journal
+    /// kept them, else just the address) and the relay's reply.
+    fn failed_csv(&self) -> Result<Vec<u8>> {
+        let failed_rows: Vec<_> = self.failed().collect();
         let parsed: Vec<serde_json::Map<String, serde_json::Value>> = failed_rows
             .iter()
             .map(
@@ -140,25 +201,34 @@ pub fn run(config: Option<&std::path::Path>, args: &ReportArgs) -> Result<ExitCo
             rec.push(d.reply.clone().unwrap_or_default());
             w.write_record(&rec)?;
         }
-        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-        crate::private::private_file(path, &bytes)?;
-        eprintln!("wrote {} failed members to {}", failed_rows.len(), path.display());
+        w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
     }
-    if args.suppress_failed {
-        let config = crate::config::Config::load(config)?;
-        let dead: Vec<crate::email::Email> = rows
-            .iter()
-            .filter(|d| d.status == Status::Failed && d.reply.as_deref().is_some_and(is_address_failure))
-            .filter_map(|d| crate::email::Email::parse(&d.address).ok())
-            .collect();
-        let (added, file) = super::suppress::append(&config, &dead)?;
-        eprintln!(
-            "suppressed {added} address(es) whose mailbox does not exist ({} failed for other reasons were left alone) in {}",
-            failed - dead.len(),
-            file.display()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// `--failed-csv`: writes the failed members to `path`, readable by the owner only.
+fn write_failed_csv(report: &Report, path: &Path) -> Result<()> {
+    let bytes = report.failed_csv()?;
+    private_file(path, &bytes)?;
+    eprintln!("wrote {} failed members to {}", report.counts.failed, path.display());
+    Ok(())
+}
+
+/// `--suppress-failed`: adds the addresses whose mailbox does not exist to the main
+/// suppression file, leaving those that failed for other reasons.
+fn suppress_failed(config: Option<&Path>, report: &Report) -> Result<()> {
+    let config = Config::load(config)?;
+    let dead: Vec<Email> = report
+        .failed()
+        .filter(|d| d.reply.as_deref().is_some_and(is_address_failure))
+        .filter_map(|d| Email::parse(&d.address).ok())
+        .collect();
+    let (added, file) = append_suppression(&config.suppress_files(), &dead)?;
+    eprintln!(
+        "suppressed {added} address(es) whose mailbox does not exist ({} failed for other reasons were left alone) in {}",
+        report.counts.failed - dead.len(),
+        file.display()
+    );
+    Ok(())
 }
 
 /// The journals to read: those named, else the default one and every shard's.
@@ -194,46 +264,4 @@ fn journals(given: &[PathBuf]) -> Result<Vec<PathBuf>> {
         bail!("no journal at {DEFAULT_JOURNAL}: nothing has been sent from this directory yet");
     }
     Ok(found)
-}
-
-/// Does this permanent reply say the mailbox does not exist (rather than, say, a policy or
-/// spam rejection, which says nothing about the address)?
-pub fn is_address_failure(reply: &str) -> bool {
-    let r = reply.to_ascii_lowercase();
-    if !r.contains("5") || r.contains("5.7.") {
-        return false;
-    }
-    ["5.1.1", "5.1.0", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.2.1"]
-        .iter()
-        .any(|c| r.contains(c))
-        || [
-            "no such user",
-            "user unknown",
-            "unknown user",
-            "does not exist",
-            "no such mailbox",
-            "mailbox unavailable",
-            "invalid recipient",
-            "address rejected",
-            "account disabled",
-        ]
-        .iter()
-        .any(|p| r.contains(p))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_address_failure;
-
-    #[test]
-    fn only_dead_mailboxes_count_as_address_failures() {
-        assert!(is_address_failure(
-            "permanent error (550): 5.1.1 <x@example.org>: Recipient address rejected: User unknown"
-        ));
-        assert!(is_address_failure("permanent error (550): no such user here"));
-        assert!(!is_address_failure(
-            "permanent error (554): 5.7.1 Message rejected as spam"
-        ));
-        assert!(!is_address_failure("permanent error (552): 5.3.4 Message too big"));
-    }
 }
