@@ -6,6 +6,7 @@
 
 mod html;
 pub mod markdown;
+mod scan;
 pub mod tags;
 pub mod text;
 
