@@ -33,8 +33,6 @@ pub const GMAIL_CLIP_BYTES: usize = 102 * 1024;
 /// A newsletter ready to personalise.
 pub struct Compiled {
     env: Environment<'static>,
-    /// Merge fields the templates use (builtins included).
-    pub fields: BTreeSet<String>,
     /// Fields used bare (`{{ first_name }}`, no default), with the line of their first such
     /// use: an empty value is an error.
     pub bare_fields: BTreeMap<String, usize>,
@@ -179,10 +177,8 @@ impl Compiled {
                 return None;
             }
         }
-        let fields = used;
         Some(Compiled {
             env,
-            fields,
             bare_fields: bare,
             file,
             unsubscribe,
