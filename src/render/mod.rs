@@ -52,8 +52,6 @@ pub struct Rendered {
 /// Why one member's message could not be rendered.
 #[derive(Debug)]
 pub struct RenderError {
-    /// Bare fields that are empty for this member, if that is the cause.
-    pub empty_fields: Vec<String>,
     pub message: String,
 }
 
@@ -225,7 +223,7 @@ impl Compiled {
             }
             _ => format!("{e:#}"),
         };
-        RenderError { empty_fields, message }
+        RenderError { message }
     }
 }
 
