@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use clap::Args;
 use toml::Spanned;
 
-use crate::cli::RelayArgs;
 use crate::config::Config;
 use crate::diagnostic::Diagnostics;
 use crate::secret::Secret;
@@ -18,6 +18,20 @@ use crate::send::smtp::Relay;
 
 /// Most parallel SMTP sessions a run may open.
 pub const MAX_CONCURRENCY: usize = 64;
+
+/// How to reach the relay, as flags (`send`, `check`); over `[smtp]` in bulletin.toml.
+#[derive(Debug, Default, Args)]
+pub struct RelayArgs {
+    /// SMTP relay URL, e.g. smtps://user@smtp.example.org:465
+    #[arg(long, value_name = "URL", env = "BULLETIN_SMTP_URL")]
+    pub smtp: Option<String>,
+    /// Rate limit, e.g. 14/s, 600/min, 2000/h, 50000/day; repeat for several windows
+    #[arg(long, value_name = "N/UNIT", env = "BULLETIN_RATE", value_delimiter = ',', value_parser = parse_rate_flag)]
+    pub rate: Vec<Rate>,
+    /// Parallel SMTP sessions (1 to 64)
+    #[arg(long, value_name = "N", env = "BULLETIN_CONCURRENCY", value_parser = parse_concurrency_flag)]
+    pub concurrency: Option<usize>,
+}
 
 /// Everything about how to deliver, resolved.
 #[derive(Debug)]
