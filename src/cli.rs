@@ -60,6 +60,8 @@ pub enum Command {
         #[command(subcommand)]
         command: DkimCommand,
     },
+    /// Check DNS (DKIM, SPF, DMARC, MX) and the relay for real before a send
+    Doctor(DoctorArgs),
     /// Make or check a member's unsubscribe token (for your unsubscribe endpoint or script)
     UnsubscribeToken {
         #[command(subcommand)]
@@ -169,6 +171,23 @@ pub struct SendArgs {
     /// Journal file [shards: .bulletin/journal-shard-K-of-N.db]
     #[arg(long, value_name = "FILE", env = "BULLETIN_JOURNAL", default_value = DEFAULT_JOURNAL)]
     pub journal: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// A newsletter: check its sender, and (with --list) its largest message against the
+    /// relay's size limit
+    pub newsletter: Option<PathBuf>,
+    #[command(flatten)]
+    pub lists: ListArgs,
+    /// Print JSON: what the text shows, one object per check
+    #[arg(long)]
+    pub json: bool,
+    /// Name server to ask, IP or IP:PORT [default: the system's]
+    #[arg(long, value_name = "ADDR", env = "BULLETIN_DNS", value_parser = crate::doctor::parse_server)]
+    pub dns: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub relay: RelayArgs,
 }
 
 #[derive(Debug, Args)]

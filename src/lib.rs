@@ -19,6 +19,7 @@ pub mod config;
 pub mod deliverability;
 pub mod diagnostic;
 pub mod dkim;
+pub mod doctor;
 pub mod email;
 pub mod journal;
 pub mod list;
@@ -59,6 +60,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => cmd::report::run(config, &args),
         Command::Suppress { addresses } => cmd::suppress::run(config, &addresses),
         Command::Dkim { command } => cmd::dkim::run(&command),
+        Command::Doctor(args) => cmd::doctor::run(
+            config,
+            args.newsletter.as_deref(),
+            &args.lists.lists,
+            &args.relay,
+            args.dns,
+            args.json,
+        ),
         Command::UnsubscribeToken { command } => cmd::token::run(config, &command),
     }
 }

@@ -181,13 +181,10 @@ impl Relay {
                     other => other,
                 })?;
         }
-        // lettre keeps no record of PIPELINING, so ask again (one round trip per session).
-        let pipelining = match conn.command(Ehlo::new(self.hello.clone())) {
-            Ok(reply) => reply.message().skip(1).any(|line| {
-                line.split_whitespace()
-                    .next()
-                    .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
-            }),
+        // lettre keeps no record of PIPELINING or of SIZE's number, so ask again (one round
+        // trip per session).
+        let (pipelining, size_limit) = match conn.command(Ehlo::new(self.hello.clone())) {
+            Ok(reply) => extensions(reply.message().skip(1)),
             Err(e) => {
                 conn.abort();
                 return Err(classify_connect(&e));
@@ -203,8 +200,24 @@ impl Relay {
                 });
             }
         }
-        Ok(Session::new(conn, pipelining))
+        Ok(Session::new(conn, pipelining, size_limit))
     }
+}
+
+/// PIPELINING and the SIZE limit from the lines of an EHLO reply after the greeting line.
+fn extensions<'a>(lines: impl Iterator<Item = &'a str>) -> (bool, Option<u64>) {
+    let (mut pipelining, mut size) = (false, None);
+    for line in lines {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some(k) if k.eq_ignore_ascii_case("PIPELINING") => pipelining = true,
+            Some(k) if k.eq_ignore_ascii_case("SIZE") => {
+                size = words.next().and_then(|n| n.parse::<u64>().ok()).filter(|&n| n > 0);
+            }
+            _ => {}
+        }
+    }
+    (pipelining, size)
 }
 
 fn classify_connect(e: &lettre::transport::smtp::Error) -> ConnectError {
@@ -255,6 +268,13 @@ mod tests {
         assert!(err("smtp://u@smtp.example.org", false).contains("BULLETIN_SMTP_PASSWORD"));
         assert!(err("http://smtp.example.org", false).contains("scheme"));
         assert!(err("smtp://smtp.example.org?tls=maybe", false).contains("unknown option"));
+    }
+
+    #[test]
+    fn ehlo_extensions() {
+        let lines = ["PIPELINING", "SIZE 10240000", "8BITMIME"];
+        assert_eq!(extensions(lines.into_iter()), (true, Some(10_240_000)));
+        assert_eq!(extensions(["SIZE", "size 0"].into_iter()), (false, None));
     }
 
     #[test]

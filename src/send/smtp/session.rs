@@ -56,11 +56,23 @@ pub struct Session {
     conn: SmtpConnection,
     /// The server offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write.
     pipelining: bool,
+    /// The largest message the server takes (its `SIZE n`), when it says.
+    size_limit: Option<u64>,
 }
 
 impl Session {
-    pub(super) fn new(conn: SmtpConnection, pipelining: bool) -> Session {
-        Session { conn, pipelining }
+    pub(super) fn new(conn: SmtpConnection, pipelining: bool, size_limit: Option<u64>) -> Session {
+        Session {
+            conn,
+            pipelining,
+            size_limit,
+        }
+    }
+
+    /// The largest message the server takes, from its EHLO reply (`SIZE n`; RFC 1870); `None`
+    /// when it announces none or says 0 (no fixed limit).
+    pub fn size_limit(&self) -> Option<u64> {
+        self.size_limit
     }
 
     /// Is the session still usable?
