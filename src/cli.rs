@@ -42,6 +42,10 @@ pub enum Command {
         /// Check these delivery settings too, as `send` would take them
         #[command(flatten)]
         relay: RelayArgs,
+        /// Downgrade the bulk-sender rules (DKIM and one-click unsubscribe above 5,000
+        /// recipients at Gmail or Yahoo) to warnings
+        #[arg(long)]
+        allow_noncompliant: bool,
     },
     /// Write the HTML, text and raw message one member would receive
     Preview(PreviewArgs),
@@ -164,6 +168,10 @@ pub struct SendArgs {
     /// Resume although the newsletter changed since the campaign began
     #[arg(long)]
     pub allow_changed: bool,
+    /// Send although the bulk-sender rules (DKIM and one-click unsubscribe above 5,000
+    /// recipients at Gmail or Yahoo) are not met
+    #[arg(long)]
+    pub allow_noncompliant: bool,
     /// Send only to the members whose address hashes to shard K of N (for N machines); each
     /// shard keeps its own journal
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]

@@ -13,6 +13,7 @@
 //!
 //! Each subcommand lives in `cmd/`; `run` dispatches and returns the exit code.
 
+pub mod bulk;
 pub mod cli;
 mod cmd;
 pub mod config;
@@ -54,7 +55,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             newsletter,
             lists,
             relay,
-        } => cmd::check::run(config, &newsletter, &lists.lists, &relay, cli.quiet),
+            allow_noncompliant,
+        } => cmd::check::run(config, &newsletter, &lists.lists, &relay, allow_noncompliant, cli.quiet),
         Command::Preview(args) => cmd::preview::run(config, &args),
         Command::Send(args) => cmd::send::run(config, &args, cli.quiet),
         Command::Report(args) => cmd::report::run(config, &args),

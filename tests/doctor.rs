@@ -4,7 +4,8 @@
 //! is the in-process test SMTP server (AUTH, no STARTTLS) on 127.0.0.1, whose address the SPF
 //! record authorises.
 //!
-//! These need `dnsmasq` (`.ci/run` installs `dnsmasq-base`), so plain `cargo test` skips them;
+//! The bulk-sender rule tests at the end need nothing; the others need `dnsmasq` (`.ci/run`
+//! installs `dnsmasq-base`), so plain `cargo test` skips those;
 //! `cargo test -- --ignored` runs them, and then a missing dnsmasq is a failure. dnsmasq is
 //! started by the test, by path, and killed by its PID: no system service is involved.
 
@@ -557,4 +558,87 @@ fn the_relay_size_limit_against_the_largest_message() {
     let out = doctor(&s, &dns, &["n.md", "--list", "m.csv"]);
     out.success();
     assert_line(&out, '✓', "relay-size", "bytes");
+}
+
+/// A list with `gmail` members at gmail.com and a few elsewhere.
+fn big_list(gmail: usize) -> String {
+    let mut csv = String::from("email,name\n");
+    for i in 0..gmail {
+        csv.push_str(&format!("member{i}@gmail.com,M{i}\n"));
+    }
+    csv.push_str("someone@example.org,S\n");
+    csv
+}
+
+const BULK_NEWSLETTER: &str = "---\nsubject: Hello\n---\nHello {{ name }}\n";
+
+#[test]
+fn bulk_sender_rules_are_errors_above_5000_at_gmail() {
+    // DEFAULT_CONFIG: no DKIM, unsubscribe by mail only.
+    let p = Project::new()
+        .file("n.md", BULK_NEWSLETTER)
+        .file("big.csv", big_list(5001))
+        .file("small.csv", big_list(5000));
+    let out = p.run(&["check", "n.md", "--list", "big.csv"]);
+    out.code(1);
+    let errors = out.lines("error: ");
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("bulk-sender rule") && l.contains("5001 recipients at Gmail") && l.contains("no DKIM")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        errors.iter().any(|l| l.contains("no one-click unsubscribe")),
+        "{}",
+        out.stdout
+    );
+    // At the threshold: the warnings of before, no error.
+    let out = p.run(&["check", "n.md", "--list", "small.csv"]);
+    out.success().stdout_lacks("bulk-sender rule");
+    // Overridden: warnings that say so.
+    let out = p.run(&["check", "n.md", "--list", "big.csv", "--allow-noncompliant"]);
+    out.success();
+    assert!(
+        out.lines("warning: ")
+            .iter()
+            .any(|l| l.contains("overridden by --allow-noncompliant"))
+    );
+
+    // send refuses before anything leaves (a dry run goes through the same preflight) …
+    let out = p.run(&["send", "n.md", "--list", "big.csv", "--dry-run"]);
+    out.code(1)
+        .stderr_has("bulk-sender rule")
+        .stderr_has("nothing was sent");
+    // … and with the override, says so.
+    let out = p.run(&["send", "n.md", "--list", "big.csv", "--dry-run", "--allow-noncompliant"]);
+    out.success()
+        .stderr_has("note: --allow-noncompliant: sending to 5001 recipients at Gmail without DKIM");
+}
+
+#[test]
+fn bulk_sender_rules_are_met_with_dkim_and_one_click_unsubscribe() {
+    let p = Project::new()
+        .file("n.md", BULK_NEWSLETTER)
+        .file("big.csv", big_list(5001))
+        .env("BULLETIN_UNSUBSCRIBE_SECRET", "0123456789abcdef0123456789abcdef");
+    p.run(&[
+        "dkim",
+        "keygen",
+        "--selector",
+        "news",
+        "--domain",
+        "example.org",
+        "--algorithm",
+        "ed25519",
+    ])
+    .success();
+    let config = support::project::DEFAULT_CONFIG.replace(
+        "[unsubscribe]\n",
+        "[unsubscribe]\nurl = \"https://example.org/unsubscribe?token={{ token }}\"\n",
+    ) + "\n[dkim]\ndomain = \"example.org\"\nselector = \"news\"\nprivate_key = \"keys/news.example.org.pem\"\n";
+    std::fs::write(p.join("bulletin.toml"), config).unwrap();
+    let out = p.run(&["check", "n.md", "--list", "big.csv"]);
+    out.success().stdout_lacks("bulk-sender rule");
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::Project;
+use crate::bulk::{Audience, Compliance};
 use crate::cli::RelayArgs;
 use crate::diagnostic::{Diagnostics, Level};
 use crate::list::{Item, Skip};
@@ -19,6 +20,7 @@ pub fn run(
     newsletter: &Path,
     lists: &[PathBuf],
     relay: &RelayArgs,
+    allow_noncompliant: bool,
     quiet: bool,
 ) -> Result<ExitCode> {
     let mut p = Project::load(config, newsletter, lists)?;
@@ -43,10 +45,12 @@ pub fn run(
 
     let (mut recipients, mut skipped) = (0usize, 0usize);
     let mut pre = Preflight::default();
+    let mut audience = Audience::default();
     for item in p.sources.stream() {
         match item? {
             Item::Member(r) => {
                 recipients += 1;
+                audience.add(&r.email);
                 if let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) {
                     pre.check(compiled, letterhead, &r);
                 }
@@ -65,11 +69,14 @@ pub fn run(
             }
         }
     }
+    let mut d = Diagnostics::default();
     if let Some(compiled) = &p.compiled {
-        let mut d = Diagnostics::default();
         pre.report(compiled, &mut d);
-        d.items.iter().for_each(&mut print);
     }
+    let settings_file = p.config.source.as_ref().map(|s| s.display().to_string());
+    let at = settings_file.as_deref().map(|f| (f, 0));
+    audience.review(Compliance::of(&p.config), allow_noncompliant, at, &mut d);
+    d.items.iter().for_each(&mut print);
 
     if !quiet && !dns.is_empty() {
         println!(

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Result, bail};
 
 use super::{Project, about_journal};
+use crate::bulk::{Audience, Compliance};
 use crate::cli::SendArgs;
 use crate::diagnostic::{Diagnostics, Level};
 use crate::journal::{Campaign, Journal};
@@ -64,6 +65,9 @@ struct Loaded {
     compiled: Compiled,
     letterhead: Letterhead,
     settings: Settings,
+    /// What the bulk-sender rules need, and whether `--allow-noncompliant` waives them.
+    compliance: Compliance,
+    allow_noncompliant: bool,
 }
 
 impl Loaded {
@@ -91,6 +95,8 @@ impl Loaded {
             }
         }
         Ok(Loaded {
+            compliance: Compliance::of(&config),
+            allow_noncompliant: args.allow_noncompliant,
             newsletter,
             sources,
             compiled,
@@ -103,12 +109,18 @@ impl Loaded {
     /// any failure aborts with nothing sent. Returns how the rows were sorted.
     fn preflight(&self, selection: &Selection) -> Result<Counts> {
         let mut pre = Preflight::default();
+        let mut audience = Audience::default();
         let mut jobs = selection.jobs(&self.sources);
         for r in jobs.by_ref() {
-            pre.check(&self.compiled, &self.letterhead, &r?);
+            let r = r?;
+            audience.add(&r.email);
+            pre.check(&self.compiled, &self.letterhead, &r);
         }
         let mut diags = Diagnostics::default();
         pre.report(&self.compiled, &mut diags);
+        if let Some(note) = audience.review(self.compliance, self.allow_noncompliant, None, &mut diags) {
+            eprintln!("note: {note}");
+        }
         for d in diags.items.iter().filter(|d| d.level == Level::Warning) {
             eprintln!("{d}");
         }
