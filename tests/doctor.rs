@@ -642,3 +642,108 @@ fn bulk_sender_rules_are_met_with_dkim_and_one_click_unsubscribe() {
     let out = p.run(&["check", "n.md", "--list", "big.csv"]);
     out.success().stdout_lacks("bulk-sender rule");
 }
+
+/// `bulletin init news` in an empty directory; returns the project and the DKIM records it
+/// printed (name, value).
+fn init() -> (Project, Vec<(String, String)>) {
+    let p = Project::empty();
+    let out = p.run(&["init", "news"]);
+    out.success().stdout_has("Publish these DNS records");
+    let records = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("._domainkey."))
+        .map(|l| {
+            let (name, value) = l.trim().split_once(" TXT ").unwrap();
+            (name.to_owned(), value.trim_matches('"').to_owned())
+        })
+        .collect();
+    (p, records)
+}
+
+#[test]
+fn init_makes_a_project_that_check_passes_with_dkim_and_one_click_unsubscribe() {
+    use std::os::unix::fs::PermissionsExt;
+    let (p, records) = init();
+    assert_eq!(records.len(), 2, "an RSA and an Ed25519 record");
+    assert!(
+        records[0].1.contains("k=rsa") && records[1].1.contains("k=ed25519"),
+        "{records:?}"
+    );
+    let nl = "newsletters/2026-12-first-hundred-days.md";
+    let out = p.run_in("news", &["check", nl, "--list", "lists/members.csv"]);
+    out.success().stdout_has("0 errors");
+    for w in out.lines("warning: ") {
+        let w = w.to_lowercase();
+        assert!(!w.contains("dkim") && !w.contains("unsubscribe"), "{w}");
+    }
+    let secret = p.join("news/.bulletin/unsubscribe.secret");
+    assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+    let ignore = p.read("news/.gitignore");
+    assert!(ignore.contains("/.bulletin/") && ignore.contains("/keys/"), "{ignore}");
+    let toml = p.read("news/bulletin.toml");
+    assert!(
+        toml.contains("secret_command = \"cat .bulletin/unsubscribe.secret\""),
+        "{toml}"
+    );
+    assert!(
+        !toml.contains(&p.read("news/.bulletin/unsubscribe.secret").trim().to_owned()),
+        "the secret is not in bulletin.toml"
+    );
+
+    // Every message carries both signatures.
+    p.run_in("news", &["preview", nl, "--list", "lists/members.csv", "--out", "pv"])
+        .success();
+    let eml = p.read("news/pv/email.eml");
+    assert_eq!(eml.matches("DKIM-Signature:").count(), 2, "{eml}");
+    assert!(eml.contains("a=rsa-sha256") && eml.contains("a=ed25519-sha256"));
+    assert!(eml.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+}
+
+#[test]
+#[ignore = "needs dnsmasq"]
+fn init_then_publishing_its_records_makes_doctor_pass() {
+    let (p, records) = init();
+    let smtp = TestSmtp::start();
+    let mut zone: Vec<String> = records.iter().map(|(n, v)| txt(n, v)).collect();
+    zone.extend([
+        txt("example.org", "v=spf1 ip4:127.0.0.1 -all"),
+        txt(
+            "_dmarc.example.org",
+            "v=DMARC1; p=none; rua=mailto:dmarc-reports@example.org",
+        ),
+        "mx-host=example.org,mail.example.org,10".to_owned(),
+        "local=/org/".to_owned(),
+    ]);
+    let dns = Dns::start(&zone);
+    let out = p
+        .command_in("news", &["doctor", "--dns", &dns.addr(), "--smtp", &smtp.url()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let dkim: Vec<&str> = stdout.lines().filter(|l| l.starts_with("✓ dkim")).collect();
+    assert_eq!(dkim.len(), 2, "{stdout}");
+    assert!(dkim[0].contains("rsa-2048") && dkim[1].contains("ed25519"), "{stdout}");
+}
+
+#[test]
+#[ignore = "needs dkimpy (python3 -m pip install dkimpy pynacl, as .ci/run does)"]
+fn both_signatures_of_an_init_project_verify_with_dkimpy() {
+    let (p, records) = init();
+    let nl = "newsletters/2026-12-first-hundred-days.md";
+    p.run_in("news", &["preview", nl, "--list", "lists/members.csv", "--out", "pv"])
+        .success();
+    let script = "import sys, dkim\nrecs = dict(a.split('=', 1) for a in sys.argv[2:])\n\
+                  msg = open(sys.argv[1], 'rb').read()\nd = dkim.DKIM(msg)\n\
+                  dns = lambda name, timeout=5: recs.get(name.decode().rstrip('.'), '').encode()\n\
+                  print(' '.join('pass' if d.verify(idx=i, dnsfunc=dns) else 'fail' for i in range(2)))\n";
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script]).arg(p.join("news/pv/email.eml"));
+    for (name, value) in &records {
+        cmd.arg(format!("{name}={value}"));
+    }
+    let out = cmd.output().expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.trim(), "pass pass", "{}", String::from_utf8_lossy(&out.stderr));
+}

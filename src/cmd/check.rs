@@ -79,9 +79,7 @@ pub fn run(
     d.items.iter().for_each(&mut print);
 
     if !quiet && !dns.is_empty() {
-        println!(
-            "DNS records to publish for deliverability (bulletin cannot look them up; check them with your DNS host):"
-        );
+        println!("DNS records to publish for deliverability (`bulletin doctor` looks them up and tries the relay):");
         for line in &dns {
             println!("  {line}");
         }

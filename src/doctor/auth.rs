@@ -17,7 +17,7 @@ use super::Report;
 use super::dns::{Dns, Lookup};
 use super::settings::Sender;
 use crate::config::Config;
-use crate::dkim::{Algorithm, Key};
+use crate::dkim::{Algorithm, Key, Signer};
 
 /// Below this many bits an RSA key is weak (receivers accept 1024, Gmail advises 2048).
 const GOOD_RSA_BITS: usize = 2048;
@@ -50,7 +50,13 @@ pub async fn check(
         None => Vec::new(),
     };
     if let (Some(d), Some(_)) = (&config.dkim, &parsed) {
-        dkim_finding(config, d, dns, dkim_outputs.first().map(|o| o.result()), report).await;
+        for (selector, path) in d.keys() {
+            let result = dkim_outputs
+                .iter()
+                .find(|o| o.signature().is_some_and(|s| s.s == selector))
+                .map(|o| o.result());
+            dkim_finding(config, d, selector, path, dns, result, report).await;
+        }
     }
 
     let envelope = sender.envelope_domain().unwrap_or_default();
@@ -93,26 +99,29 @@ fn signed_message(config: &Config, from: &lettre::message::Mailbox, report: &mut
                 d = from.email.domain()
             ),
         ),
-        Some(d) => match Key::load(&config.resolve(&d.private_key), &d.domain, &d.selector) {
-            Err(e) => {
-                report.fail(
-                    "dkim",
-                    format!("{e:#}"),
-                    format!(
-                        "bulletin dkim keygen --selector {s}2 --domain {dom}, then point [dkim] private_key and selector at the new key",
-                        s = d.selector,
-                        dom = d.domain
-                    ),
-                );
-                return None;
-            }
-            Ok(key) => {
-                if let Err(e) = key.signer(&["From", "To", "Subject", "Date", "Message-ID"]).sign(&mut message) {
-                    report.fail("dkim", format!("cannot sign: {e:#}"), "check [dkim] private_key");
-                    return None;
+        Some(d) => {
+            let mut signers = Vec::new();
+            for (selector, path) in d.keys() {
+                match Key::load(&config.resolve(path), &d.domain, selector) {
+                    Err(e) => {
+                        report.fail(
+                            "dkim",
+                            format!("{e:#}"),
+                            format!(
+                                "bulletin dkim keygen --selector {selector}2 --domain {dom}, then point [dkim] at the new key and selector",
+                                dom = d.domain
+                            ),
+                        );
+                        return None;
+                    }
+                    Ok(key) => signers.push(key.signer(&["From", "To", "Subject", "Date", "Message-ID"])),
                 }
             }
-        },
+            if let Err(e) = Signer::sign_all(&signers, &mut message) {
+                report.fail("dkim", format!("cannot sign: {e:#}"), "check [dkim] private_key");
+                return None;
+            }
+        }
     }
     Some(message.formatted())
 }
@@ -120,13 +129,15 @@ fn signed_message(config: &Config, from: &lettre::message::Mailbox, report: &mut
 async fn dkim_finding(
     config: &Config,
     d: &crate::config::Dkim,
+    selector: &str,
+    path: &std::path::Path,
     dns: &Dns,
     result: Option<&DkimResult>,
     report: &mut Report,
 ) {
-    let name = format!("{}._domainkey.{}", d.selector, d.domain);
+    let name = format!("{selector}._domainkey.{}", d.domain);
     // Loaded once already to sign: it loads.
-    let Ok(key) = Key::load(&config.resolve(&d.private_key), &d.domain, &d.selector) else {
+    let Ok(key) = Key::load(&config.resolve(path), &d.domain, selector) else {
         return;
     };
     let record = key.dns_record();
@@ -159,10 +170,7 @@ async fn dkim_finding(
         Some(DkimResult::TempError(e)) => report.warn("dkim", format!("cannot verify at {name}: {e}")),
         Some(DkimResult::Fail(_)) => report.fail(
             "dkim",
-            format!(
-                "{name} publishes another key than {}: signatures fail",
-                d.private_key.display()
-            ),
+            format!("{name} publishes another key than {}: signatures fail", path.display()),
             format!("replace the record: {publish}"),
         ),
         Some(DkimResult::PermError(e) | DkimResult::Neutral(e)) => report.fail(
