@@ -161,3 +161,62 @@ fn retry_failed_with_dry_run_or_test_is_a_usage_error() {
     }
     assert!(smtp.messages().is_empty());
 }
+
+/// `send` with user `news@example.org` (and a password) through `smtp`, as `--smtp URL`.
+fn send_as_user(smtp: &TestSmtp) -> support::project::Run {
+    let url = smtp.url().replace("smtp://", "smtp://news%40example.org@");
+    let p = project(smtp).env("BULLETIN_SMTP_PASSWORD", "pw-4711");
+    let run = p.run(&["send", "n.md", "--list", "m.csv", "--yes", "--smtp", &url]);
+    assert_eq!(smtp.attempts(Stage::Mail), 0, "no MAIL FROM, unauthenticated or not");
+    assert!(smtp.messages().is_empty());
+    run.code(1)
+        .stderr_has("bulletin will not send unauthenticated when a user is configured")
+        .stderr_has("check the URL's port/TLS or remove the user")
+        .stderr_has("nothing was sent")
+        .stderr_lacks("pw-4711");
+    run
+}
+
+/// A server whose EHLO reply lists exactly `extensions`.
+fn ehlo_lists(extensions: &'static str, auth: Option<(String, String)>) -> TestSmtp {
+    let hook = move |e: &Event| match e.stage {
+        Stage::Ehlo => Action::Reply(250, format!("127.0.0.1 greets you\n{extensions}")),
+        _ => Action::Continue,
+    };
+    TestSmtp::start_with(Options {
+        auth,
+        fault: Some(Box::new(hook)),
+        ..Options::default()
+    })
+}
+
+#[test]
+fn a_configured_user_and_a_relay_offering_no_auth_is_an_error_before_anything_is_sent() {
+    // The test server offers AUTH only when it has credentials to check: here it has none,
+    // and would take the mail from anyone.
+    let smtp = TestSmtp::start();
+    send_as_user(&smtp).stderr_has("the relay 127.0.0.1 offers no AUTH (its EHLO lists: SIZE, 8BITMIME)");
+}
+
+#[test]
+fn a_configured_user_and_a_relay_offering_auth_only_after_starttls_is_an_error_before_anything_is_sent() {
+    // As Postfix with smtpd_tls_auth_only: STARTTLS is offered, AUTH only once it is used —
+    // and a plain-text loopback URL does not use it.
+    let smtp = ehlo_lists(
+        "SIZE\n8BITMIME\nSTARTTLS",
+        Some(("news@example.org".into(), "pw-4711".into())),
+    );
+    send_as_user(&smtp).stderr_has(
+        "the relay 127.0.0.1 offers no AUTH before STARTTLS, which this plain-text URL does not use \
+         (its EHLO lists: SIZE, 8BITMIME, STARTTLS)",
+    );
+}
+
+#[test]
+fn a_configured_user_and_a_relay_offering_only_unknown_auth_mechanisms_is_an_error_before_anything_is_sent() {
+    let smtp = ehlo_lists(
+        "SIZE\nAUTH CRAM-MD5",
+        Some(("news@example.org".into(), "pw-4711".into())),
+    );
+    send_as_user(&smtp).stderr_has("offers AUTH only as CRAM-MD5, and bulletin speaks PLAIN and LOGIN");
+}
