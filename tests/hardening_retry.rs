@@ -220,3 +220,112 @@ fn a_configured_user_and_a_relay_offering_only_unknown_auth_mechanisms_is_an_err
     );
     send_as_user(&smtp).stderr_has("offers AUTH only as CRAM-MD5, and bulletin speaks PLAIN and LOGIN");
 }
+
+/// Postfix's `smtp-sink` on a free 127.0.0.1 port, killed (by PID) when dropped; each message
+/// it receives is written to a file in `dumps`. Like tests/smtp_sink.rs, whose helper is not
+/// shared: these tests need Postfix, so plain `cargo test` skips them (`-- --ignored`).
+struct Sink {
+    child: std::process::Child,
+    port: u16,
+    dumps: tempfile::TempDir,
+}
+
+impl Sink {
+    fn start(flags: &[&str]) -> Sink {
+        use std::io::BufRead;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let program = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).is_file())
+            .expect("smtp-sink not found: install Postfix (apt-get install postfix)");
+        for _ in 0..20 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let name = format!("sink-{}-{port}", std::process::id());
+            let dumps = tempfile::Builder::new().prefix("bulletin-sink").tempdir().unwrap();
+            std::fs::set_permissions(dumps.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+            let mut cmd = std::process::Command::new(program);
+            if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+                cmd.args(["-u", "nobody"]);
+            }
+            cmd.args(["-h", &name, "-d"])
+                .arg(dumps.path().join("%M."))
+                .args(flags)
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("16")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            let mut sink = Sink {
+                child: cmd.spawn().expect("start smtp-sink"),
+                port,
+                dumps,
+            };
+            // Not a timing assertion: a guard against waiting forever on a sink that hangs.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if sink.child.try_wait().unwrap().is_some() {
+                    break; // the port was taken meanwhile; try another
+                }
+                let greeting = std::net::TcpStream::connect(("127.0.0.1", port)).ok().and_then(|s| {
+                    let mut line = String::new();
+                    std::io::BufReader::new(s).read_line(&mut line).ok()?;
+                    Some(line)
+                });
+                match greeting {
+                    Some(g) if g.contains(&name) => return sink,
+                    Some(_) => break, // another server answered; ours will fail to bind
+                    None => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+        }
+        panic!("could not start smtp-sink on a free port");
+    }
+
+    /// How many messages the sink received (files it wrote with a recipient in them).
+    fn received(&self) -> usize {
+        std::fs::read_dir(self.dumps.path())
+            .unwrap()
+            .filter(|e| {
+                let bytes = std::fs::read(e.as_ref().unwrap().path()).unwrap_or_default();
+                String::from_utf8_lossy(&bytes).contains("X-Rcpt-Args:")
+            })
+            .count()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs Postfix's smtp-sink; .ci/run installs it"]
+fn a_configured_user_and_smtp_sink_offering_no_auth_is_an_error_before_anything_is_sent() {
+    let run_as_user = |sink: &Sink| {
+        let url = format!("smtp://news%40example.org@127.0.0.1:{}", sink.port);
+        let smtp = TestSmtp::start(); // only for project(); the URL goes to the sink
+        let p = project(&smtp).env("BULLETIN_SMTP_PASSWORD", "pw-4711");
+        p.run(&["send", "n.md", "--list", "m.csv", "--yes", "--smtp", &url])
+    };
+    // `-a`: the sink does not announce AUTH (by default it offers AUTH PLAIN LOGIN and takes
+    // any credentials).
+    let sink = Sink::start(&["-a"]);
+    run_as_user(&sink)
+        .code(1)
+        .stderr_has(
+            "the relay 127.0.0.1 offers no AUTH (its EHLO lists: PIPELINING, 8BITMIME, XCLIENT NAME HELO, \
+             XFORWARD NAME ADDR PROTO HELO, ENHANCEDSTATUSCODES, DSN); bulletin will not send unauthenticated \
+             when a user is configured — check the URL's port/TLS or remove the user",
+        )
+        .stderr_has("nothing was sent");
+    assert_eq!(sink.received(), 0);
+    // The same user against the sink as it comes, offering AUTH: everyone gets it.
+    let sink = Sink::start(&[]);
+    run_as_user(&sink).success().stdout_has("6 sent, 0 failed");
+    assert_eq!(sink.received(), 6);
+}

@@ -189,7 +189,14 @@ impl Relay {
         }
         // lettre keeps no record of PIPELINING, so ask again (one round trip per session).
         let extensions: Vec<String> = match conn.command(Ehlo::new(self.hello.clone())) {
-            Ok(reply) => reply.message().skip(1).map(|l| l.trim().to_owned()).collect(),
+            // (Postfix's smtp-sink ends the list with an empty `250 ` line.)
+            Ok(reply) => reply
+                .message()
+                .skip(1)
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
             Err(e) => {
                 conn.abort();
                 return Err(classify_connect(&e));
