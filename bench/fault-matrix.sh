@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-if ! cargo test --quiet --test fault_matrix -- --nocapture --test-threads 1 >"$out" 2>&1; then
+if ! cargo test --quiet --test main fault_matrix:: -- --nocapture --test-threads 1 >"$out" 2>&1; then
     cat "$out" >&2
     echo "fault-matrix: the matrix test failed (see above)" >&2
     exit 1

@@ -10,15 +10,13 @@
 //! with every message accounted for. Read-only and full file systems are made with a tmpfs
 //! (root only, as in CI); elsewhere those tests say they were skipped.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::project::{DEFAULT_CONFIG, Project, report, send};
-use support::smtp_server::{Action, Event, Options, Stage, TestSmtp};
+use crate::support::project::{DEFAULT_CONFIG, Project, report, send};
+use crate::support::smtp_server::{Action, Event, Options, Stage, TestSmtp};
 
 const NEWSLETTER: &str = "---\nsubject: \"Hi {{ first_name }}\"\nid: crash\n---\nDear {{ first_name }},\n\nThe news.\n";
 

@@ -2,13 +2,11 @@
 //! verified by an independent verifier (Python's dkimpy) on messages captured from the SMTP
 //! test server, suppression, and `check`'s advice.
 
-mod support;
-
 use std::collections::HashMap;
 use std::process::Command;
 
-use support::project::{DEFAULT_CONFIG, Project};
-use support::smtp_server::{Action, Options, Stage, TestSmtp};
+use crate::support::project::{DEFAULT_CONFIG, Project};
+use crate::support::smtp_server::{Action, Options, Stage, TestSmtp};
 
 const NEWSLETTER: &str = "---\nsubject: \"News for {{ first_name | default('you') }}\"\nid: news-7\n---\n\
 Dear {{ first_name | default(\"friend\") }},\n\nThe news. [Leave]({{ unsubscribe_url }})\n";

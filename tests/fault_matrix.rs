@@ -4,19 +4,17 @@
 //! and is judged by what the server actually accepted and what `report --json` says, with the
 //! invariants that hold for every case: the others get exactly one copy, `m2` never two.
 //!
-//! `cargo test --test fault_matrix -- --nocapture` prints the table (`bench/fault-matrix.sh`
+//! `cargo test --test main fault_matrix:: -- --nocapture` prints the table (`bench/fault-matrix.sh`
 //! extracts it for the README).
-
-mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use support::project::{DEFAULT_CONFIG, Project, Run};
-use support::remote_looking_loopback_name;
-use support::smtp_server::{Action, Event, FaultHook, Options, Stage, TestSmtp};
+use crate::support::project::{DEFAULT_CONFIG, Project, Run};
+use crate::support::remote_looking_loopback_name;
+use crate::support::smtp_server::{Action, Event, FaultHook, Options, Stage, TestSmtp};
 
 const M2: &str = "m2@example.org";
 const NEWSLETTER: &str =

@@ -2,15 +2,13 @@
 //! server on 127.0.0.1, with faults injected. Every assertion is about what the server
 //! actually accepted and what the journal reports.
 
-mod support;
-
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Child;
 use std::time::Duration;
 
-use support::project::{DEFAULT_CONFIG, Project, report, send};
-use support::smtp_server::{Action, Event, Options, Stage, TestSmtp};
+use crate::support::project::{DEFAULT_CONFIG, Project, report, send};
+use crate::support::smtp_server::{Action, Event, Options, Stage, TestSmtp};
 
 const NEWSLETTER: &str = "---\nsubject: \"News for {{ first_name | default('you') }}\"\nid: news-1\n---\n\
 Dear {{ first_name | default(\"friend\") }},\n\nThe news.\n";

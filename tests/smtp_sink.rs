@@ -5,10 +5,8 @@
 //! record of what the relay got.
 //!
 //! These need Postfix installed, so plain `cargo test` skips them; `.ci/run` runs them with
-//! `cargo test --test smtp_sink -- --ignored`, and then a missing `smtp-sink` is a failure.
+//! `cargo test --test main smtp_sink:: -- --ignored`, and then a missing `smtp-sink` is a failure.
 //! Every fault flag applies to every message, so each test asserts one outcome for everyone.
-
-mod support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -18,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::project::{DEFAULT_CONFIG, Project, report, send};
+use crate::support::project::{DEFAULT_CONFIG, Project, report, send};
 
 /// Where Debian's `postfix` package puts it; `SMTP_SINK` overrides.
 const SINK_PLACES: [&str; 2] = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"];
