@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::project::{DEFAULT_CONFIG, Project, report, send};
+use crate::support::project::{DEFAULT_CONFIG, Project, addr, report, send, uncertain_addresses};
 
 /// Where Debian's `postfix` package puts it; `SMTP_SINK` overrides.
 const SINK_PLACES: [&str; 2] = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"];
@@ -196,10 +196,6 @@ The news. A line that starts with a dot follows, to exercise SMTP dot-stuffing:\
 .well, that was it.\n";
 
 const NAMES: [&str; 6] = ["Zoë", "李伟", "José", "Ольга", "محمد", "Søren"];
-
-fn addr(i: usize) -> String {
-    format!("m{i}@example.org")
-}
 
 fn name(i: usize) -> &'static str {
     NAMES[i % NAMES.len()]
@@ -432,18 +428,13 @@ fn sigkill_mid_send_then_resume_delivers_everyone_at_most_once() {
     let second = clean.received();
     assert!(second.values().all(|&c| c == 1), "{second:?}");
     let r = report(&p);
-    let uncertain: Vec<&str> = r["uncertain_members"]
-        .as_array()
-        .expect("uncertain_members")
-        .iter()
-        .map(|u| u["address"].as_str().expect("address"))
-        .collect();
+    let uncertain = uncertain_addresses(&r);
     assert!(uncertain.len() <= 2, "at most `concurrency` uncertain: {uncertain:?}");
     for i in 1..=8 {
         let a = addr(i);
         let (before, after) = (first.contains_key(&a), second.contains_key(&a));
         assert!(!(before && after), "{a} received twice");
-        if uncertain.contains(&a.as_str()) {
+        if uncertain.contains(&a) {
             assert!(!after, "{a} is uncertain, yet was resent");
         } else {
             assert!(before || after, "{a} is recorded sent but no sink has it");
