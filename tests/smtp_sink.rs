@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::project::{DEFAULT_CONFIG, Project, addr, report, send, uncertain_addresses};
+use crate::support::wait_until;
 
 /// Where Debian's `postfix` package puts it; `SMTP_SINK` overrides.
 const SINK_PLACES: [&str; 2] = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"];
@@ -414,11 +415,12 @@ fn sigkill_mid_send_then_resume_delivers_everyone_at_most_once() {
     let slow = Sink::start(&["-W", ".:1"]);
     let p = project(&slow, 8, 2);
     let mut child = p.spawn(&["send", "n.md", "--list", "m.csv", "--yes"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while slow.dumps().len() < 3 {
-        assert!(Instant::now() < deadline, "the send never got going");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        "the sink to hold 3 messages",
+        Duration::from_millis(10),
+        &mut child,
+        |_| slow.dumps().len() >= 3,
+    );
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
     let first = slow.received();
