@@ -7,8 +7,8 @@
 //!
 //! A journal that cannot be written — its directory is a file, read-only, or on a full disk —
 //! is an error before anything is sent, and a disk that fills mid-send stops the run cleanly
-//! with every message accounted for. Read-only and full file systems are made with a tmpfs
-//! (root only, as in CI); elsewhere those tests say they were skipped.
+//! with every message accounted for. Read-only and full file systems are made with a tmpfs, so
+//! those tests need root and are `#[ignore]`d: `.ci/run` runs them as root.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -168,16 +168,20 @@ fn a_journal_directory_that_is_a_file_is_an_error_before_connecting() {
 struct Mount(PathBuf);
 
 impl Mount {
-    /// A tmpfs of `size` at `dir`, or `None` where mounting is not allowed.
-    fn tmpfs(dir: &Path, size: &str) -> Option<Mount> {
-        std::fs::create_dir_all(dir).ok()?;
-        let ok = Command::new("mount")
+    /// A tmpfs of `size` at `dir`; panics where mounting is not allowed (not root).
+    fn tmpfs(dir: &Path, size: &str) -> Mount {
+        std::fs::create_dir_all(dir).expect("create the mount point");
+        let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
             .arg(dir)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Mount(dir.to_owned()))
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test needs to mount a tmpfs (run it as root, as .ci/run does): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Mount(dir.to_owned())
     }
 
     fn remount(&self, options: &str) {
@@ -205,18 +209,13 @@ fn fill(dir: &Path) {
     let _ = f.sync_all();
 }
 
-fn skip(why: &str) {
-    println!("skipped: {why} (needs root to mount a tmpfs)");
-}
-
 #[test]
+#[ignore = "needs root to mount a tmpfs; run by .ci/run"]
 fn a_read_only_journal_directory_is_an_error_before_sending() {
     let smtp = TestSmtp::start();
     let p = project(&smtp, 3);
     // A fresh journal in a read-only directory.
-    let Some(mount) = Mount::tmpfs(&p.join(".bulletin"), "1m") else {
-        return skip("read-only journal directory");
-    };
+    let mount = Mount::tmpfs(&p.join(".bulletin"), "1m");
     mount.remount("ro");
     let run = send(&p, &[]);
     run.code(1).stderr_has(".bulletin/journal.db");
@@ -239,12 +238,11 @@ fn a_read_only_journal_directory_is_an_error_before_sending() {
 }
 
 #[test]
+#[ignore = "needs root to mount a tmpfs; run by .ci/run"]
 fn a_full_disk_is_an_error_before_sending_and_a_clean_stop_mid_send() {
     let smtp = slow_server(Duration::from_millis(1));
     let p = project(&smtp, 2000);
-    let Some(mount) = Mount::tmpfs(&p.join(".bulletin"), "1m") else {
-        return skip("full disk");
-    };
+    let mount = Mount::tmpfs(&p.join(".bulletin"), "1m");
     // Nothing left at all: the journal cannot even be created.
     fill(&p.join(".bulletin"));
     let run = send(&p, &[]);

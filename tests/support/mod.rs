@@ -42,6 +42,15 @@ pub fn remote_looking_loopback_name() -> Option<String> {
     addrs.all(|a| a.ip().is_loopback()).then_some(name)
 }
 
+/// [`remote_looking_loopback_name`] for the tests that need one: they are `#[ignore]`d, so
+/// running them where there is no such name is a mistake worth a clear failure.
+pub fn require_remote_looking_loopback_name() -> String {
+    remote_looking_loopback_name().expect(
+        "this test needs a host name other than `localhost` that resolves only to loopback: the \
+         machine's own name mapped to 127.0.0.1 or 127.0.1.1 in /etc/hosts (as Debian does)",
+    )
+}
+
 /// How long a test waits for a child process to bring something about before it gives up: far
 /// more than a healthy run needs, so a run that died or hung fails the test instead of hanging
 /// it. Not a timing assertion.
