@@ -159,9 +159,9 @@ impl TestSmtp {
     }
 
     /// Waits until the server has accepted `n` messages in all, from the run `child`. Panics
-    /// (killing `child`) if it exits first or the wait exceeds [`super::PATIENCE`].
+    /// (killing `child`) if it exits first or the wait exceeds [`PATIENCE`].
     pub fn wait_for(&self, n: usize, child: &mut Child) {
-        super::wait_until(
+        wait_until(
             &format!("{n} accepted messages"),
             Duration::from_millis(5),
             child,
@@ -181,7 +181,7 @@ impl TestSmtp {
     /// Waits until the server has accepted `n` messages in all or `child` has exited, whichever
     /// comes first; polls often, so a kill that follows lands right after an acceptance.
     pub fn wait_for_or_exit(&self, n: usize, child: &mut Child) {
-        super::wait_until(
+        wait_until(
             &format!("{n} accepted messages or the end of the run"),
             Duration::from_micros(200),
             child,
@@ -564,4 +564,23 @@ fn b64decode(s: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// How long a test waits for a child process to bring something about before it gives up: far
+/// more than a healthy run needs, so a run that died or hung fails the test instead of hanging
+/// it. Not a timing assertion.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `done` every `every` until it holds. After [`PATIENCE`] it kills and reaps `child`, so
+/// no run outlives its test, and panics saying it was waiting for `what`.
+pub fn wait_until(what: &str, every: Duration, child: &mut Child, mut done: impl FnMut(&mut Child) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done(child) {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let status = child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            panic!("gave up after {PATIENCE:?} waiting for {what}; killed bulletin ({status})");
+        }
+        std::thread::sleep(every);
+    }
 }
