@@ -169,3 +169,51 @@ pub fn mailbox(s: &str) -> Result<Mailbox> {
     Email::parse(m.email.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(m)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::list::Columns;
+
+    fn letterhead(settings: &str) -> Letterhead {
+        let n = Newsletter::parse("---\nsubject: Hi\n---\nHello.\n", Path::new("n.md")).unwrap();
+        let config = Config::parse(settings, Path::new("bulletin.toml")).unwrap();
+        Letterhead::new(&n, &config, None).unwrap()
+    }
+
+    fn member(email: &str, name: &str) -> Recipient {
+        Recipient {
+            email: Email::parse(email).unwrap(),
+            columns: Arc::new(Columns {
+                path: PathBuf::from("members.csv"),
+                names: vec!["email".into(), "name".into()],
+                email: 0,
+            }),
+            line: 2,
+            row: 1,
+            values: vec![email.into(), name.into()],
+        }
+    }
+
+    #[test]
+    fn experiment() {
+        let l = letterhead("from = \"News <news@example.org>\"\n");
+        let word = "x".repeat(20_000);
+        let r = member("ana@example.org", &format!("Ana {word}"));
+        let content = Rendered {
+            subject: format!("S {word} é"),
+            html: word.clone(),
+            text: word.clone(),
+        };
+        let m = l.build(&r, &content, l.message_id()).unwrap();
+        let raw = String::from_utf8(m.formatted()).unwrap();
+        for line in raw.split("\r\n") {
+            if line.len() > 120 {
+                println!("{}: {}", line.len(), &line[..100]);
+            }
+        }
+        println!("{}", &raw[..2000]);
+    }
+}
