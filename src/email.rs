@@ -126,6 +126,10 @@ fn check(address: &str) -> Result<(), &'static str> {
     }
     // lettre must accept it too, as it goes out, or it could not be sent.
     let smtp = smtp_form(address)?;
+    // RFC 5321 4.5.3.1.3: a path is at most 256 octets with its angle brackets.
+    if smtp.len() > 254 {
+        return Err("the address is longer than 254 octets, more than SMTP allows");
+    }
     if smtp.parse::<lettre::Address>().is_err() {
         return Err("the address is not valid for SMTP");
     }
@@ -177,6 +181,8 @@ mod tests {
             // No IDNA form: a disallowed code point, a label over 63 octets once encoded.
             "a@ex\u{2488}ample.org",
             &format!("a@{}.example", "ü".repeat(60)),
+            // Over 254 octets.
+            &format!("a@{}example", format!("{}.", "b".repeat(60)).repeat(5)),
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }

@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result, bail};
 use lettre::Message;
 use lettre::address::Envelope;
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::header::{self, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 
 mod encoding;
+mod headers;
 
 use crate::config::Config;
 use crate::dkim::{Key, Signer};
@@ -104,7 +105,9 @@ impl Letterhead {
 
     /// Builds the message for one member.
     pub fn build(&self, r: &Recipient, content: &Rendered, message_id: String) -> Result<Message> {
-        let address: lettre::Address = r.email.as_str().parse().context("invalid recipient address")?;
+        // A non-ASCII domain goes out in its IDNA form; a non-ASCII local part as it is (RFC
+        // 6532), for the relays that offer SMTPUTF8 (the others never get it: see preflight).
+        let address: lettre::Address = r.email.smtp().parse().context("invalid recipient address")?;
         let name = r.display_name().map(|n| header_safe(&n)).filter(|n| !n.is_empty());
         // The envelope is the From and To headers, given here so lettre need not parse them
         // back out of the headers it just wrote (a tenth of the time to build a message).
@@ -112,13 +115,13 @@ impl Letterhead {
         let to = Mailbox::new(name, address);
         let mut b = Message::builder()
             .envelope(envelope)
-            .from(self.from.clone())
-            .to(to)
-            .subject(content.subject.clone())
+            .raw_header(headers::mailbox::<header::From>(&self.from))
+            .raw_header(headers::mailbox::<header::To>(&to))
+            .raw_header(headers::unstructured("Subject", &content.subject))
             .message_id(Some(message_id))
             .date_now();
         if let Some(r) = &self.reply_to {
-            b = b.reply_to(r.clone());
+            b = b.raw_header(headers::mailbox::<header::ReplyTo>(r));
         }
         if let Some(id) = &self.list_id {
             b = b.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("List-Id"), id.clone()));
@@ -160,14 +163,22 @@ impl Letterhead {
     }
 }
 
-/// Parses `Name <address>` or a bare address, refusing header-breaking characters.
+/// Parses `Name <address>` or a bare address, refusing header-breaking characters, with a
+/// non-ASCII domain in its IDNA form. The sender's addresses are in every message: one that
+/// needs SMTPUTF8 would make every message need it, so it is refused.
 pub fn mailbox(s: &str) -> Result<Mailbox> {
     if s.chars().any(|c| c.is_control()) {
         bail!("it contains a line break or control character");
     }
     let m: Mailbox = s.trim().parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    Email::parse(m.email.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(m)
+    let email = Email::parse(m.email.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if email.needs_smtputf8() {
+        bail!(
+            "the part before `@` is not ASCII: only relays that offer SMTPUTF8 could carry it, in every message; use an ASCII address"
+        );
+    }
+    let address = email.smtp().parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Mailbox::new(m.name, address))
 }
 
 #[cfg(test)]
@@ -197,23 +208,86 @@ mod tests {
         }
     }
 
-    #[test]
-    fn experiment() {
-        let l = letterhead("from = \"News <news@example.org>\"\n");
-        let word = "x".repeat(20_000);
-        let r = member("ana@example.org", &format!("Ana {word}"));
+    fn build(l: &Letterhead, r: &Recipient, subject: &str, body: &str) -> Vec<u8> {
         let content = Rendered {
-            subject: format!("S {word} é"),
-            html: word.clone(),
-            text: word.clone(),
+            subject: subject.into(),
+            html: format!("<p>{body}</p>"),
+            text: body.into(),
         };
-        let m = l.build(&r, &content, l.message_id()).unwrap();
-        let raw = String::from_utf8(m.formatted()).unwrap();
-        for line in raw.split("\r\n") {
-            if line.len() > 120 {
-                println!("{}: {}", line.len(), &line[..100]);
-            }
+        l.build(r, &content, l.message_id()).unwrap().formatted()
+    }
+
+    fn assert_lines_within_998(raw: &[u8]) {
+        for (i, line) in raw.split(|&b| b == b'\n').enumerate() {
+            assert!(line.len() <= 999, "line {} has {} octets", i + 1, line.len());
         }
-        println!("{}", &raw[..2000]);
+    }
+
+    #[test]
+    fn long_values_keep_every_line_within_998_octets() {
+        let l = letterhead("from = \"News <news@example.org>\"\nreply_to = \"info@example.org\"\n");
+        let word = "x".repeat(20_000);
+        let cell = "ab ".repeat(350_000);
+        let r = member("ana@example.org", &format!("Ana {word}"));
+        let raw = build(&l, &r, &format!("Read {word} now"), &format!("{word}\n{cell}\n"));
+        assert_lines_within_998(&raw);
+        let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(m.subject(), Some(format!("Read {word} now").as_str()));
+        let to = m.to().and_then(|t| t.first()).unwrap();
+        assert_eq!(to.name(), Some(format!("Ana {word}").as_str()));
+        assert_eq!(m.body_text(0).unwrap(), format!("{word}\r\n{cell}\r\n"));
+    }
+
+    #[test]
+    fn a_non_ascii_domain_goes_out_as_idna_in_envelope_and_headers() {
+        let l = letterhead("from = \"Bücher <news@bücher.example>\"\nreply_to = \"info@bücher.example\"\n");
+        let r = member("ana@müller.example", "Ana");
+        let content = Rendered {
+            subject: "Hi".into(),
+            html: "<p>Hi</p>".into(),
+            text: "Hi".into(),
+        };
+        let message = l.build(&r, &content, l.message_id()).unwrap();
+        let e = message.envelope();
+        assert_eq!(
+            e.from().map(ToString::to_string).as_deref(),
+            Some("news@xn--bcher-kva.example")
+        );
+        assert_eq!(e.to()[0].to_string(), "ana@xn--mller-kva.example");
+        let raw = message.formatted();
+        let head = String::from_utf8(raw.clone()).unwrap();
+        let head = head.split("\r\n\r\n").next().unwrap();
+        assert!(head.is_ascii(), "{head}");
+        assert!(head.contains("To: Ana <ana@xn--mller-kva.example>"), "{head}");
+        assert!(head.contains("Reply-To: info@xn--bcher-kva.example"), "{head}");
+        assert!(
+            head.contains("@xn--bcher-kva.example>\r\n"),
+            "Message-ID on the sender's domain: {head}"
+        );
+    }
+
+    #[test]
+    fn a_non_ascii_local_part_is_written_raw_in_to() {
+        let l = letterhead("from = \"News <news@example.org>\"\n");
+        let r = member("josé@bücher.example", "José");
+        let raw = build(&l, &r, "Hi", "Hi");
+        let text = String::from_utf8(raw.clone()).unwrap();
+        assert!(
+            text.contains("To: =?utf-8?b?Sm9zw6k=?= <josé@xn--bcher-kva.example>\r\n"),
+            "{text}"
+        );
+        let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let to = m.to().and_then(|t| t.first()).unwrap();
+        assert_eq!(to.address(), Some("josé@xn--bcher-kva.example"));
+    }
+
+    #[test]
+    fn a_sender_that_needs_smtputf8_is_refused() {
+        let err = mailbox("José <josé@example.org>").unwrap_err().to_string();
+        assert!(err.contains("SMTPUTF8"), "{err}");
+        assert_eq!(
+            mailbox("News <news@Bücher.example>").unwrap().email.to_string(),
+            "news@xn--bcher-kva.example"
+        );
     }
 }
