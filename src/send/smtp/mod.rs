@@ -181,13 +181,10 @@ impl Relay {
                     other => other,
                 })?;
         }
-        // lettre keeps no record of PIPELINING, so ask again (one round trip per session).
-        let pipelining = match conn.command(Ehlo::new(self.hello.clone())) {
-            Ok(reply) => reply.message().skip(1).any(|line| {
-                line.split_whitespace()
-                    .next()
-                    .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
-            }),
+        // lettre keeps no record of PIPELINING, so ask again (one round trip per session), and
+        // read SMTPUTF8 from the same answer.
+        let offers = match conn.command(Ehlo::new(self.hello.clone())) {
+            Ok(reply) => Offers::from_ehlo(&reply),
             Err(e) => {
                 conn.abort();
                 return Err(classify_connect(&e));
@@ -203,7 +200,43 @@ impl Relay {
                 });
             }
         }
-        Ok(Session::new(conn, pipelining))
+        Ok(Session::new(conn, offers))
+    }
+
+    /// Whether the relay offers SMTPUTF8 (RFC 6531), asked in a session of its own, closed at
+    /// once: preflight needs to know before the members who need it are counted.
+    pub fn offers_smtputf8(&self) -> Result<bool, ConnectError> {
+        let session = self.connect()?;
+        let offered = session.smtputf8();
+        session.quit();
+        Ok(offered)
+    }
+}
+
+/// The EHLO keywords bulletin acts on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Offers {
+    /// PIPELINING (RFC 2920): MAIL, RCPT and DATA in one write.
+    pub pipelining: bool,
+    /// SMTPUTF8 (RFC 6531): addresses with a non-ASCII local part, UTF-8 headers.
+    pub smtputf8: bool,
+}
+
+impl Offers {
+    fn from_ehlo(reply: &lettre::transport::smtp::response::Response) -> Offers {
+        let mut offers = Offers::default();
+        for keyword in reply
+            .message()
+            .skip(1)
+            .filter_map(|line| line.split_whitespace().next())
+        {
+            if keyword.eq_ignore_ascii_case("PIPELINING") {
+                offers.pipelining = true;
+            } else if keyword.eq_ignore_ascii_case("SMTPUTF8") {
+                offers.smtputf8 = true;
+            }
+        }
+        offers
     }
 }
 
