@@ -18,6 +18,8 @@ pub struct Selection {
     pub shard: Option<Shard>,
     pub resend_uncertain: bool,
     pub limit: Option<usize>,
+    /// Skip members whose address needs SMTPUTF8 (the relay lacks it; preflight warned).
+    pub skip_smtputf8: bool,
 }
 
 /// How the rows of one pass were sorted.
@@ -27,7 +29,8 @@ pub struct Counts {
     pub sent_before: usize,
     pub failed_before: usize,
     pub uncertain: usize,
-    /// Unsubscribed, suppressed, invalid or duplicate rows.
+    /// Unsubscribed, suppressed, invalid or duplicate rows, and members needing an SMTPUTF8
+    /// the relay lacks.
     pub skipped: usize,
     /// Members that belong to another shard.
     pub other_shard: usize,
@@ -76,6 +79,7 @@ impl Iterator for Jobs<'_> {
                 Some(Status::Sent) => c.sent_before += 1,
                 Some(Status::Failed) => c.failed_before += 1,
                 Some(Status::Uncertain | Status::InFlight) if !sel.resend_uncertain => c.uncertain += 1,
+                _ if sel.skip_smtputf8 && r.email.needs_smtputf8() => c.skipped += 1,
                 _ if sel.limit.is_some_and(|l| c.jobs >= l) => c.over_limit += 1,
                 _ => {
                     c.jobs += 1;
