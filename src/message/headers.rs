@@ -36,12 +36,26 @@ pub fn unstructured(name: &'static str, value: &str) -> HeaderValue {
 }
 
 /// A one-mailbox address header (`From`, `To`, `Reply-To`): `H` as lettre writes it, unless the
-/// display name has a word too long for a line, then the name as encoded words.
+/// display name has a word too long for a line (then the name as encoded words), or is one
+/// lettre would write bare with a `.` in it (then quoted).
 pub fn mailbox<H: Header + From<Mailboxes>>(m: &Mailbox) -> HeaderValue {
+    let header = H::name();
+    // lettre writes a name of letters, digits, `-`, `_` and `.` bare, but `.` is no atom
+    // character: `J.Smith` is RFC 5322's obsolete phrase, a defect to a strict reader, and a
+    // lone `.` no phrase at all. Quoted, it needs no escape.
+    if let Some(name) = m.name.as_deref()
+        && name.contains('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !has_long_word(name)
+    {
+        let encoded = format!("\"{name}\" <{}>", m.email);
+        return HeaderValue::dangerous_new_pre_encoded(header, m.to_string(), encoded);
+    }
     let Some(name) = m.name.as_deref().filter(|n| has_long_word(n)) else {
         return H::from(Mailboxes::from(m.clone())).display();
     };
-    let header = H::name();
     let mut encoded = String::new();
     {
         let mut w = EmailWriter::new(&mut encoded, header.len() + ": ".len(), 0, false);
@@ -83,6 +97,19 @@ mod tests {
         );
         let m: Mailbox = "Ana López <ana@example.org>".parse().unwrap();
         assert_eq!(wire(&mailbox::<To>(&m)), wire(&To::from(Mailboxes::from(m)).display()));
+    }
+
+    #[test]
+    fn a_bare_name_with_a_dot_is_quoted() {
+        for (name, want) in [
+            ("J.Smith", "To: \"J.Smith\" <j@example.org>\r\n"),
+            (".", "To: \".\" <j@example.org>\r\n"),
+            ("Ana", "To: Ana <j@example.org>\r\n"),
+            ("J. Smith", "To: \"J. Smith\" <j@example.org>\r\n"),
+        ] {
+            let m = Mailbox::new(Some(name.into()), "j@example.org".parse().unwrap());
+            assert_eq!(wire(&mailbox::<To>(&m)), want);
+        }
     }
 
     #[test]
