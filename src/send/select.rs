@@ -295,4 +295,26 @@ mod tests {
         assert!(!RetryFailed::new("5.0").matches("550 5x0"));
         assert!(RetryFailed::new("ÜBER").matches("550 über quota"));
     }
+
+    #[test]
+    fn members_needing_smtputf8_are_skipped_when_asked_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("m.csv");
+        std::fs::write(&list, "email\nana@example.org\njosé@example.org\nb@bücher.example\n").unwrap();
+        let sources = Sources::open(&[list], &[]).unwrap();
+        let (picked, c) = run(&Selection::default(), &sources);
+        assert_eq!((picked.len(), c.skipped), (3, 0));
+        let sel = Selection {
+            skip_smtputf8: true,
+            limit: Some(2),
+            ..Selection::default()
+        };
+        let (picked, c) = run(&sel, &sources);
+        assert_eq!(
+            picked,
+            ["ana@example.org", "b@bücher.example"],
+            "an IDNA domain needs no SMTPUTF8"
+        );
+        assert_eq!((c.jobs, c.skipped, c.over_limit), (2, 1, 0));
+    }
 }
