@@ -100,12 +100,23 @@ impl Loaded {
     }
 
     /// Pass one over the lists: personalises every member `selection` picks, keeping none;
-    /// any failure aborts with nothing sent. Returns how the rows were sorted.
-    fn preflight(&self, selection: &Selection) -> Result<Counts> {
-        let mut pre = Preflight::default();
-        let mut jobs = selection.jobs(&self.sources);
-        for r in jobs.by_ref() {
-            pre.check(&self.compiled, &self.letterhead, &r?);
+    /// any failure aborts with nothing sent. When some members need SMTPUTF8, `relay` (none
+    /// on a dry run) is asked whether it offers it; if not, `selection` skips them from now
+    /// on, with a warning naming their rows. Returns how the rows were sorted.
+    fn preflight(&self, selection: &mut Selection, relay: Option<&Relay>) -> Result<Counts> {
+        let (mut counts, mut pre) = self.preflight_pass(selection)?;
+        if pre.smtputf8_members() > 0
+            && let Some(relay) = relay
+        {
+            let offered = relay
+                .offers_smtputf8()
+                .map_err(|e| anyhow::anyhow!("{e} ({}); nothing was sent", relay.describe()))?;
+            pre.relay_smtputf8 = Some(offered);
+            if !offered {
+                // Skipping them changes who --limit picks: sort the rows again.
+                selection.skip_smtputf8 = true;
+                counts = self.preflight_pass(selection)?.0;
+            }
         }
         let mut diags = Diagnostics::default();
         pre.report(&self.compiled, &mut diags);
@@ -115,7 +126,16 @@ impl Loaded {
         diags
             .into_result()
             .map_err(|e| anyhow::anyhow!("{e:#}\nnothing was sent"))?;
-        Ok(jobs.counts)
+        Ok(counts)
+    }
+
+    fn preflight_pass(&self, selection: &Selection) -> Result<(Counts, Preflight)> {
+        let mut pre = Preflight::default();
+        let mut jobs = selection.jobs(&self.sources);
+        for r in jobs.by_ref() {
+            pre.check(&self.compiled, &self.letterhead, &r?);
+        }
+        Ok((jobs.counts, pre))
     }
 }
 
@@ -125,12 +145,12 @@ fn dry_run(loaded: &Loaded, args: &SendArgs) -> Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| crate::paths::dry_run_dir(&loaded.newsletter.campaign_id()));
-    let selection = Selection {
+    let mut selection = Selection {
         shard: args.shard,
         limit: args.limit,
         ..Selection::default()
     };
-    let counts = loaded.preflight(&selection)?;
+    let counts = loaded.preflight(&mut selection, None)?;
     let mut folder = EmlFolder::create(&out)?;
     let written = outbox::fill(
         &mut folder,
@@ -185,7 +205,7 @@ impl Plan {
             .as_ref()
             .is_some_and(|c| c.fingerprint != loaded.newsletter.fingerprint);
         let recovered = journal.recover(&id)?;
-        let selection = Selection {
+        let mut selection = Selection {
             done: journal.done(&id)?,
             retry: match &args.retry_failed {
                 Some(pattern) => RetryFailed::new(pattern).pick(journal.failed(&id)?),
@@ -194,8 +214,9 @@ impl Plan {
             shard: args.shard,
             resend_uncertain: args.resend_uncertain,
             limit: args.limit,
+            skip_smtputf8: false,
         };
-        let counts = loaded.preflight(&selection)?;
+        let counts = loaded.preflight(&mut selection, Some(&relay))?;
         if !quiet && counts.skipped > 0 {
             eprintln!(
                 "{} rows skipped (unsubscribed, suppressed, invalid or duplicate; `bulletin check` lists them)",

@@ -1,4 +1,5 @@
 pub mod html;
+pub mod mime;
 pub mod project;
 pub mod smtp_server;
 
