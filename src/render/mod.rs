@@ -39,6 +39,8 @@ pub struct Compiled {
     pub bare_fields: BTreeMap<String, usize>,
     /// The newsletter file, for messages.
     pub file: String,
+    /// Per template: where each tag is in its source, and its line in the newsletter.
+    tag_lines: HashMap<&'static str, Vec<(std::ops::Range<usize>, usize)>>,
     unsubscribe: Option<Arc<Unsubscribe>>,
 }
 
@@ -178,11 +180,13 @@ impl Compiled {
         );
 
         let templates = [
-            ("subject", tags.restore(&subject)),
-            ("body.html", tags.restore(&tags::neutralise(&inlined))),
-            ("body.txt", tags.restore(&text_doc)),
+            ("subject", tags.restore_mapped(&subject)),
+            ("body.html", tags.restore_mapped(&tags::neutralise(&inlined))),
+            ("body.txt", tags.restore_mapped(&text_doc)),
         ];
-        for (name, source) in templates {
+        let mut tag_lines = HashMap::new();
+        for (name, (source, spans)) in templates {
+            tag_lines.insert(name, spans);
             if let Err(e) = env.add_template_owned(name, source) {
                 diags.error(Some((&file, 0)), format!("internal template error in {name}: {e}"));
                 return None;
@@ -192,6 +196,7 @@ impl Compiled {
             env,
             bare_fields: bare,
             file,
+            tag_lines,
             unsubscribe,
         })
     }
@@ -231,12 +236,44 @@ impl Compiled {
             .cloned()
             .collect();
         let message = match (e.kind(), empty_fields.as_slice()) {
+            // Preflight names the line of the field's first bare use.
             (minijinja::ErrorKind::UndefinedError, [_, ..]) => {
                 format!("`{}` is empty and used without a default", empty_fields.join("`, `"))
             }
-            _ => format!("{e:#}"),
+            // Never minijinja's own rendering of the error: it names our internal templates
+            // (`body.html:20`) and quotes their source.
+            (kind, _) => {
+                let what = e.detail().map_or_else(|| kind.to_string(), |d| format!("{kind}: {d}"));
+                match self.line_of(&e) {
+                    Some(line) => format!("{}:{line}: {what}", self.file),
+                    None => format!("{}: {what}", self.file),
+                }
+            }
         };
         RenderError { message }
+    }
+
+    /// The newsletter line of the tag an error is in: by the error's byte range, else by its
+    /// line in the template.
+    fn line_of(&self, e: &minijinja::Error) -> Option<usize> {
+        let name = e.name()?;
+        let spans = self.tag_lines.get(name)?;
+        let within = |at: usize| spans.iter().find(|(r, _)| r.start <= at && at < r.end).map(|(_, l)| *l);
+        if let Some(line) = e.range().and_then(|r| within(r.start)) {
+            return Some(line);
+        }
+        let template = self.env.get_template(name).ok()?;
+        let source = template.source();
+        let start: usize = source
+            .split_inclusive('\n')
+            .take(e.line()?.checked_sub(1)?)
+            .map(str::len)
+            .sum();
+        let end = source[start..].find('\n').map_or(source.len(), |n| start + n);
+        spans
+            .iter()
+            .find(|(r, _)| r.start < end && r.end > start)
+            .map(|(_, l)| *l)
     }
 }
 
@@ -623,6 +660,43 @@ mod tests {
         );
         let html = c.personalise(&member("Ana", "https://e.org/ok")).unwrap().html;
         assert!(html.contains("href=\"https:&#x2f;&#x2f;e.org&#x2f;ok\""), "{html}");
+    }
+
+    #[test]
+    fn an_unknown_filter_in_the_body_names_the_newsletter_line() {
+        let body = "Dear reader,\n\n".repeat(4);
+        let src = format!("---\nsubject: s\n---\n{body}[x](https://e.org/?n={{{{ first_name | nope }}}})\n");
+        let c = compile(&src, &Config::default()).0.unwrap();
+        let e = c.personalise(&member("Ana", "")).unwrap_err().message;
+        assert!(e.starts_with("n.md:12: unknown filter"), "{e}");
+        let src = format!("---\nsubject: s\n---\n{body}\n\n{{{{ first_name | bogus }}}} and {{{{ link }}}}\n");
+        let e = compile(&src, &Config::default())
+            .0
+            .unwrap()
+            .personalise(&member("Ana", ""))
+            .unwrap_err()
+            .message;
+        assert!(e.starts_with("n.md:14: unknown filter"), "{e}");
+        assert!(!e.contains("body.") && !e.contains("subject:"), "{e}");
+    }
+
+    #[test]
+    fn errors_in_the_subject_name_its_line() {
+        let (c, diags) = compile("---\nsubject: \"Hi {{ first_name | }}\"\n---\nx\n", &Config::default());
+        assert!(c.is_none());
+        assert!(diags.starts_with("error: n.md:2: merge field syntax"), "{diags}");
+        let src = "---\nid: x\nsubject: \"Hi {{ first_name | nosuch }}\"\npreheader: p\n---\nx\n";
+        let c = compile(src, &Config::default()).0.unwrap();
+        let e = c.personalise(&member("Ana", "")).unwrap_err().message;
+        assert_eq!(e, "n.md:3: unknown filter: filter nosuch is unknown");
+        let src = "---\nsubject: s\npreheader: \"{{ first_name | upper(1, 2) }}\"\n---\nx\n";
+        let e = compile(src, &Config::default())
+            .0
+            .unwrap()
+            .personalise(&member("Ana", ""))
+            .unwrap_err()
+            .message;
+        assert!(e.starts_with("n.md:3: "), "{e}");
     }
 
     #[test]
