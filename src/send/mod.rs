@@ -148,3 +148,6 @@ impl<C: Clock> Delivery<'_, C> {
         shared.halt.load(Ordering::SeqCst)
     }
 }
+
+#[cfg(test)]
+mod tests;
