@@ -9,6 +9,7 @@ mod crash;
 mod deliverability;
 mod fault_matrix;
 mod fuzz;
+mod hardening_inputs;
 mod hardening_mime;
 mod hardening_retry;
 mod security;
