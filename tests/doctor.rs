@@ -9,14 +9,12 @@
 //! `cargo test -- --ignored` runs them, and then a missing dnsmasq is a failure. dnsmasq is
 //! started by the test, by path, and killed by its PID: no system service is involved.
 
-mod support;
-
 use std::net::{TcpListener, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::project::{Project, Run};
-use support::smtp_server::{Options, TestSmtp};
+use crate::support::project::{Project, Run};
+use crate::support::smtp_server::{Options, TestSmtp};
 
 const PASSWORD: &str = "doctor-secret";
 
@@ -634,7 +632,7 @@ fn bulk_sender_rules_are_met_with_dkim_and_one_click_unsubscribe() {
         "ed25519",
     ])
     .success();
-    let config = support::project::DEFAULT_CONFIG.replace(
+    let config = crate::support::project::DEFAULT_CONFIG.replace(
         "[unsubscribe]\n",
         "[unsubscribe]\nurl = \"https://example.org/unsubscribe?token={{ token }}\"\n",
     ) + "\n[dkim]\ndomain = \"example.org\"\nselector = \"news\"\nprivate_key = \"keys/news.example.org.pem\"\n";

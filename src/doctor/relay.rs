@@ -47,6 +47,9 @@ pub fn check(settings: &Settings, largest_message: Option<usize>, report: &mut R
         }
         Err(e) => {
             let fix = match &e {
+                ConnectError::NoAuth(_) => {
+                    "use the relay's submission port with TLS (smtps://HOST:465 or smtp://HOST:587), where it offers AUTH PLAIN or LOGIN"
+                }
                 ConnectError::Auth(_) => {
                     "check the user in [smtp] url and the password (BULLETIN_SMTP_PASSWORD or [smtp] password_command)"
                 }

@@ -6,6 +6,8 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use pulldown_cmark::{CowStr, Event};
 
 use super::markdown::{Block, Button, Image};
+use super::tags::Tags;
+use super::url;
 use crate::config::Config;
 
 /// Width of the text column inside the 600 px container (20 px padding each side).
@@ -84,9 +86,19 @@ fn image(img: &Image) -> Markup {
 }
 
 /// Keeps harmless formatting from authored HTML (ammonia's allow-list): scripts, forms,
-/// styles, event handlers and `javascript:` URLs never reach the message.
+/// styles and event handlers never reach the message, nor URLs with a scheme our URL policy
+/// refuses. A merge field at the start of an `href` or `src` gets its value's scheme checked
+/// per member, one later in it is percent-encoded, as in a Markdown link.
 fn sanitise(html: &str) -> String {
-    ammonia::Builder::default().link_rel(None).clean(html).to_string()
+    ammonia::Builder::default()
+        .link_rel(None)
+        .url_schemes(url::ALLOWED_SCHEMES.into_iter().collect())
+        .attribute_filter(|_, attribute, value| match attribute {
+            "href" | "src" => Some(Tags::mark_url(value).into()),
+            _ => Some(value.into()),
+        })
+        .clean(html)
+        .to_string()
 }
 
 /// The whole document, before CSS inlining.
@@ -252,5 +264,10 @@ mod tests {
         );
         assert_eq!(out, "<p>Hi</p><b>ok</b>");
         assert_eq!(sanitise("<a href=\"javascript:alert(1)\">x</a>"), "<a>x</a>");
+        assert_eq!(sanitise("<a href=\"ftp://e.org\">x</a>"), "<a>x</a>");
+        assert_eq!(
+            sanitise("<a href=\"BLTN0Z?n=BLTN1Z\">x</a>"),
+            "<a href=\"BLTN0L?n=BLTN1U\">x</a>"
+        );
     }
 }
