@@ -745,3 +745,53 @@ fn both_signatures_of_an_init_project_verify_with_dkimpy() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.trim(), "pass pass", "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+#[ignore = "needs dnsmasq"]
+fn the_relay_without_a_password_or_without_tls_fails() {
+    let s = setup("ed25519", "example.test");
+    let dns = Dns::start(&good_zone(&s));
+    let out = s
+        .project
+        .command(&["doctor", "--dns", &dns.addr()])
+        .env_remove("BULLETIN_SMTP_PASSWORD")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("✗ relay") && l.contains("no password is set")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("export BULLETIN_SMTP_PASSWORD"), "{stdout}");
+
+    // smtp://user@HOST (not loopback-looking) requires STARTTLS, which the test server lacks.
+    let Some(host) = crate::support::remote_looking_loopback_name() else {
+        eprintln!("skipped the STARTTLS case: no host name that resolves only to loopback");
+        return;
+    };
+    let url = format!("smtp://news@{host}:{}", s.smtp.addr().port());
+    let out = doctor(&s, &dns, &["--smtp", &url]);
+    out.code(1);
+    assert_line(&out, '✗', "relay", "TLS failed");
+    assert!(out.stdout.contains("smtps://HOST:465"), "{}", out.stdout);
+}
+
+#[test]
+#[ignore = "needs dnsmasq and Postfix's smtp-sink"]
+fn the_relay_check_against_postfix_smtp_sink() {
+    let s = setup("ed25519", "example.test");
+    let dns = Dns::start(&good_zone(&s));
+    let sink = crate::smtp_sink::Sink::start(&[]);
+    let out = doctor(&s, &dns, &["--smtp", &sink.url()]);
+    out.success();
+    assert_line(&out, '✓', "relay", "answers");
+    // A user, and a sink that announces no AUTH (-a): refused, never sent unauthenticated.
+    let no_auth = crate::smtp_sink::Sink::start(&["-a"]);
+    let url = no_auth.url().replace("smtp://", "smtp://news@");
+    let out = doctor(&s, &dns, &["--smtp", &url]);
+    out.code(1);
+    assert_line(&out, '✗', "relay", "offers no AUTH");
+}

@@ -23,7 +23,7 @@ use crate::support::wait_until;
 const SINK_PLACES: [&str; 2] = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"];
 
 /// One `smtp-sink` on a free 127.0.0.1 port, killed (by PID) when dropped.
-struct Sink {
+pub(crate) struct Sink {
     child: Child,
     port: u16,
     dumps: tempfile::TempDir,
@@ -38,7 +38,7 @@ struct Dump {
 
 impl Sink {
     /// Starts `smtp-sink FLAGS` and waits until it answers with its own greeting.
-    fn start(flags: &[&str]) -> Sink {
+    pub(crate) fn start(flags: &[&str]) -> Sink {
         let program = sink_program();
         for _ in 0..20 {
             if let Some(sink) = Sink::try_start(&program, flags) {
@@ -104,7 +104,7 @@ impl Sink {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
