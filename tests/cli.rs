@@ -46,7 +46,7 @@ fn header_count(msg: &mail_parser::Message<'_>, name: &str) -> usize {
 /// Python's `email` package (policy.default) re-parses the message: print every defect of
 /// every part and header; empty output means none.
 fn python_defects(path: &std::path::Path) -> String {
-    const SCRIPT: &str = r#"
+    const SCRIPT: &str = r"
 import email, email.policy, sys
 m = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=email.policy.default)
 for part in m.walk():
@@ -57,7 +57,7 @@ for part in m.walk():
             print(k, type(d).__name__, d)
     if not part.is_multipart():
         part.get_content()
-"#;
+";
     let out = std::process::Command::new("python3")
         .args(["-c", SCRIPT])
         .arg(path)
