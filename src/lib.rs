@@ -5,11 +5,14 @@
 //!
 //! ```text
 //! newsletter.rs  Markdown + front matter ─┐
-//! list.rs        CSVs → Recipients ───────┤
+//! list/          CSVs → Recipients ───────┤
 //! render/        compile once (Markdown, layout, CSS) → personalise per member
-//! message/      MIME (lettre) ─▶ send/ (dry-run files | SMTP with rate, retries)
-//! journal.rs     SQLite record of every outcome ─▶ report, resume
+//! message/       MIME (lettre) ─▶ send/ outbox (dry-run files) | SMTP (rate, retries)
+//! journal/       SQLite record of every outcome (versioned) ─▶ report, resume
 //! ```
+//!
+//! `settings.rs` resolves the delivery settings once (flags over bulletin.toml over defaults)
+//! for every command that needs them.
 //!
 //! Each subcommand lives in `cmd/`; `run` dispatches and returns the exit code.
 
