@@ -9,7 +9,7 @@ use crate::diagnostic::Diagnostics;
 use crate::email::Email;
 
 /// More recipients than this at one provider makes the sender a bulk sender there.
-pub const THRESHOLD: usize = 5_000;
+pub(crate) const THRESHOLD: usize = 5_000;
 
 /// Google's consumer domains.
 const GOOGLE: [&str; 2] = ["gmail.com", "googlemail.com"];
@@ -39,21 +39,21 @@ const YAHOO: [&str; 20] = [
 
 /// Recipients counted per provider.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Audience {
-    pub google: usize,
-    pub yahoo: usize,
+pub(crate) struct Audience {
+    pub(crate) google: usize,
+    pub(crate) yahoo: usize,
 }
 
 /// What the settings provide that the rules require.
 #[derive(Debug, Clone, Copy)]
-pub struct Compliance {
-    pub dkim: bool,
-    pub one_click: bool,
+pub(crate) struct Compliance {
+    pub(crate) dkim: bool,
+    pub(crate) one_click: bool,
 }
 
 impl Compliance {
     /// From the settings: `[dkim]` set; `[unsubscribe] url` set (one-click needs the https URL).
-    pub fn of(config: &Config) -> Compliance {
+    pub(crate) fn of(config: &Config) -> Compliance {
         Compliance {
             dkim: config.dkim.is_some(),
             one_click: config.unsubscribe.url.is_some(),
@@ -63,7 +63,7 @@ impl Compliance {
 
 impl Audience {
     /// Counts one recipient.
-    pub fn add(&mut self, email: &Email) {
+    pub(crate) fn add(&mut self, email: &Email) {
         let domain = email.as_str().rsplit_once('@').map_or("", |(_, d)| d);
         let is = |list: &[&str]| list.iter().any(|d| domain.eq_ignore_ascii_case(d));
         if is(&GOOGLE) {
@@ -75,7 +75,7 @@ impl Audience {
 
     /// Adds an error per unmet rule when the audience is bulk at Google or Yahoo (a warning
     /// when `allow` says the user knows better). Returns the plan's note about an override.
-    pub fn review(
+    pub(crate) fn review(
         &self,
         has: Compliance,
         allow: bool,

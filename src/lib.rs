@@ -5,36 +5,39 @@
 //!
 //! ```text
 //! newsletter.rs  Markdown + front matter ─┐
-//! list.rs        CSVs → Recipients ───────┤
+//! list/          CSVs → Recipients ───────┤
 //! render/        compile once (Markdown, layout, CSS) → personalise per member
-//! message/      MIME (lettre) ─▶ send/ (dry-run files | SMTP with rate, retries)
-//! journal.rs     SQLite record of every outcome ─▶ report, resume
+//! message/       MIME (lettre) ─▶ send/ outbox (dry-run files) | SMTP (rate, retries)
+//! journal/       SQLite record of every outcome (versioned) ─▶ report, resume
 //! ```
+//!
+//! `settings.rs` resolves the delivery settings once (flags over bulletin.toml over defaults)
+//! for every command that needs them.
 //!
 //! Each subcommand lives in `cmd/`; `run` dispatches and returns the exit code.
 
-pub mod bulk;
+pub(crate) mod bulk;
 pub mod cli;
 mod cmd;
 pub mod config;
-pub mod deliverability;
+pub(crate) mod deliverability;
 pub mod diagnostic;
 pub mod dkim;
-pub mod doctor;
+pub(crate) mod doctor;
 pub mod email;
-pub mod journal;
+pub(crate) mod journal;
 pub mod list;
 pub mod message;
 pub mod newsletter;
-pub mod paths;
-pub mod preflight;
-pub mod private;
+pub(crate) mod paths;
+pub(crate) mod preflight;
+pub(crate) mod private;
 pub mod render;
-pub mod reply;
+pub(crate) mod reply;
 pub mod secret;
 pub mod send;
-pub mod settings;
-pub mod shard;
+pub(crate) mod settings;
+pub(crate) mod shard;
 pub mod unsubscribe;
 
 use std::process::ExitCode;

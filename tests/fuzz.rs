@@ -498,7 +498,7 @@ fn issue_source(i: &Issue) -> String {
 
 fn issue_config(allow_raw_html: bool) -> Config {
     let text = format!(
-        r##"from = "Example Network <news@example.org>"
+        r#"from = "Example Network <news@example.org>"
 reply_to = "info@example.org"
 list_id = "Members <members.example.org>"
 feedback_id = "newsletter:example"
@@ -512,7 +512,7 @@ website = "https://example.org"
 [unsubscribe]
 url = "https://example.org/unsubscribe?e={{{{ email }}}}"
 mailto = "unsubscribe@example.org"
-"##
+"#
     );
     Config::parse(&text, Path::new("bulletin.toml")).expect("the test settings parse")
 }

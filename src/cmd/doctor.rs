@@ -14,7 +14,7 @@ use crate::doctor::{Inputs, run as diagnose};
 use crate::list::Item;
 use crate::settings::{RelayArgs, Settings};
 
-pub fn run(
+pub(crate) fn run(
     config: Option<&Path>,
     newsletter: Option<&Path>,
     lists: &[PathBuf],

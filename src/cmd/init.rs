@@ -33,7 +33,7 @@ const FILES: [(&str, &str); 5] = [
     ("lists/unsubscribed.csv", include_str!("../../lists/unsubscribed.csv")),
 ];
 
-pub fn run(dir: &Path) -> Result<ExitCode> {
+pub(crate) fn run(dir: &Path) -> Result<ExitCode> {
     let generated = [
         format!("keys/{RSA_SELECTOR}.example.org.pem"),
         format!("keys/{ED25519_SELECTOR}.example.org.pem"),

@@ -35,7 +35,7 @@ use crate::{EXIT_INTERRUPTED, EXIT_SOME_FAILED};
 /// Set by the first Ctrl-C; the second exits at once.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCode> {
+pub(crate) fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCode> {
     let loaded = Loaded::load(config, args, quiet)?;
     if args.dry_run {
         return dry_run(&loaded, args);
@@ -407,7 +407,10 @@ fn deliver(loaded: &Loaded, plan: Plan, quiet: bool) -> Result<Ran> {
         }
         eprintln!("\nfinishing the messages in flight… (Ctrl-C again to stop at once)");
     });
-    let limit_per_sec = rates.iter().map(|r| r.per_second()).reduce(f64::min);
+    let limit_per_sec = rates
+        .iter()
+        .map(super::super::send::rate::Rate::per_second)
+        .reduce(f64::min);
     let progress = Progress::new(counts.jobs, quiet, limit_per_sec);
     let delivery = Delivery {
         relay: &relay,

@@ -23,7 +23,7 @@ use crate::dkim::{Algorithm, Key, Signer};
 const GOOD_RSA_BITS: usize = 2048;
 
 /// DKIM, SPF and DMARC findings.
-pub async fn check(
+pub(crate) async fn check(
     config: &Config,
     sender: &Sender,
     dns: &Dns,
@@ -54,7 +54,7 @@ pub async fn check(
             let result = dkim_outputs
                 .iter()
                 .find(|o| o.signature().is_some_and(|s| s.s == selector))
-                .map(|o| o.result());
+                .map(mail_auth::DkimOutput::result);
             dkim_finding(config, d, selector, path, dns, result, report).await;
         }
     }

@@ -14,7 +14,7 @@ use mail_auth::MessageAuthenticator;
 
 /// What a lookup found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup<T> {
+pub(crate) enum Lookup<T> {
     Found(T),
     /// The name or the record type does not exist (NXDOMAIN, or an empty answer).
     Missing,
@@ -23,7 +23,7 @@ pub enum Lookup<T> {
 }
 
 /// Parses `--dns`: `IP` (port 53) or `IP:PORT` (`[v6]:PORT` for IPv6).
-pub fn parse_server(s: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_server(s: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(addr);
     }
@@ -33,15 +33,15 @@ pub fn parse_server(s: &str) -> Result<SocketAddr, String> {
 }
 
 /// The resolver, shared by our own lookups and mail-auth's.
-pub struct Dns {
-    pub auth: MessageAuthenticator,
+pub(crate) struct Dns {
+    pub(crate) auth: MessageAuthenticator,
     /// Which server answers, for messages.
-    pub server: String,
+    pub(crate) server: String,
 }
 
 impl Dns {
     /// A resolver asking `server` over UDP and TCP, or the system's name servers.
-    pub fn new(server: Option<SocketAddr>) -> Result<Dns> {
+    pub(crate) fn new(server: Option<SocketAddr>) -> Result<Dns> {
         let (config, mut opts, name) = match server {
             Some(addr) => {
                 let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
@@ -69,7 +69,7 @@ impl Dns {
     }
 
     /// The TXT records at `name`, each with its strings joined.
-    pub async fn txt(&self, name: &str) -> Lookup<Vec<String>> {
+    pub(crate) async fn txt(&self, name: &str) -> Lookup<Vec<String>> {
         match self.auth.resolver().txt_lookup(fqdn(name)).await {
             Ok(lookup) => {
                 let records: Vec<String> = lookup
@@ -96,7 +96,7 @@ impl Dns {
     }
 
     /// The MX hosts of `name`.
-    pub async fn mx(&self, name: &str) -> Lookup<Vec<String>> {
+    pub(crate) async fn mx(&self, name: &str) -> Lookup<Vec<String>> {
         match self.auth.resolver().mx_lookup(fqdn(name)).await {
             Ok(lookup) => {
                 let hosts: Vec<String> = lookup
@@ -118,7 +118,7 @@ impl Dns {
     }
 
     /// The A and AAAA addresses of `host` (an IP address stands for itself).
-    pub async fn addresses(&self, host: &str) -> Lookup<Vec<IpAddr>> {
+    pub(crate) async fn addresses(&self, host: &str) -> Lookup<Vec<IpAddr>> {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Lookup::Found(vec![ip]);
         }

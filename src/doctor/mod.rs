@@ -22,12 +22,12 @@ use crate::config::Config;
 use crate::newsletter::Newsletter;
 use crate::settings::Settings;
 
-pub use dns::parse_server;
+pub(crate) use dns::parse_server;
 
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     Pass,
     Fail,
     /// Not a failure, but worth knowing (or could not be determined, e.g. a DNS timeout).
@@ -46,23 +46,23 @@ impl Status {
 
 /// One line of the report.
 #[derive(Debug, Clone, Serialize)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// `dkim`, `spf`, `dmarc`, `mx`, `relay`, `unsubscribe`, `list-id`, `postal-address`.
-    pub check: &'static str,
-    pub status: Status,
-    pub message: String,
+    pub(crate) check: &'static str,
+    pub(crate) status: Status,
+    pub(crate) message: String,
     /// For a failure: the record to publish or the setting to write.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
+    pub(crate) fix: Option<String>,
 }
 
 /// Every finding, in the order they print.
 #[derive(Debug, Default, Serialize)]
-pub struct Report {
-    pub ok: bool,
+pub(crate) struct Report {
+    pub(crate) ok: bool,
     /// The name server asked.
-    pub dns: String,
-    pub checks: Vec<Finding>,
+    pub(crate) dns: String,
+    pub(crate) checks: Vec<Finding>,
 }
 
 impl Report {
@@ -76,20 +76,20 @@ impl Report {
         self.ok = !self.checks.iter().any(|f| f.status == Status::Fail);
     }
 
-    pub fn pass(&mut self, check: &'static str, message: impl Into<String>) {
+    pub(crate) fn pass(&mut self, check: &'static str, message: impl Into<String>) {
         self.add(check, Status::Pass, message, None);
     }
 
-    pub fn fail(&mut self, check: &'static str, message: impl Into<String>, fix: impl Into<String>) {
+    pub(crate) fn fail(&mut self, check: &'static str, message: impl Into<String>, fix: impl Into<String>) {
         self.add(check, Status::Fail, message, Some(fix.into()));
     }
 
-    pub fn warn(&mut self, check: &'static str, message: impl Into<String>) {
+    pub(crate) fn warn(&mut self, check: &'static str, message: impl Into<String>) {
         self.add(check, Status::Warn, message, None);
     }
 
     /// The text form: one line per check, the fix indented under each ✗.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut out = format!("DNS looked up through {}\n", self.dns);
         for f in &self.checks {
             out.push_str(&format!("{} {:<14} {}\n", f.status.mark(), f.check, f.message));
@@ -112,19 +112,19 @@ impl Report {
 }
 
 /// What `doctor` is asked to look at.
-pub struct Inputs<'a> {
-    pub config: &'a Config,
-    pub settings: &'a Settings,
+pub(crate) struct Inputs<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) settings: &'a Settings,
     /// The newsletter whose From and size to check, if one was named.
-    pub newsletter: Option<&'a Newsletter>,
+    pub(crate) newsletter: Option<&'a Newsletter>,
     /// The largest message the newsletter makes, in bytes, when known.
-    pub largest_message: Option<usize>,
+    pub(crate) largest_message: Option<usize>,
     /// The name server to ask; `None`: the system's.
-    pub dns: Option<SocketAddr>,
+    pub(crate) dns: Option<SocketAddr>,
 }
 
 /// Runs every check, in the order they print: DNS, then the relay, then the settings.
-pub fn run(inputs: &Inputs) -> Result<Report> {
+pub(crate) fn run(inputs: &Inputs) -> Result<Report> {
     let sender = settings::Sender::of(inputs.config, inputs.newsletter);
     let mut relay_report = Report::default();
     let relay = relay::check(inputs.settings, inputs.largest_message, &mut relay_report);

@@ -7,7 +7,7 @@ use crate::send::smtp::ConnectError;
 use crate::settings::Settings;
 
 /// Checks the relay; returns its host (for SPF) when one is configured.
-pub fn check(settings: &Settings, largest_message: Option<usize>, report: &mut Report) -> Option<String> {
+pub(crate) fn check(settings: &Settings, largest_message: Option<usize>, report: &mut Report) -> Option<String> {
     let relay = match settings.relay() {
         Ok(r) => r,
         Err(e) => {

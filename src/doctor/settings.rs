@@ -11,16 +11,16 @@ use crate::message::mailbox;
 use crate::newsletter::Newsletter;
 
 /// The identities a receiver checks.
-pub struct Sender {
+pub(crate) struct Sender {
     /// The From address, or why there is none usable.
-    pub from: Result<Mailbox, String>,
-    pub reply_to: Option<Mailbox>,
+    pub(crate) from: Result<Mailbox, String>,
+    pub(crate) reply_to: Option<Mailbox>,
 }
 
 impl Sender {
     /// From and Reply-To as a send of `newsletter` (or of any newsletter, by the settings)
     /// would use them.
-    pub fn of(config: &Config, newsletter: Option<&Newsletter>) -> Sender {
+    pub(crate) fn of(config: &Config, newsletter: Option<&Newsletter>) -> Sender {
         let front = newsletter.map(|n| &n.front);
         let from = match front.and_then(|f| f.from.as_deref()).or(config.from.as_deref()) {
             None => Err("no sender: set `from = \"Name <news@example.org>\"` in bulletin.toml".to_owned()),
@@ -34,20 +34,20 @@ impl Sender {
     }
 
     /// The From address's domain, lower-case.
-    pub fn author_domain(&self) -> Option<String> {
+    pub(crate) fn author_domain(&self) -> Option<String> {
         self.from.as_ref().ok().map(|m| m.email.domain().to_ascii_lowercase())
     }
 
     /// The envelope sender (MAIL FROM) domain SPF judges: bulletin sends with the From
     /// address as the envelope sender.
-    pub fn envelope_domain(&self) -> Option<String> {
+    pub(crate) fn envelope_domain(&self) -> Option<String> {
         self.author_domain()
     }
 }
 
 /// MX (or, failing that, A/AAAA) for the From and Reply-To domains: replies and bounces need
 /// somewhere to go, and receivers refuse senders whose domain cannot receive.
-pub async fn check_domains(sender: &Sender, dns: &Dns, report: &mut Report) {
+pub(crate) async fn check_domains(sender: &Sender, dns: &Dns, report: &mut Report) {
     let Some(from) = sender.author_domain() else { return };
     let mut domains = vec![("From", from)];
     if let Some(r) = &sender.reply_to {
@@ -74,7 +74,7 @@ pub async fn check_domains(sender: &Sender, dns: &Dns, report: &mut Report) {
 }
 
 /// One-click unsubscribe, List-Id and postal address.
-pub fn check_settings(config: &Config, report: &mut Report) {
+pub(crate) fn check_settings(config: &Config, report: &mut Report) {
     let u = &config.unsubscribe;
     match u.url.as_deref() {
         None => report.fail(

@@ -185,7 +185,7 @@ impl Letterhead {
 /// non-ASCII domain in its IDNA form. The sender's addresses are in every message: one that
 /// needs SMTPUTF8 would make every message need it, so it is refused.
 pub fn mailbox(s: &str) -> Result<Mailbox> {
-    if s.chars().any(|c| c.is_control()) {
+    if s.chars().any(char::is_control) {
         bail!("it contains a line break or control character");
     }
     let m: Mailbox = s.trim().parse().map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -14,7 +14,7 @@ use crate::config::Config;
 const CONTENT_WIDTH: u32 = 560;
 
 /// What the layout needs besides the body.
-pub struct Page<'a> {
+pub(super) struct Page<'a> {
     pub lang: &'a str,
     /// Subject and preheader with tokens, shown in `<title>` and the preview line.
     pub title: &'a str,
@@ -25,7 +25,7 @@ pub struct Page<'a> {
 }
 
 /// Renders the body blocks to an HTML fragment. Raw HTML is shown as text unless allowed.
-pub fn fragment(blocks: &[Block<'_>], allow_raw_html: bool, brand: &str) -> String {
+pub(super) fn fragment(blocks: &[Block<'_>], allow_raw_html: bool, brand: &str) -> String {
     let mut events: Vec<Event<'_>> = Vec::with_capacity(blocks.len());
     // Our own markup (buttons, images) is kept aside while authored HTML is sanitised, so the
     // sanitiser never strips the attributes email clients need.
@@ -102,7 +102,7 @@ fn sanitise(html: &str) -> String {
 }
 
 /// The whole document, before CSS inlining.
-pub fn layout(page: &Page<'_>, body: &str) -> String {
+pub(super) fn layout(page: &Page<'_>, body: &str) -> String {
     let c = page.config;
     let org = &c.organisation;
     let css = stylesheet(c.brand_color());
@@ -169,7 +169,7 @@ pub fn layout(page: &Page<'_>, body: &str) -> String {
 }
 
 /// Inlines the stylesheet into `style` attributes; only `@media` rules stay in `<style>`.
-pub fn inline_css(document: &str) -> anyhow::Result<String> {
+pub(super) fn inline_css(document: &str) -> anyhow::Result<String> {
     let inliner = css_inline::CSSInliner::options()
         .keep_style_tags(false)
         .keep_at_rules(true)
@@ -188,7 +188,7 @@ pub fn inline_css(document: &str) -> anyhow::Result<String> {
 fn stylesheet(brand: &str) -> String {
     let light = lighten(brand);
     format!(
-        r#"
+        r"
 body, .body {{ margin: 0; padding: 0; width: 100%; background-color: #f2f2f2; }}
 .wrapper {{ background-color: #f2f2f2; }}
 .wrapper-cell {{ padding: 16px 8px; }}
@@ -230,7 +230,7 @@ body, .body {{ margin: 0; padding: 0; width: 100%; background-color: #f2f2f2; }}
   .content p a, .content li a, .social a {{ color: {light} !important; }}
   .social {{ border-top-color: #333333 !important; }}
 }}
-"#
+"
     )
 }
 
