@@ -513,7 +513,7 @@ impl<C: Clock> Delivery<'_, C> {
         if run.len() < SAME_REFUSALS {
             return None;
         }
-        let mut earlier: Vec<(String, String)> = run.drain(..).collect();
+        let mut earlier = std::mem::take(run);
         refusals.blamed = earlier.pop().map(|(_, words)| words);
         Some(earlier.into_iter().map(|(address, _)| address).collect())
     }
