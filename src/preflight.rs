@@ -5,23 +5,31 @@
 //! Only the first message is also built into MIME: building takes nothing from a member that
 //! personalising has not already checked (the address was validated when read, the subject and
 //! name are made header-safe), so a build that fails fails for everyone — and building every
-//! message twice (here and when sending) would double the cost of a send.
+//! message twice (here and when sending) would double the cost of a send. A dry run builds every
+//! message anyway, so it personalises each member once, here ([`Preflight::render`]), and
+//! reports the build ([`Preflight::built`]); its threads each keep a `Preflight` and
+//! [`Preflight::merge`] them, with the same findings as one pass in list order.
 
 use std::collections::BTreeMap;
+
+use lettre::Message;
 
 use crate::diagnostic::Diagnostics;
 use crate::list::Recipient;
 use crate::message::Letterhead;
-use crate::render::{Compiled, GMAIL_CLIP_BYTES};
+use crate::render::{Compiled, GMAIL_CLIP_BYTES, Rendered};
 
 /// What preflight found.
 #[derive(Debug, Default)]
 pub struct Preflight {
     pub ok: usize,
-    /// Failure message → locations of the members it hit (the first few) and how many.
-    pub failures: BTreeMap<String, (Vec<String>, usize)>,
+    /// Failure message → the members it hit (the first few, as data row and location) and
+    /// how many.
+    failures: BTreeMap<String, (Vec<(u64, String)>, usize)>,
     /// Largest personalised HTML part and whose it was.
     pub largest_html: Option<(usize, String)>,
+    /// The data row of `largest_html`'s member: of equal sizes, the first in the lists wins.
+    largest_row: u64,
     built_one: bool,
 }
 
@@ -31,13 +39,9 @@ const SHOWN: usize = 10;
 impl Preflight {
     /// Checks one member.
     pub fn check(&mut self, compiled: &Compiled, letterhead: &Letterhead, r: &Recipient) {
-        let rendered = match compiled.personalise(r) {
-            Ok(x) => x,
-            Err(e) => return self.fail(e.message, r),
+        let Some(rendered) = self.render(compiled, r) else {
+            return;
         };
-        if self.largest_html.as_ref().is_none_or(|(n, _)| rendered.html.len() > *n) {
-            self.largest_html = Some((rendered.html.len(), r.location()));
-        }
         if !self.built_one {
             if let Err(e) = letterhead.build(r, &rendered, letterhead.message_id()) {
                 return self.fail(format!("{e:#}"), r);
@@ -47,10 +51,73 @@ impl Preflight {
         self.ok += 1;
     }
 
+    /// Personalises one member's message, as [`Preflight::check`] does, and hands it over to
+    /// be built; `None` when it failed (and was recorded). Report the build with
+    /// [`Preflight::built`].
+    pub fn render(&mut self, compiled: &Compiled, r: &Recipient) -> Option<Rendered> {
+        let rendered = match compiled.personalise(r) {
+            Ok(x) => x,
+            Err(e) => {
+                self.fail(e.message, r);
+                return None;
+            }
+        };
+        if self.largest_html.as_ref().is_none_or(|(n, _)| rendered.html.len() > *n) {
+            self.largest_html = Some((rendered.html.len(), r.location()));
+            self.largest_row = r.row;
+        }
+        Some(rendered)
+    }
+
+    /// Records how building the message [`Preflight::render`] gave for `r` went; the message
+    /// when it was built.
+    pub fn built(&mut self, r: &Recipient, message: anyhow::Result<Message>) -> Option<Message> {
+        match message {
+            Ok(m) => {
+                self.built_one = true;
+                self.ok += 1;
+                Some(m)
+            }
+            Err(e) => {
+                self.fail(format!("{e:#}"), r);
+                None
+            }
+        }
+    }
+
+    /// Adds what another pass found. Each pass must have seen its members in list order, and
+    /// the result is what one pass over all of them would have found.
+    pub fn merge(&mut self, other: Preflight) {
+        self.ok += other.ok;
+        self.built_one |= other.built_one;
+        for (message, (rows, n)) in other.failures {
+            let (mine, count) = self.failures.entry(message).or_default();
+            mine.extend(rows);
+            mine.sort_by_key(|(row, _)| *row);
+            mine.truncate(SHOWN);
+            *count += n;
+        }
+        if let Some((size, at)) = other.largest_html {
+            let bigger = self
+                .largest_html
+                .as_ref()
+                .is_none_or(|(n, _)| size > *n || (size == *n && other.largest_row < self.largest_row));
+            if bigger {
+                self.largest_html = Some((size, at));
+                self.largest_row = other.largest_row;
+            }
+        }
+    }
+
+    /// Whether any member failed.
+    pub fn failed(&self) -> bool {
+        !self.failures.is_empty()
+    }
+
     fn fail(&mut self, message: String, r: &Recipient) {
         let (rows, n) = self.failures.entry(message).or_default();
         if rows.len() < SHOWN {
-            rows.push(r.location());
+            rows.push((r.row, r.location()));
         }
         *n += 1;
     }
@@ -58,7 +125,7 @@ impl Preflight {
     /// Adds the findings to `diags`: one error per kind of failure, listing the rows.
     pub fn report(&self, compiled: &Compiled, diags: &mut Diagnostics) {
         for (message, (rows, count)) in &self.failures {
-            let mut list = rows.join(", ");
+            let mut list = rows.iter().map(|(_, at)| at.as_str()).collect::<Vec<_>>().join(", ");
             if *count > rows.len() {
                 list.push_str(&format!(" and {} more", count - rows.len()));
             }
