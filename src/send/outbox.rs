@@ -442,14 +442,20 @@ impl Drop for Mbox {
 /// entry.
 fn mboxrd(message: &[u8], out: &mut Vec<u8>) {
     let message = message.strip_suffix(b"\r\n").unwrap_or(message);
-    for line in message.split(|&b| b == b'\n') {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', message).chain(std::iter::once(message.len()));
+    for end in ends {
+        let line = &message[start..end];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let quotes = line.iter().take_while(|&&b| b == b'>').count();
-        if line[quotes..].starts_with(b"From ") {
-            out.push(b'>');
+        if matches!(line.first(), Some(b'F' | b'>')) {
+            let quotes = line.iter().take_while(|&&b| b == b'>').count();
+            if line[quotes..].starts_with(b"From ") {
+                out.push(b'>');
+            }
         }
         out.extend_from_slice(line);
         out.push(b'\n');
+        start = end + 1;
     }
     out.push(b'\n');
 }
