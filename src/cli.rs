@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::paths::{DEFAULT_JOURNAL, PREVIEW_DIR};
-use crate::send::rate::Rate;
-use crate::settings::{parse_concurrency_flag, parse_rate_flag};
+pub use crate::settings::RelayArgs;
 use crate::shard::Shard;
 
 /// Compose a Markdown newsletter, merge it with subscriber lists, and send it through
@@ -110,20 +109,6 @@ pub struct ListArgs {
     pub lists: Vec<PathBuf>,
 }
 
-/// How to reach the relay; over `[smtp]` in bulletin.toml (see [`crate::settings`]).
-#[derive(Debug, Default, Args)]
-pub struct RelayArgs {
-    /// SMTP relay URL, e.g. smtps://user@smtp.example.org:465
-    #[arg(long, value_name = "URL", env = "BULLETIN_SMTP_URL")]
-    pub smtp: Option<String>,
-    /// Rate limit, e.g. 14/s, 600/min, 2000/h, 50000/day; repeat for several windows
-    #[arg(long, value_name = "N/UNIT", env = "BULLETIN_RATE", value_delimiter = ',', value_parser = parse_rate_flag)]
-    pub rate: Vec<Rate>,
-    /// Parallel SMTP sessions (1 to 64)
-    #[arg(long, value_name = "N", env = "BULLETIN_CONCURRENCY", value_parser = parse_concurrency_flag)]
-    pub concurrency: Option<usize>,
-}
-
 fn parse_shard(s: &str) -> Result<Shard, String> {
     Shard::parse(s).map_err(|e| format!("{e:#}"))
 }
@@ -178,6 +163,18 @@ pub struct SendArgs {
     /// Also send to members whose earlier delivery is uncertain (may duplicate)
     #[arg(long)]
     pub resend_uncertain: bool,
+    /// Send again to the members this campaign recorded as failed — all of them, or with
+    /// =PATTERN only those whose recorded reply contains PATTERN (ignoring case), e.g.
+    /// --retry-failed='mailbox full'. Members recorded as sent are never sent again
+    #[arg(
+        long,
+        value_name = "PATTERN",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "",
+        conflicts_with_all = ["dry_run", "test"]
+    )]
+    pub retry_failed: Option<String>,
     /// Resume although the newsletter changed since the campaign began
     #[arg(long)]
     pub allow_changed: bool,

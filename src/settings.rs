@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use clap::Args;
 use toml::Spanned;
 
-use crate::cli::RelayArgs;
 use crate::config::Config;
 use crate::diagnostic::Diagnostics;
 use crate::secret::Secret;
@@ -18,6 +18,20 @@ use crate::send::smtp::Relay;
 
 /// Most parallel SMTP sessions a run may open.
 pub const MAX_CONCURRENCY: usize = 64;
+
+/// How to reach the relay, as flags (`send`, `check`); over `[smtp]` in bulletin.toml.
+#[derive(Debug, Default, Args)]
+pub struct RelayArgs {
+    /// SMTP relay URL, e.g. smtps://user@smtp.example.org:465
+    #[arg(long, value_name = "URL", env = "BULLETIN_SMTP_URL")]
+    pub smtp: Option<String>,
+    /// Rate limit, e.g. 14/s, 600/min, 2000/h, 50000/day; repeat for several windows
+    #[arg(long, value_name = "N/UNIT", env = "BULLETIN_RATE", value_delimiter = ',', value_parser = parse_rate_flag)]
+    pub rate: Vec<Rate>,
+    /// Parallel SMTP sessions (1 to 64)
+    #[arg(long, value_name = "N", env = "BULLETIN_CONCURRENCY", value_parser = parse_concurrency_flag)]
+    pub concurrency: Option<usize>,
+}
 
 /// Everything about how to deliver, resolved.
 #[derive(Debug)]
@@ -39,107 +53,37 @@ impl Settings {
     /// in that place, so one run reports every problem at once.
     pub fn resolve(config: &Config, flags: &RelayArgs, diags: &mut Diagnostics) -> Settings {
         let smtp = &config.smtp;
-        let mut error = |at: Option<(String, usize)>, message: String| {
-            diags.error(at.as_ref().map(|(f, l)| (f.as_str(), *l)), message);
-        };
-
+        let mut file = FileValues { config, diags };
         let rates = if flags.rate.is_empty() {
-            let mut rates = Vec::new();
-            for r in &smtp.rate {
-                match Rate::parse(r.get_ref()) {
-                    Ok(rate) => rates.push(rate),
-                    Err(e) => error(config.at(r), format!("[smtp] rate: {e:#}")),
-                }
-            }
-            rates
+            smtp.rate.iter().filter_map(|r| file.rate(r)).collect()
         } else {
             flags.rate.clone()
         };
-
-        let concurrency = match (flags.concurrency, &smtp.concurrency) {
-            (Some(n), _) => n,
-            (None, Some(n)) => match usize::try_from(*n.get_ref()) {
-                Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => n,
-                _ => {
-                    error(
-                        config.at(n),
-                        format!(
-                            "[smtp] concurrency = {}: use 1 to {MAX_CONCURRENCY} sessions",
-                            n.get_ref()
-                        ),
-                    );
-                    1
-                }
-            },
-            (None, None) => 1,
+        let concurrency = match flags.concurrency {
+            Some(n) => n,
+            None => file.whole("concurrency", smtp.concurrency.as_ref(), 1, 1, MAX_CONCURRENCY),
         };
-        let mut whole = |key: &str, value: &Option<Spanned<i64>>, default: i64, min: i64| match value {
-            Some(v) if *v.get_ref() < min => {
-                error(
-                    config.at(v),
-                    format!("[smtp] {key} = {}: use a whole number from {min} up", v.get_ref()),
-                );
-                default
-            }
-            Some(v) => *v.get_ref(),
-            None => default,
+        let policy = Policy {
+            concurrency,
+            attempts: file.whole("attempts", smtp.attempts.as_ref(), 4, 1, u32::MAX as usize) as u32,
+            retry_delay: file.seconds("retry_delay", smtp.retry_delay.as_ref(), 2.0, true),
+            stop_after_failures: file.whole(
+                "stop_after_failures",
+                smtp.stop_after_failures.as_ref(),
+                20,
+                1,
+                usize::MAX,
+            ),
         };
-        let attempts = whole("attempts", &smtp.attempts, 4, 1);
-        let stop_after_failures = whole("stop_after_failures", &smtp.stop_after_failures, 20, 1);
-        let mut seconds = |key: &str, value: &Option<Spanned<f64>>, default: f64, zero_ok: bool| match value {
-            Some(v) if !v.get_ref().is_finite() || *v.get_ref() < 0.0 || (!zero_ok && *v.get_ref() == 0.0) => {
-                let least = if zero_ok { "0" } else { "more than 0" };
-                error(
-                    config.at(v),
-                    format!(
-                        "[smtp] {key} = {}: use a number of seconds, {least} or more",
-                        v.get_ref()
-                    ),
-                );
-                default
-            }
-            Some(v) if *v.get_ref() > 86_400.0 => {
-                error(
-                    config.at(v),
-                    format!("[smtp] {key} = {}: use at most 86400 seconds (a day)", v.get_ref()),
-                );
-                default
-            }
-            Some(v) => *v.get_ref(),
-            None => default,
-        };
-        let timeout = Duration::from_secs_f64(seconds("timeout", &smtp.timeout, 60.0, false));
-        let retry_delay = Duration::from_secs_f64(seconds("retry_delay", &smtp.retry_delay, 2.0, true));
-
-        let (url, at) = match (&flags.smtp, &smtp.url) {
-            (Some(u), _) => (Some(u.clone()), None),
-            (None, Some(u)) => (Some(u.get_ref().clone()), config.at(u)),
+        let timeout = file.seconds("timeout", smtp.timeout.as_ref(), 60.0, false);
+        let (url, relay) = match (&flags.smtp, &smtp.url) {
+            (Some(u), _) => (Some(u.clone()), file.relay(u, None, timeout)),
+            (None, Some(u)) => (Some(u.get_ref().clone()), file.relay(u.get_ref(), Some(u), timeout)),
             (None, None) => (None, None),
         };
-        let relay = url.as_deref().and_then(|u| match Relay::parse_url(u, timeout) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                let from = if at.is_some() {
-                    "[smtp] url"
-                } else {
-                    "--smtp (or BULLETIN_SMTP_URL)"
-                };
-                error(
-                    at.clone(),
-                    format!("{from}: {}", without_userinfo(&format!("{e:#}"), u)),
-                );
-                None
-            }
-        });
-
         Settings {
             rates,
-            policy: Policy {
-                concurrency,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                retry_delay,
-                stop_after_failures: usize::try_from(stop_after_failures).unwrap_or(usize::MAX),
-            },
+            policy,
             relay,
             url,
             password_command: smtp.password_command.clone(),
@@ -213,6 +157,76 @@ fn without_userinfo(message: &str, url: &str) -> String {
         out = out.replace(password, "…").replace(&quoted[1..quoted.len() - 1], "…");
     }
     out
+}
+
+/// Values from `[smtp]`, each checked, its problems reported with its line.
+struct FileValues<'a> {
+    config: &'a Config,
+    diags: &'a mut Diagnostics,
+}
+
+impl FileValues<'_> {
+    fn error<T>(&mut self, value: Option<&Spanned<T>>, message: String) {
+        let at = value.and_then(|v| self.config.at(v));
+        self.diags.error(at.as_ref().map(|(f, l)| (f.as_str(), *l)), message);
+    }
+
+    fn rate(&mut self, r: &Spanned<String>) -> Option<Rate> {
+        Rate::parse(r.get_ref())
+            .map_err(|e| self.error(Some(r), format!("[smtp] rate: {e:#}")))
+            .ok()
+    }
+
+    /// A whole number from `min` to `max`, or `default` when unset (or wrong).
+    fn whole(&mut self, key: &str, value: Option<&Spanned<i64>>, default: usize, min: usize, max: usize) -> usize {
+        let Some(v) = value else { return default };
+        match usize::try_from(*v.get_ref()) {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                let range = if max == usize::MAX || max == u32::MAX as usize {
+                    format!("a whole number from {min} up")
+                } else {
+                    format!("{min} to {max}")
+                };
+                self.error(Some(v), format!("[smtp] {key} = {}: use {range}", v.get_ref()));
+                default
+            }
+        }
+    }
+
+    /// A number of seconds up to a day (0 allowed when `zero_ok`), or `default`.
+    fn seconds(&mut self, key: &str, value: Option<&Spanned<f64>>, default: f64, zero_ok: bool) -> Duration {
+        let Some(v) = value else {
+            return Duration::from_secs_f64(default);
+        };
+        let s = *v.get_ref();
+        let least = if zero_ok { 0.0 } else { f64::MIN_POSITIVE };
+        if s.is_finite() && s >= least && s <= 86_400.0 {
+            return Duration::from_secs_f64(s);
+        }
+        let range = if zero_ok {
+            "0 to 86400"
+        } else {
+            "more than 0, up to 86400"
+        };
+        self.error(Some(v), format!("[smtp] {key} = {s}: use a number of seconds, {range}"));
+        Duration::from_secs_f64(default)
+    }
+
+    /// The relay of `url` (from the file when `at` is set, else from the flag), checked.
+    fn relay(&mut self, url: &str, at: Option<&Spanned<String>>, timeout: Duration) -> Option<Relay> {
+        Relay::parse_url(url, timeout)
+            .map_err(|e| {
+                let from = if at.is_some() {
+                    "[smtp] url"
+                } else {
+                    "--smtp (or BULLETIN_SMTP_URL)"
+                };
+                let message = format!("{from}: {}", without_userinfo(&format!("{e:#}"), url));
+                self.error(at, message);
+            })
+            .ok()
+    }
 }
 
 /// Parses a `--rate` value (clap's `value_parser`): a bad rate is a usage error.

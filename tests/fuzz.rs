@@ -5,9 +5,7 @@
 //! escaped HTML, percent-encoded merge values in links, stable address keys.
 //!
 //! A small budget by default (64 cases a target, a few seconds). A long run prints what each
-//! target saw: `PROPTEST_CASES=5000 cargo test --test fuzz -- --nocapture --test-threads 1`.
-
-mod support;
+//! target saw: `PROPTEST_CASES=5000 cargo test --test main fuzz:: -- --nocapture --test-threads 1`.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -19,6 +17,8 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
 
+use crate::support::MESSAGE_HEADERS;
+use crate::support::html;
 use bulletin::config::Config;
 use bulletin::diagnostic::{Diagnostics, Level};
 use bulletin::email::Email;
@@ -30,8 +30,6 @@ use bulletin::secret::Secret;
 use bulletin::send::rate::Rate;
 use bulletin::send::smtp::{Relay, Security, is_loopback};
 use bulletin::unsubscribe::Unsubscribe;
-use support::MESSAGE_HEADERS;
-use support::html;
 
 // ---------------------------------------------------------------------------------------------
 // Harness: a runner per target with a tally of what happened, printed at the end.

@@ -11,7 +11,7 @@ use crate::cli::ReportArgs;
 use crate::config::Config;
 use crate::email::Email;
 use crate::journal::{Campaign, Delivery, Journal, Status};
-use crate::list::append_suppression;
+use crate::list::{Reason, Suppression, append_suppression};
 use crate::newsletter::Newsletter;
 use crate::paths::DEFAULT_JOURNAL;
 use crate::private::private_file;
@@ -217,10 +217,15 @@ fn write_failed_csv(report: &Report, path: &Path) -> Result<()> {
 /// suppression file, leaving those that failed for other reasons.
 fn suppress_failed(config: Option<&Path>, report: &Report) -> Result<()> {
     let config = Config::load(config)?;
-    let dead: Vec<Email> = report
+    let dead: Vec<Suppression> = report
         .failed()
         .filter(|d| d.reply.as_deref().is_some_and(is_address_failure))
         .filter_map(|d| Email::parse(&d.address).ok())
+        .map(|email| Suppression {
+            email,
+            reason: Reason::Bounce,
+            campaign: Some(report.campaign.id.clone()),
+        })
         .collect();
     let (added, file) = append_suppression(&config.suppress_files(), &dead)?;
     eprintln!(

@@ -24,7 +24,7 @@ use crate::render::Compiled;
 use crate::send::outbox::{self, EmlFolder, Mbox, Outbox};
 use crate::send::progress::Progress;
 use crate::send::rate::{Clock, Limits, SystemClock};
-use crate::send::select::{Counts, Selection};
+use crate::send::select::{Counts, RetryFailed, Selection};
 use crate::send::smtp::Relay;
 use crate::send::{Delivery, Stop, Summary};
 use crate::settings::Settings;
@@ -173,6 +173,8 @@ struct Plan {
     journal_path: PathBuf,
     selection: Selection,
     counts: Counts,
+    /// `--retry-failed`'s pattern (empty: every failed member).
+    retry_failed: Option<String>,
     shard: Option<Shard>,
     relay: Relay,
     rate_text: String,
@@ -204,6 +206,10 @@ impl Plan {
         let recovered = journal.recover(&id)?;
         let selection = Selection {
             done: journal.done(&id)?,
+            retry: match &args.retry_failed {
+                Some(pattern) => RetryFailed::new(pattern).pick(journal.failed(&id)?),
+                None => std::collections::HashSet::new(),
+            },
             shard: args.shard,
             resend_uncertain: args.resend_uncertain,
             limit: args.limit,
@@ -229,6 +235,7 @@ impl Plan {
             journal_path,
             selection,
             counts,
+            retry_failed: args.retry_failed.clone(),
             shard: args.shard,
             relay,
             rate_text: loaded.settings.rate_text(),
@@ -237,6 +244,18 @@ impl Plan {
             recovered,
             clock,
         })
+    }
+
+    /// How many of the members to send to failed earlier, under `--retry-failed`.
+    fn retried_text(&self) -> String {
+        match self.retry_failed.as_deref() {
+            None => String::new(),
+            Some("") => format!(" ({} of them failed earlier: --retry-failed)", self.counts.retried),
+            Some(pattern) => format!(
+                " ({} of them failed earlier with a reply containing {pattern:?}: --retry-failed)",
+                self.counts.retried
+            ),
+        }
     }
 
     /// Prints the plan on stderr (unless `silent`).
@@ -254,10 +273,16 @@ impl Plan {
                 if self.test { " (test send, recorded apart)" } else { "" }
             ),
             format!(
-                "recipients: {} to send now, {} already sent, {} failed earlier, {} skipped{}{}",
+                "recipients: {} to send now{}, {} already sent, {} failed earlier{}, {} skipped{}{}",
                 c.jobs,
+                self.retried_text(),
                 c.sent_before,
                 c.failed_before,
+                match &self.retry_failed {
+                    _ if c.failed_before == 0 => "",
+                    None => " (--retry-failed sends to them again)",
+                    Some(_) => " (not retried)",
+                },
                 c.skipped,
                 self.shard.map_or(String::new(), |s| format!(
                     ", {} in other shards (this is shard {s})",

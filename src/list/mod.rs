@@ -21,7 +21,7 @@ use crate::email::Email;
 
 pub use file::{CsvFile, normalise_column};
 pub use sources::{Found, Item, Lists, Pick, Sources, Stream};
-pub use suppression::{append_suppression, read_suppression};
+pub use suppression::{Reason, Suppression, append_suppression, read_suppression};
 
 /// One list file's header.
 #[derive(Debug)]

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -39,59 +40,220 @@ pub fn read_suppression(path: &Path) -> Result<Vec<String>> {
     Ok(keys)
 }
 
+/// Why an address is suppressed: the suppression file's `reason` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Added by hand (`bulletin suppress`, `report --suppress-failed`).
+    Manual,
+    /// The member asked (one-click link, mailed request).
+    Unsubscribe,
+    /// A permanent bounce: the mailbox does not exist.
+    Bounce,
+    /// Too many temporary bounces.
+    SoftBounce,
+    /// The member reported the newsletter as spam.
+    Complaint,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Manual => "manual",
+            Reason::Unsubscribe => "unsubscribe",
+            Reason::Bounce => "bounce",
+            Reason::SoftBounce => "soft-bounce",
+            Reason::Complaint => "complaint",
+        }
+    }
+}
+
+/// One address to suppress, with why and (when known) the campaign it came from.
+#[derive(Debug, Clone)]
+pub struct Suppression {
+    pub email: Email,
+    pub reason: Reason,
+    pub campaign: Option<String>,
+}
+
+/// The header of a new suppression file.
+const HEADER: &str = "email,reason,date,campaign";
+
 /// Appends the addresses not yet in the main suppression file (the first of `files`, as
 /// `suppress` lists them in bulletin.toml), creating it if need be; returns how many it added
 /// and the file.
-pub fn append_suppression(files: &[PathBuf], emails: &[Email]) -> Result<(usize, PathBuf)> {
+///
+/// Safe against a concurrent writer (an exclusive lock on the file; the addresses already
+/// there are read under it) and a concurrent reader (the new rows go out in one append and are
+/// flushed to disk before this returns). A file written with only an `email` column, or as a
+/// plain list of addresses, keeps its shape.
+pub fn append_suppression(files: &[PathBuf], entries: &[Suppression]) -> Result<(usize, PathBuf)> {
     let Some(file) = files.first().cloned() else {
         bail!("no suppression file: add `suppress = [\"lists/unsubscribed.csv\"]` to bulletin.toml");
     };
-    let mut present: HashSet<String> = HashSet::new();
-    if file.exists() {
-        present.extend(read_suppression(&file)?);
-    } else {
-        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(&file, "email\n").with_context(|| format!("cannot create {}", file.display()))?;
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let text = std::fs::read(&file)?;
+    // Addresses are members' data: a new file is readable by the owner only.
     let mut out = std::fs::OpenOptions::new()
+        .mode(0o600)
+        .create(true)
         .append(true)
+        .read(true)
         .open(&file)
         .with_context(|| format!("cannot write {}", file.display()))?;
-    if !text.is_empty() && !text.ends_with(b"\n") {
-        out.write_all(b"\n")?;
-    }
-    let mut added = 0;
-    for e in emails {
-        if present.insert(e.key().to_owned()) {
-            writeln!(out, "{}", e.key())?;
-            added += 1;
+    out.lock().with_context(|| format!("cannot lock {}", file.display()))?;
+    let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut buf = String::new();
+    let columns = if text.iter().all(u8::is_ascii_whitespace) {
+        buf.push_str(HEADER);
+        buf.push('\n');
+        4
+    } else if shape(&text) == 4 {
+        4
+    } else {
+        1
+    };
+    let mut present: HashSet<String> = HashSet::new();
+    if !buf.is_empty() {
+        // A new (or empty) file: nobody to read.
+    } else {
+        present.extend(read_suppression(&file)?);
+        if !text.ends_with(b"\n") {
+            buf.push('\n');
         }
     }
+    let date = now_utc();
+    let mut added = 0;
+    for e in entries {
+        if !present.insert(e.email.key().to_owned()) {
+            continue;
+        }
+        if columns == 4 {
+            let campaign = e.campaign.as_deref().unwrap_or_default();
+            buf.push_str(&format!(
+                "{},{},{date},{}\n",
+                e.email.key(),
+                e.reason.as_str(),
+                csv_field(campaign)
+            ));
+        } else {
+            buf.push_str(e.email.key());
+            buf.push('\n');
+        }
+        added += 1;
+    }
+    if added > 0 || text.is_empty() {
+        out.write_all(buf.as_bytes())
+            .and_then(|()| out.sync_all())
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
     Ok((added, file))
+}
+
+/// 4 when the file's header has bulletin's `reason` column, else 1 (only addresses).
+fn shape(text: &[u8]) -> usize {
+    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = String::from_utf8_lossy(first);
+    let names: Vec<String> = first
+        .trim_start_matches('\u{feff}')
+        .split([',', ';', '\t'])
+        .map(super::normalise_column)
+        .collect();
+    if names.iter().any(|n| n == "reason") { 4 } else { 1 }
+}
+
+/// A CSV field, quoted when it needs to be.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r', ';']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Now, UTC, as `2026-12-02T04:58:00Z`.
+fn now_utc() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn entries(addresses: &[&str], reason: Reason) -> Vec<Suppression> {
+        addresses
+            .iter()
+            .map(|a| Suppression {
+                email: Email::parse(a).unwrap(),
+                reason,
+                campaign: Some("2026-12-news".into()),
+            })
+            .collect()
+    }
+
     #[test]
-    fn append_adds_only_new_addresses_on_a_line_of_their_own() {
+    fn a_file_with_only_addresses_keeps_its_shape() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("unsubscribed.csv");
         std::fs::write(&file, "email\nold@example.org").unwrap();
-        let emails: Vec<Email> = ["OLD@example.org", "new@example.org", "new@example.org"]
-            .iter()
-            .map(|a| Email::parse(a).unwrap())
-            .collect();
-        let (added, written) = append_suppression(std::slice::from_ref(&file), &emails).unwrap();
+        let new = entries(
+            &["OLD@example.org", "new@example.org", "new@example.org"],
+            Reason::Manual,
+        );
+        let (added, written) = append_suppression(std::slice::from_ref(&file), &new).unwrap();
         assert_eq!((added, written), (1, file.clone()));
         assert_eq!(
             std::fs::read_to_string(&file).unwrap(),
             "email\nold@example.org\nnew@example.org\n"
         );
-        assert!(append_suppression(&[], &emails).is_err());
+        assert!(append_suppression(&[], &new).is_err());
+    }
+
+    #[test]
+    fn a_new_file_gets_reason_date_and_campaign() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lists/unsubscribed.csv");
+        let files = std::slice::from_ref(&file);
+        append_suppression(files, &entries(&["a@example.org"], Reason::Unsubscribe)).unwrap();
+        append_suppression(files, &entries(&["b@example.org", "A@example.org"], Reason::Complaint)).unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "email,reason,date,campaign");
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[1].starts_with("a@example.org,unsubscribe,20") && lines[1].ends_with("Z,2026-12-news"));
+        assert!(lines[2].starts_with("b@example.org,complaint,"));
+        assert_eq!(read_suppression(&file).unwrap(), ["a@example.org", "b@example.org"]);
+    }
+
+    #[test]
+    fn concurrent_appends_record_each_address_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("unsubscribed.csv");
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let file = file.clone();
+                s.spawn(move || {
+                    for i in 0..20 {
+                        // Every thread writes the same 20 addresses, in a different order.
+                        let a = format!("m{}@example.org", (i + t * 3) % 20);
+                        append_suppression(std::slice::from_ref(&file), &entries(&[&a], Reason::Unsubscribe)).unwrap();
+                    }
+                });
+            }
+        });
+        let mut keys = read_suppression(&file).unwrap();
+        keys.sort();
+        let before = keys.len();
+        keys.dedup();
+        assert_eq!((before, keys.len()), (20, 20));
     }
 }

@@ -10,11 +10,6 @@ use pulldown_cmark::{CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
 use super::tags::Tags;
 use crate::diagnostic::Diagnostics;
 
-/// A block of the newsletter body as an event list, buttons and images resolved.
-pub struct Doc<'a> {
-    pub events: Vec<Event<'a>>,
-}
-
 /// A call-to-action button.
 #[derive(Debug, Clone)]
 pub struct Button {

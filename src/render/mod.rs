@@ -6,6 +6,7 @@
 
 mod html;
 pub mod markdown;
+mod scan;
 pub mod tags;
 pub mod text;
 
@@ -32,8 +33,6 @@ pub const GMAIL_CLIP_BYTES: usize = 102 * 1024;
 /// A newsletter ready to personalise.
 pub struct Compiled {
     env: Environment<'static>,
-    /// Merge fields the templates use (builtins included).
-    pub fields: BTreeSet<String>,
     /// Fields used bare (`{{ first_name }}`, no default), with the line of their first such
     /// use: an empty value is an error.
     pub bare_fields: BTreeMap<String, usize>,
@@ -53,8 +52,6 @@ pub struct Rendered {
 /// Why one member's message could not be rendered.
 #[derive(Debug)]
 pub struct RenderError {
-    /// Bare fields that are empty for this member, if that is the cause.
-    pub empty_fields: Vec<String>,
     pub message: String,
 }
 
@@ -178,10 +175,8 @@ impl Compiled {
                 return None;
             }
         }
-        let fields = used;
         Some(Compiled {
             env,
-            fields,
             bare_fields: bare,
             file,
             unsubscribe,
@@ -228,7 +223,7 @@ impl Compiled {
             }
             _ => format!("{e:#}"),
         };
-        RenderError { empty_fields, message }
+        RenderError { message }
     }
 }
 

@@ -17,6 +17,12 @@
 //!
 //! Before anything that may wait (rate pacing, reconnecting, backoff) and when it stops, a
 //! worker sends what it holds and records what it knows.
+//!
+//! A worker's state between members is its [`Hand`]: empty, or holding one ready message.
+//! Each attempt at a member goes through three steps: [`Delivery::prepare`] (backoff, rate
+//! permit, a live session), [`Delivery::hand_off`] (in-flight mark, message, envelope — after
+//! the held body when there is one) and [`Delivery::settle_attempt`] (hold, or send the body
+//! and record the outcome); [`Delivery::deliver`] loops over the attempts.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -31,18 +37,30 @@ use crate::send::rate::{Clock, Permit};
 
 /// What a worker carries from one member to the next.
 pub(super) struct Worker<'j> {
-    pub session: Option<Session>,
-    pub recorder: Recorder<'j>,
+    session: Option<Session>,
+    recorder: Recorder<'j>,
     /// The `sent` of the last member the relay accepted, not yet recorded. The journal says
     /// in-flight meanwhile, which a crash turns into `uncertain`: never lost, never resent.
-    pub accepted: Option<Change>,
+    accepted: Option<Change>,
     /// The rate limiter made the last hand-off wait: record `sent` before waiting again.
-    pub paced: bool,
-    /// A member whose message the relay is ready to take; its body goes out with the next
-    /// member's envelope.
-    pub held: Option<Held<'j>>,
+    paced: bool,
+    hand: Hand<'j>,
     /// Members to try again (a 4xx to a held message's data), before new ones.
-    pub retry: VecDeque<(Recipient, u32)>,
+    retry: VecDeque<(Recipient, u32)>,
+}
+
+/// What a worker has in hand between two members.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per worker; boxing would allocate for every message"
+)]
+enum Hand<'j> {
+    /// Nothing: the next member's in-flight mark is committed while their message is built
+    /// and the relay answers the envelope.
+    Empty,
+    /// A member whose message the relay is ready to take; their body goes out with the next
+    /// member's envelope.
+    Holding(Held<'j>),
 }
 
 impl<'j> Worker<'j> {
@@ -52,13 +70,17 @@ impl<'j> Worker<'j> {
             recorder,
             accepted: None,
             paced: false,
-            held: None,
+            hand: Hand::Empty,
             retry: VecDeque::new(),
         }
     }
+
+    fn is_holding(&self) -> bool {
+        matches!(self.hand, Hand::Holding(_))
+    }
 }
 
-pub(super) struct Held<'j> {
+struct Held<'j> {
     r: Recipient,
     ready: Ready,
     /// This attempt's number, from 0.
@@ -77,6 +99,55 @@ struct Settled {
     status: Status,
 }
 
+/// Members in a row refused with the same words (not about the address) that stop the run.
+const SAME_REFUSALS: usize = 3;
+
+/// How one attempt ended, for [`Delivery::deliver`].
+enum Step {
+    /// The member's status for this run is known.
+    Done(Status),
+    /// Their message is held, ready, to go out with the next member's envelope.
+    Held,
+    /// The relay did not answer in time: they wait at the back of the line (`Shared::later`).
+    Later,
+    /// A temporary failure (the reply): try again after a backoff.
+    Again(Recipient, String),
+    /// The run stopped before this attempt could start.
+    Stopped(Recipient),
+}
+
+/// How a member's envelope goes out.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one at a time; boxing would allocate for every message"
+)]
+enum Envelope<'j> {
+    /// On its own; their in-flight mark is already queued (this commit).
+    Alone(Ticket<'j>),
+    /// After the held member's body, in the same write; their in-flight mark goes in one
+    /// commit with the held member's outcome.
+    After(Held<'j>, Change),
+}
+
+/// What an outcome says when the worker has no session (it always has one here; this keeps
+/// a bug from becoming a panic mid-send).
+const NO_SESSION: &str = "the session is gone";
+
+/// Why [`Delivery::prepare`] did not get a member ready.
+enum NotReady {
+    /// The relay could not be reached for now (why).
+    Again(String),
+    Stopped,
+}
+
+/// An envelope sent: the relay's answer, the commit the member's in-flight mark is in, and
+/// the member settled in that same commit.
+struct Opened<'j> {
+    answer: Result<Ready, Outcome>,
+    committed: Ticket<'j>,
+    settles: Option<Settled>,
+}
+
 impl<C: Clock> Delivery<'_, C> {
     pub(super) fn worker<I>(&self, shared: &Shared<I>, w: &mut Worker<'_>)
     where
@@ -90,12 +161,16 @@ impl<C: Clock> Delivery<'_, C> {
                 Some(again) => again,
                 None => {
                     let next = shared.queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let later = || shared.later.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
                     match next {
-                        None if w.held.is_some() => {
-                            self.flush_held(shared, w);
-                            continue;
-                        }
-                        None => break,
+                        None => match later() {
+                            Some(again) => again,
+                            None if w.is_holding() => {
+                                self.flush_held(shared, w);
+                                continue;
+                            }
+                            None => break,
+                        },
                         Some(Ok(r)) => {
                             shared.started.fetch_add(1, Ordering::SeqCst);
                             (r, 0)
@@ -120,6 +195,360 @@ impl<C: Clock> Delivery<'_, C> {
         if let Some(s) = w.session.take() {
             s.quit();
         }
+    }
+
+    /// One member, from attempt `first` on: each attempt is prepared, handed off and
+    /// settled. Returns their final status for this run, or `None` when their message is
+    /// held, ready, to go out with the next one's envelope.
+    fn deliver<I>(&self, mut r: Recipient, first: u32, shared: &Shared<I>, w: &mut Worker<'_>) -> Option<Status> {
+        let mut last = String::new();
+        for attempt in first..self.policy.attempts {
+            let step = match self.prepare(attempt, shared, w) {
+                Ok(handed_off) => match self.hand_off(&r, handed_off, shared, w) {
+                    Ok(opened) => self.settle_attempt(r, attempt, opened, shared, w),
+                    Err(status) => Step::Done(status),
+                },
+                Err(NotReady::Again(why)) => Step::Again(r, why),
+                Err(NotReady::Stopped) => Step::Stopped(r),
+            };
+            match step {
+                Step::Done(status) => return Some(status),
+                Step::Held | Step::Later => return None,
+                Step::Again(back, reply) => {
+                    r = back;
+                    last = reply;
+                }
+                Step::Stopped(back) => {
+                    r = back;
+                    break;
+                }
+            }
+        }
+        // Out of attempts, or stopped (and the worker finishes what it holds when it stops).
+        if !last.is_empty() {
+            let _ = w.recorder.record(vec![self.finish_change(&r, Status::Pending, last)]);
+        }
+        Some(Status::Pending)
+    }
+
+    /// Waits until attempt `attempt` may go: the backoff before a retry, the rate limiter,
+    /// a live session. Whatever the worker holds goes out before it waits. Returns the
+    /// hand-off time the limiter granted.
+    fn prepare<I>(&self, attempt: u32, shared: &Shared<I>, w: &mut Worker<'_>) -> Result<i64, NotReady> {
+        if attempt > 0 {
+            if self.halted(shared) {
+                return Err(NotReady::Stopped);
+            }
+            self.unload(shared, w);
+            self.backoff(attempt);
+        }
+        if self.halted(shared) {
+            return Err(NotReady::Stopped);
+        }
+        if w.paced {
+            self.unload(shared, w);
+        }
+        let asked = self.clock.unix_ms();
+        let handed_off = match self.limits.acquire() {
+            Permit::Go(t) => t,
+            Permit::Spent { rate, resume_at } => {
+                self.halt(shared, Stop::QuotaSpent { rate, resume_at });
+                return Err(NotReady::Stopped);
+            }
+        };
+        w.paced = handed_off > asked;
+        if w.session.as_ref().is_none_or(Session::is_broken) {
+            self.unload(shared, w);
+            match self.relay.connect() {
+                Ok(s) => w.session = Some(s),
+                Err(ConnectError::Transient(m)) => return Err(NotReady::Again(m)),
+                Err(e) => {
+                    self.halt(shared, Stop::Relay(e.to_string()));
+                    return Err(NotReady::Stopped);
+                }
+            }
+        }
+        Ok(handed_off)
+    }
+
+    /// Hands the member to the relay: queues their in-flight mark (at once when nothing is
+    /// held; with the held member's outcome otherwise), builds their message and sends its
+    /// envelope — after the held member's body, in the same write. Returns their final
+    /// status instead when the message cannot be built or the held member's mark was not
+    /// recorded.
+    fn hand_off<'j, I>(
+        &self,
+        r: &Recipient,
+        handed_off: i64,
+        shared: &Shared<I>,
+        w: &mut Worker<'j>,
+    ) -> Result<Opened<'j>, Status> {
+        let message_id = self.letterhead.message_id();
+        let in_flight = Change::InFlight {
+            address: r.email.key().to_owned(),
+            message_id: message_id.clone(),
+            handed_off,
+        };
+        let envelope = match std::mem::replace(&mut w.hand, Hand::Empty) {
+            Hand::Empty => {
+                let mut changes: Vec<Change> = w.accepted.take().into_iter().collect();
+                changes.push(in_flight);
+                Envelope::Alone(w.recorder.submit(changes))
+            }
+            Hand::Holding(h) => Envelope::After(h, in_flight),
+        };
+        let built = self
+            .compiled
+            .personalise(r)
+            .map_err(|e| e.message)
+            .and_then(|c| self.letterhead.build(r, &c, message_id).map_err(|e| format!("{e:#}")));
+        let message = match built {
+            Ok(m) => m,
+            Err(e) => return Err(self.unbuilt(envelope, r, &e, shared, w)),
+        };
+        let addresses = message.envelope();
+        let (Some(from), Some(to)) = (addresses.from(), addresses.to().first()) else {
+            return Err(self.unbuilt(envelope, r, "message has no envelope", shared, w));
+        };
+        let formatted = message.formatted();
+        match envelope {
+            Envelope::Alone(committed) => Ok(Opened {
+                answer: match w.session.as_mut() {
+                    Some(s) => s.open(from, to, &formatted),
+                    None => Err(Outcome::Transient(NO_SESSION.into())),
+                },
+                committed,
+                settles: None,
+            }),
+            Envelope::After(mut h, in_flight) => {
+                if !self.commit_held(shared, w, &mut h) {
+                    return Err(Status::Pending);
+                }
+                let (done, answer) = match w.session.as_mut() {
+                    Some(s) => s.finish_and_open(h.ready, from, to, &formatted),
+                    None => (
+                        Outcome::Transient(NO_SESSION.into()),
+                        Err(Outcome::Transient(NO_SESSION.into())),
+                    ),
+                };
+                // The held member settled and this one in flight, in one commit (this
+                // attempt counts even if the relay refused the envelope, as it does when the
+                // mark goes out early).
+                let (change, status) = self.outcome_change(&h.r, done);
+                Ok(Opened {
+                    answer,
+                    committed: w.recorder.submit(vec![change, in_flight]),
+                    settles: Some(Settled {
+                        r: h.r,
+                        attempt: h.attempt,
+                        status,
+                    }),
+                })
+            }
+        }
+    }
+
+    /// A member whose message could not be built: failed, recorded after what the worker
+    /// held goes out.
+    fn unbuilt<'j, I>(
+        &self,
+        envelope: Envelope<'j>,
+        r: &Recipient,
+        why: &str,
+        shared: &Shared<I>,
+        w: &mut Worker<'j>,
+    ) -> Status {
+        if let Envelope::After(h, _) = envelope {
+            w.hand = Hand::Holding(h);
+            self.flush_held(shared, w);
+        }
+        self.record(shared, w, r, Status::Failed, why)
+    }
+
+    /// Settles an attempt whose envelope went out: holds the ready message for the next
+    /// envelope, or — once the in-flight mark is committed — sends its body and records
+    /// what the relay said.
+    fn settle_attempt<'j, I>(
+        &self,
+        r: Recipient,
+        attempt: u32,
+        opened: Opened<'j>,
+        shared: &Shared<I>,
+        w: &mut Worker<'j>,
+    ) -> Step {
+        let Opened {
+            answer,
+            committed,
+            settles,
+        } = opened;
+        let outcome = match answer {
+            Ok(ready) if w.session.as_ref().is_some_and(|s| self.may_hold(s, shared)) => {
+                w.hand = Hand::Holding(Held {
+                    r,
+                    ready,
+                    attempt,
+                    committed,
+                    settles,
+                });
+                return Step::Held;
+            }
+            Ok(ready) => {
+                if !self.await_mark(committed, settles, shared, w) {
+                    // Not recorded: nothing of this message may leave.
+                    if let Some(s) = w.session.as_mut() {
+                        s.abort();
+                    }
+                    return Step::Done(Status::Pending);
+                }
+                match w.session.as_mut() {
+                    Some(s) => s.finish(ready),
+                    None => Outcome::Transient(NO_SESSION.into()),
+                }
+            }
+            Err(refused) => {
+                if !self.await_mark(committed, settles, shared, w) {
+                    return Step::Done(Status::Pending);
+                }
+                refused
+            }
+        };
+        match outcome {
+            Outcome::Sent(reply) => {
+                self.refused_alike(shared, None);
+                w.accepted = Some(self.outcome_change(&r, Outcome::Sent(reply)).0);
+                Step::Done(Status::Sent)
+            }
+            Outcome::Permanent(reply) => match self.refused_alike(shared, Some((&r, &reply))) {
+                None => Step::Done(self.record(shared, w, &r, Status::Failed, &reply)),
+                Some(earlier) => Step::Done(self.refused_for_everyone(shared, w, &r, earlier, &reply)),
+            },
+            Outcome::Uncertain(why) => Step::Done(self.record(shared, w, &r, Status::Uncertain, &why)),
+            Outcome::Session(reply) => {
+                let status = self.record(shared, w, &r, Status::Pending, &reply);
+                self.halt(
+                    shared,
+                    Stop::Relay(format!("the relay refused the sender, not the member: {reply}")),
+                );
+                Step::Done(status)
+            }
+            Outcome::Stalled(reply) => {
+                if self.record(shared, w, &r, Status::Pending, &reply) != Status::Pending {
+                    return Step::Done(Status::Pending);
+                }
+                if attempt + 1 >= self.policy.attempts {
+                    return Step::Again(r, reply);
+                }
+                // Back of the line (this attempt counted): the others go first.
+                let mut later = shared.later.lock().unwrap_or_else(|e| e.into_inner());
+                later.push_back((r, attempt + 1));
+                Step::Later
+            }
+            Outcome::Transient(reply) => {
+                // Back to pending at once: a crash during the backoff must not leave an
+                // in-flight row for a message the relay refused.
+                if self.record(shared, w, &r, Status::Pending, &reply) == Status::Pending {
+                    Step::Again(r, reply)
+                } else {
+                    Step::Done(Status::Pending)
+                }
+            }
+        }
+    }
+
+    /// Waits for the commit of a member's in-flight mark and counts the member settled in
+    /// it; a failed commit stops the run.
+    fn await_mark<I>(
+        &self,
+        committed: Ticket<'_>,
+        settles: Option<Settled>,
+        shared: &Shared<I>,
+        w: &mut Worker<'_>,
+    ) -> bool {
+        let result = committed.wait();
+        if let Some(done) = settles {
+            self.conclude(shared, w, done, result.is_ok());
+        }
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                self.halt(shared, Stop::Journal(e));
+                false
+            }
+        }
+    }
+
+    /// Keeps the run of permanent refusals that are not about the address (`None`: a member
+    /// was accepted, which ends it). When [`SAME_REFUSALS`] members in a row were refused with
+    /// the same words, returns the earlier ones' addresses: the refusal is about the sender or
+    /// the message, and they are not to blame.
+    fn refused_alike<I>(&self, shared: &Shared<I>, refused: Option<(&Recipient, &str)>) -> Option<Vec<String>> {
+        let mut run = shared.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((r, reply)) = refused.filter(|(_, reply)| !crate::reply::is_address_failure(reply)) else {
+            run.clear();
+            return None;
+        };
+        let words = crate::reply::without_addresses(reply);
+        if run.last().is_some_and(|(_, last)| *last != words) {
+            run.clear();
+        }
+        run.push((r.email.key().to_owned(), words));
+        if run.len() < SAME_REFUSALS {
+            return None;
+        }
+        let mut earlier: Vec<String> = run.drain(..).map(|(address, _)| address).collect();
+        earlier.pop();
+        Some(earlier)
+    }
+
+    /// Stops the run after members in a row were refused with the same words: `r` and the
+    /// `earlier` ones (recorded failed) are left pending, to be sent once the cause is fixed.
+    fn refused_for_everyone<I>(
+        &self,
+        shared: &Shared<I>,
+        w: &Worker<'_>,
+        r: &Recipient,
+        earlier: Vec<String>,
+        reply: &str,
+    ) -> Status {
+        let at = self.clock.unix_ms();
+        let mut changes: Vec<Change> = earlier
+            .iter()
+            .map(|address| Change::Finish {
+                address: address.clone(),
+                status: Status::Pending,
+                reply: reply.to_owned(),
+                fields: None,
+                at,
+            })
+            .collect();
+        changes.push(self.finish_change(r, Status::Pending, reply.to_owned()));
+        let status = match w.recorder.record(changes) {
+            Ok(()) => {
+                let mut summary = shared.summary.lock().unwrap_or_else(|e| e.into_inner());
+                summary.failed -= earlier.len().min(summary.failed);
+                summary.pending += earlier.len();
+                Status::Pending
+            }
+            Err(e) => {
+                self.halt(shared, Stop::Journal(e));
+                Status::InFlight
+            }
+        };
+        self.halt(
+            shared,
+            Stop::Relay(format!(
+                "{SAME_REFUSALS} members in a row were refused with the same words, so the refusal is about \
+                 the sender or the message, not them (they are left pending): {reply}"
+            )),
+        );
+        status
+    }
+
+    /// Sends what the worker holds and records what it knows: before anything that may
+    /// wait, so no member stays in flight longer than needed.
+    fn unload<I>(&self, shared: &Shared<I>, w: &mut Worker<'_>) {
+        self.flush_held(shared, w);
+        self.record_accepted(shared, w);
     }
 
     /// Counts a member's final status for this run.
@@ -184,13 +613,15 @@ impl<C: Clock> Delivery<'_, C> {
 
     /// Sends the held member's body on its own and records the outcome.
     fn flush_held<I>(&self, shared: &Shared<I>, w: &mut Worker<'_>) {
-        let Some(mut h) = w.held.take() else { return };
+        let Hand::Holding(mut h) = std::mem::replace(&mut w.hand, Hand::Empty) else {
+            return;
+        };
         if !self.commit_held(shared, w, &mut h) {
             return;
         }
         let outcome = match w.session.as_mut() {
             Some(s) => s.finish(h.ready),
-            None => Outcome::Transient("the session is gone".into()),
+            None => Outcome::Transient(NO_SESSION.into()),
         };
         let (change, status) = self.outcome_change(&h.r, outcome);
         let committed = w
@@ -214,176 +645,6 @@ impl<C: Clock> Delivery<'_, C> {
         }
     }
 
-    /// One member, from attempt `first` on. Returns their final status for this run, or
-    /// `None` when their message is held, ready, to go out with the next one's envelope.
-    fn deliver<I>(&self, r: Recipient, first: u32, shared: &Shared<I>, w: &mut Worker<'_>) -> Option<Status> {
-        let key = r.email.key();
-        let mut last = String::new();
-        for attempt in first..self.policy.attempts {
-            if attempt > 0 {
-                if self.halted(shared) {
-                    break;
-                }
-                self.flush_held(shared, w);
-                self.record_accepted(shared, w);
-                self.backoff(attempt);
-            }
-            if self.halted(shared) {
-                break;
-            }
-            if w.paced {
-                self.flush_held(shared, w);
-                self.record_accepted(shared, w);
-            }
-            let asked = self.clock.unix_ms();
-            let handed_off = match self.limits.acquire() {
-                Permit::Go(t) => t,
-                Permit::Spent { rate, resume_at } => {
-                    self.halt(shared, Stop::QuotaSpent { rate, resume_at });
-                    break;
-                }
-            };
-            w.paced = handed_off > asked;
-            if w.session.as_ref().is_none_or(Session::is_broken) {
-                self.flush_held(shared, w);
-                self.record_accepted(shared, w);
-                match self.relay.connect() {
-                    Ok(s) => w.session = Some(s),
-                    Err(ConnectError::Transient(m)) => {
-                        last = m;
-                        continue;
-                    }
-                    Err(e) => {
-                        self.halt(shared, Stop::Relay(e.to_string()));
-                        break;
-                    }
-                }
-            }
-            let message_id = self.letterhead.message_id();
-            let in_flight = Change::InFlight {
-                address: key.to_owned(),
-                message_id: message_id.clone(),
-                handed_off,
-            };
-            // Nothing held: commit the in-flight mark while the message is built and the
-            // relay answers the envelope.
-            let early = w.held.is_none().then(|| {
-                let mut changes: Vec<Change> = w.accepted.take().into_iter().collect();
-                changes.push(in_flight.clone());
-                w.recorder.submit(changes)
-            });
-            let built = self
-                .compiled
-                .personalise(&r)
-                .map_err(|e| e.message)
-                .and_then(|c| self.letterhead.build(&r, &c, message_id).map_err(|e| format!("{e:#}")));
-            let message = match built {
-                Ok(m) => m,
-                Err(e) => {
-                    self.flush_held(shared, w);
-                    return Some(self.record(shared, w, &r, Status::Failed, &e));
-                }
-            };
-            let envelope = message.envelope();
-            let (Some(from), Some(to)) = (envelope.from(), envelope.to().first()) else {
-                self.flush_held(shared, w);
-                return Some(self.record(shared, w, &r, Status::Failed, "message has no envelope"));
-            };
-            let formatted = message.formatted();
-            let (opened, committed, settles) = match (early, w.held.take()) {
-                (Some(ticket), _) => {
-                    let s = w.session.as_mut().expect("session was just opened");
-                    (s.open(from, to, &formatted), ticket, None)
-                }
-                (None, Some(mut h)) => {
-                    if !self.commit_held(shared, w, &mut h) {
-                        return Some(Status::Pending);
-                    }
-                    let s = w.session.as_mut().expect("a held message has a session");
-                    let (done, opened) = s.finish_and_open(h.ready, from, to, &formatted);
-                    // The first member settled and this one in flight, in one commit (this
-                    // attempt counts even if the relay refused the envelope, as it does when
-                    // the mark goes out early).
-                    let (change, status) = self.outcome_change(&h.r, done);
-                    let changes = vec![change, in_flight];
-                    let done = Settled {
-                        r: h.r,
-                        attempt: h.attempt,
-                        status,
-                    };
-                    (opened, w.recorder.submit(changes), Some(done))
-                }
-                (None, None) => unreachable!("the in-flight mark is submitted early when nothing is held"),
-            };
-            let s = w.session.as_mut().expect("session was just opened");
-            let outcome = match opened {
-                Ok(ready) if self.may_hold(s, shared) => {
-                    w.held = Some(Held {
-                        r,
-                        ready,
-                        attempt,
-                        committed,
-                        settles,
-                    });
-                    return None;
-                }
-                Ok(ready) => {
-                    let result = committed.wait();
-                    if let Some(done) = settles {
-                        self.conclude(shared, w, done, result.is_ok());
-                    }
-                    let s = w.session.as_mut().expect("session was just opened");
-                    if let Err(e) = result {
-                        // Not recorded: nothing of this message may leave.
-                        s.abort();
-                        self.halt(shared, Stop::Journal(e));
-                        return Some(Status::Pending);
-                    }
-                    s.finish(ready)
-                }
-                Err(refused) => {
-                    let result = committed.wait();
-                    if let Some(done) = settles {
-                        self.conclude(shared, w, done, result.is_ok());
-                    }
-                    if let Err(e) = result {
-                        self.halt(shared, Stop::Journal(e));
-                        return Some(Status::Pending);
-                    }
-                    refused
-                }
-            };
-            match outcome {
-                Outcome::Sent(reply) => {
-                    w.accepted = Some(self.outcome_change(&r, Outcome::Sent(reply)).0);
-                    return Some(Status::Sent);
-                }
-                Outcome::Permanent(reply) => return Some(self.record(shared, w, &r, Status::Failed, &reply)),
-                Outcome::Uncertain(why) => return Some(self.record(shared, w, &r, Status::Uncertain, &why)),
-                Outcome::Transient(reply) => {
-                    // Back to pending at once: a crash during the backoff must not leave an
-                    // in-flight row for a message the relay refused.
-                    if self.record(shared, w, &r, Status::Pending, &reply) != Status::Pending {
-                        return Some(Status::Pending);
-                    }
-                    last = reply;
-                }
-            }
-        }
-        // Every way out of the loop above stops the run, and the worker finishes what it holds
-        // when it stops.
-        if !last.is_empty() {
-            let _ = w.recorder.record(vec![Change::Finish {
-                address: key.to_owned(),
-                status: Status::Pending,
-                reply: last,
-                fields: None,
-                at: self.clock.unix_ms(),
-            }]);
-        }
-        Some(Status::Pending)
-    }
-
     /// Whether to hold a ready message for the next one's envelope: only when the relay
     /// pipelines and nothing paces the hand-offs (a body must not wait on the rate limiter
     /// while the relay holds the transaction open), and not when stopping.
@@ -397,7 +658,7 @@ impl<C: Clock> Delivery<'_, C> {
             Outcome::Sent(reply) => (Status::Sent, reply),
             Outcome::Permanent(reply) => (Status::Failed, reply),
             Outcome::Uncertain(why) => (Status::Uncertain, why),
-            Outcome::Transient(reply) => (Status::Pending, reply),
+            Outcome::Transient(reply) | Outcome::Session(reply) | Outcome::Stalled(reply) => (Status::Pending, reply),
         };
         (self.finish_change(r, status, reply), status)
     }

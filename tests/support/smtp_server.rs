@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::io::ErrorKind::{Interrupted, TimedOut, UnexpectedEof, WouldBlock};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -144,6 +145,48 @@ impl TestSmtp {
     /// Accepted messages, in acceptance order.
     pub fn messages(&self) -> Vec<Received> {
         self.shared.lock().messages.clone()
+    }
+
+    /// Address → how many messages the server accepted for it (each message has exactly one
+    /// recipient: bulletin never sends one message to two members).
+    pub fn received(&self) -> HashMap<String, usize> {
+        let mut out = HashMap::new();
+        for m in self.messages() {
+            assert_eq!(m.rcpt_to.len(), 1, "one recipient per message: {:?}", m.rcpt_to);
+            *out.entry(m.rcpt_to[0].clone()).or_default() += 1;
+        }
+        out
+    }
+
+    /// Waits until the server has accepted `n` messages in all, from the run `child`. Panics
+    /// (killing `child`) if it exits first or the wait exceeds [`super::PATIENCE`].
+    pub fn wait_for(&self, n: usize, child: &mut Child) {
+        super::wait_until(
+            &format!("{n} accepted messages"),
+            Duration::from_millis(5),
+            child,
+            |c| {
+                if let Some(status) = c.try_wait().expect("try_wait") {
+                    let got = self.messages().len();
+                    assert!(
+                        got >= n,
+                        "bulletin exited ({status}) after {got} accepted messages, before {n}"
+                    );
+                }
+                self.messages().len() >= n
+            },
+        );
+    }
+
+    /// Waits until the server has accepted `n` messages in all or `child` has exited, whichever
+    /// comes first; polls often, so a kill that follows lands right after an acceptance.
+    pub fn wait_for_or_exit(&self, n: usize, child: &mut Child) {
+        super::wait_until(
+            &format!("{n} accepted messages or the end of the run"),
+            Duration::from_micros(200),
+            child,
+            |c| self.messages().len() >= n || c.try_wait().expect("try_wait").is_some(),
+        );
     }
 
     /// How many times `stage` was reached, over all sessions and recipients.

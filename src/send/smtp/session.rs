@@ -25,6 +25,21 @@ pub enum Outcome {
     Permanent(String),
     /// The connection broke after the final `.`: the server may have the message.
     Uncertain(String),
+    /// The relay refused the sender or the session, not this recipient (530 authentication
+    /// required, relaying denied, any 5xx to MAIL FROM): nothing was delivered, and no other
+    /// member would fare better, so the run stops and the member stays pending.
+    Session(String),
+    /// The relay did not answer a command before the end of DATA in time: nothing was
+    /// delivered; the member is tried again after the others.
+    Stalled(String),
+}
+
+/// The command a refusal before the body answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Mail,
+    Rcpt,
+    Data,
 }
 
 /// A message the relay is ready to take: it accepted the envelope and answered DATA with
@@ -91,13 +106,13 @@ impl Session {
             }
         } else {
             if let Err(e) = self.conn.command(mail) {
-                return Err(self.refused(&e));
+                return Err(self.refused(Stage::Mail, &e));
             }
             if let Err(e) = self.conn.command(rcpt) {
-                return Err(self.refused(&e));
+                return Err(self.refused(Stage::Rcpt, &e));
             }
             if let Err(e) = self.conn.command(Data) {
-                return Err(self.refused(&e));
+                return Err(self.refused(Stage::Data, &e));
             }
         }
         Ok(Ready::new(message))
@@ -180,22 +195,25 @@ impl Session {
     fn envelope_replies(&mut self, mail_reply: Result<Response, lettre::transport::smtp::Error>) -> Option<Outcome> {
         let mut refusal = None;
         let mut first = Some(mail_reply);
-        for i in 0..3 {
+        for stage in [Stage::Mail, Stage::Rcpt, Stage::Data] {
             let reply = first.take().unwrap_or_else(|| self.conn.read_response());
             match reply {
                 // A 354 after a refused MAIL or RCPT: never send a body into that.
-                Ok(_) if i == 2 && refusal.is_some() => self.conn.abort(),
+                Ok(_) if stage == Stage::Data && refusal.is_some() => self.conn.abort(),
                 Ok(_) => {}
                 Err(e) if e.status().is_none() => {
                     self.conn.abort();
-                    return Some(refusal.as_ref().map_or_else(|| status_outcome(&e), status_outcome));
+                    return Some(match &refusal {
+                        Some((stage, refused)) => refusal_outcome(*stage, refused),
+                        None => refusal_outcome(stage, &e),
+                    });
                 }
                 Err(e) => {
-                    refusal.get_or_insert(e);
+                    refusal.get_or_insert((stage, e));
                 }
             }
         }
-        refusal.map(|e| self.refused(&e))
+        refusal.map(|(stage, e)| self.refused(stage, &e))
     }
 
     /// The body and the final `.` (already dot-stuffed) in a single write, then the reply.
@@ -254,8 +272,8 @@ impl Session {
     }
 
     /// A failure before DATA completed: classify it and leave the session clean.
-    fn refused(&mut self, e: &lettre::transport::smtp::Error) -> Outcome {
-        let outcome = status_outcome(e);
+    fn refused(&mut self, stage: Stage, e: &lettre::transport::smtp::Error) -> Outcome {
+        let outcome = refusal_outcome(stage, e);
         let closing = e.status().is_some_and(|c| c.to_string() == "421");
         if e.status().is_none() || closing || self.conn.has_broken() || self.conn.command(Rset).is_err() {
             self.conn.abort();
@@ -294,6 +312,30 @@ fn status_outcome(e: &lettre::transport::smtp::Error) -> Outcome {
         Outcome::Permanent(e.to_string())
     } else {
         Outcome::Transient(e.to_string())
+    }
+}
+
+/// A failure before the body left, by what it says: a command the relay never answered, a
+/// refusal of the sender or the session, or one about this recipient or message.
+fn refusal_outcome(stage: Stage, e: &lettre::transport::smtp::Error) -> Outcome {
+    use std::io::ErrorKind::{TimedOut, WouldBlock};
+    let Some(code) = e.status() else {
+        return match io_kind(e) {
+            Some(TimedOut | WouldBlock) => Outcome::Stalled(format!("no answer in time: {e}")),
+            _ => status_outcome(e),
+        };
+    };
+    let code = code.to_string();
+    let text = e.to_string().to_ascii_lowercase();
+    let about_the_session = code == "530"
+        || (code.starts_with('5') && stage == Stage::Mail)
+        || (code.starts_with('5') && text.contains("relay"))
+        || text.contains("authentication required")
+        || text.contains("must issue a starttls");
+    if about_the_session {
+        Outcome::Session(e.to_string())
+    } else {
+        status_outcome(e)
     }
 }
 
@@ -407,7 +449,8 @@ mod tests {
         });
         let mut s = relay.connect().unwrap();
         match send_one(&mut s, "a@example.org") {
-            Outcome::Permanent(reply) => assert!(reply.contains("not from you"), "{reply}"),
+            // A refused MAIL FROM is about the sender, not this recipient.
+            Outcome::Session(reply) => assert!(reply.contains("not from you"), "{reply}"),
             other => panic!("{other:?}"),
         }
         assert!(!s.is_broken(), "every reply read, RSET sent: the session goes on");
