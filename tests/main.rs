@@ -9,6 +9,7 @@ mod crash;
 mod deliverability;
 mod fault_matrix;
 mod fuzz;
+mod hardening_dryrun;
 mod security;
 mod send;
 mod smtp_server_selftest;

@@ -348,7 +348,7 @@ impl Mbox {
         }
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let staging = path.with_file_name(staging_name(name));
-        let cannot = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", staging.display());
+        let cannot = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", path.display());
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
