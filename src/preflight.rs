@@ -9,6 +9,11 @@
 //! message anyway, so it personalises each member once, here ([`Preflight::render`]), and
 //! reports the build ([`Preflight::built`]); its threads each keep a `Preflight` and
 //! [`Preflight::merge`] them, with the same findings as one pass in list order.
+//!
+//! A member whose address has a non-ASCII part before `@` can only be sent through a relay
+//! that offers SMTPUTF8 (RFC 6531). Preflight counts them; `send` then asks the relay, and
+//! when it lacks SMTPUTF8 those members are skipped — a warning naming their rows, never an
+//! abort of the run.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +35,11 @@ pub struct Preflight {
     pub largest_html: Option<(usize, String)>,
     /// The data row of `largest_html`'s member: of equal sizes, the first in the lists wins.
     largest_row: u64,
+    /// Members whose address needs SMTPUTF8: the first few (data row and location), and how
+    /// many.
+    smtputf8: (Vec<(u64, String)>, usize),
+    /// Whether the relay offers SMTPUTF8, when it was asked (`send`; `check` never connects).
+    pub relay_smtputf8: Option<bool>,
     built_one: bool,
 }
 
@@ -66,6 +76,9 @@ impl Preflight {
             self.largest_html = Some((rendered.html.len(), r.location()));
             self.largest_row = r.row;
         }
+        if r.email.needs_smtputf8() {
+            keep(&mut self.smtputf8, r);
+        }
         Some(rendered)
     }
 
@@ -90,13 +103,10 @@ impl Preflight {
     pub fn merge(&mut self, other: Preflight) {
         self.ok += other.ok;
         self.built_one |= other.built_one;
-        for (message, (rows, n)) in other.failures {
-            let (mine, count) = self.failures.entry(message).or_default();
-            mine.extend(rows);
-            mine.sort_by_key(|(row, _)| *row);
-            mine.truncate(SHOWN);
-            *count += n;
+        for (message, rows) in other.failures {
+            merge_rows(self.failures.entry(message).or_default(), rows);
         }
+        merge_rows(&mut self.smtputf8, other.smtputf8);
         if let Some((size, at)) = other.largest_html {
             let bigger = self
                 .largest_html
@@ -115,20 +125,14 @@ impl Preflight {
     }
 
     fn fail(&mut self, message: String, r: &Recipient) {
-        let (rows, n) = self.failures.entry(message).or_default();
-        if rows.len() < SHOWN {
-            rows.push((r.row, r.location()));
-        }
-        *n += 1;
+        keep(self.failures.entry(message).or_default(), r);
     }
 
-    /// Adds the findings to `diags`: one error per kind of failure, listing the rows.
+    /// Adds the findings to `diags`: one error per kind of failure, listing the rows, and a
+    /// warning for the members that need SMTPUTF8 unless the relay offers it.
     pub fn report(&self, compiled: &Compiled, diags: &mut Diagnostics) {
         for (message, (rows, count)) in &self.failures {
-            let mut list = rows.iter().map(|(_, at)| at.as_str()).collect::<Vec<_>>().join(", ");
-            if *count > rows.len() {
-                list.push_str(&format!(" and {} more", count - rows.len()));
-            }
+            let list = listed(rows, *count);
             let field = compiled
                 .bare_fields
                 .iter()
@@ -155,5 +159,54 @@ impl Preflight {
                 ),
             );
         }
+        let (rows, n) = &self.smtputf8;
+        let fate = match self.relay_smtputf8 {
+            Some(true) => return,
+            Some(false) => "skipped: the relay does not offer SMTPUTF8 (RFC 6531), which it needs",
+            None => "sent only through a relay that offers SMTPUTF8 (RFC 6531), skipped otherwise",
+        };
+        let them = if *n - rows.len() == 1 { "member" } else { "members" };
+        // One warning per row, so each names its file and line.
+        for (i, (_, at)) in rows.iter().enumerate() {
+            let more = if i + 1 == rows.len() && *n > rows.len() {
+                format!(" ({} more {them} like it)", n - rows.len())
+            } else {
+                String::new()
+            };
+            diags.warning(
+                Some((at, 0)),
+                format!("the address has a non-ASCII part before `@`: {fate}{more}"),
+            );
+        }
     }
+
+    /// How many members need SMTPUTF8.
+    pub fn smtputf8_members(&self) -> usize {
+        self.smtputf8.1
+    }
+}
+
+/// Counts `r` in `rows`, keeping its row and location if it is among the first few.
+fn keep((rows, n): &mut (Vec<(u64, String)>, usize), r: &Recipient) {
+    if rows.len() < SHOWN {
+        rows.push((r.row, r.location()));
+    }
+    *n += 1;
+}
+
+/// Adds `other`'s rows to `mine`, keeping the first few in list order.
+fn merge_rows((mine, count): &mut (Vec<(u64, String)>, usize), (rows, n): (Vec<(u64, String)>, usize)) {
+    mine.extend(rows);
+    mine.sort_by_key(|(row, _)| *row);
+    mine.truncate(SHOWN);
+    *count += n;
+}
+
+/// `a, b and 3 more`.
+fn listed(rows: &[(u64, String)], count: usize) -> String {
+    let mut list = rows.iter().map(|(_, at)| at.as_str()).collect::<Vec<_>>().join(", ");
+    if count > rows.len() {
+        list.push_str(&format!(" and {} more", count - rows.len()));
+    }
+    list
 }

@@ -7,14 +7,12 @@
 //! (A file of its own while tests/ is being merged into one crate; it moves into
 //! tests/main.rs with the rest.)
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use support::project::{DEFAULT_CONFIG, Project, report, send};
-use support::smtp_server::{Action, Event, Options, Stage, TestSmtp};
+use crate::support::project::{DEFAULT_CONFIG, Project, report, send};
+use crate::support::smtp_server::{Action, Event, Options, Stage, TestSmtp};
 
 const NEWSLETTER: &str = "---\nsubject: \"News for {{ first_name | default('you') }}\"\nid: news-1\n---\n\
 Dear {{ first_name | default(\"friend\") }},\n\nThe news.\n";
@@ -163,7 +161,7 @@ fn retry_failed_with_dry_run_or_test_is_a_usage_error() {
 }
 
 /// `send` with user `news@example.org` (and a password) through `smtp`, as `--smtp URL`.
-fn send_as_user(smtp: &TestSmtp) -> support::project::Run {
+fn send_as_user(smtp: &TestSmtp) -> crate::support::project::Run {
     let url = smtp.url().replace("smtp://", "smtp://news%40example.org@");
     let p = project(smtp).env("BULLETIN_SMTP_PASSWORD", "pw-4711");
     let run = p.run(&["send", "n.md", "--list", "m.csv", "--yes", "--smtp", &url]);

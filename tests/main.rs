@@ -10,6 +10,8 @@ mod deliverability;
 mod fault_matrix;
 mod fuzz;
 mod hardening_dryrun;
+mod hardening_mime;
+mod hardening_retry;
 mod security;
 mod send;
 mod smtp_server_selftest;

@@ -277,7 +277,7 @@ fn auth_failure_aborts_before_any_member_is_touched() {
 #[test]
 fn a_run_of_failures_stops_cleanly() {
     let smtp = fault(|e| match e.stage {
-        Stage::Rcpt => Action::Reply(550, "5.7.1 relaying denied".into()),
+        Stage::Rcpt => Action::Reply(550, format!("5.1.1 <{}>: user unknown", e.rcpt.unwrap_or_default())),
         _ => Action::Continue,
     });
     let p = project(&smtp, 30, "stop_after_failures = 3\nconcurrency = 1\n");
@@ -285,6 +285,24 @@ fn a_run_of_failures_stops_cleanly() {
     assert_eq!(smtp.attempts(Stage::Rcpt), 3);
     let r = report(&p);
     assert_eq!((r["failed"].as_u64(), r["pending"].as_u64()), (Some(3), Some(27)));
+}
+
+#[test]
+fn relaying_denied_stops_the_run_and_burns_nobody() {
+    let smtp = fault(|e| match e.stage {
+        Stage::Rcpt => Action::Reply(
+            554,
+            format!("5.7.1 <{}>: Relay access denied", e.rcpt.unwrap_or_default()),
+        ),
+        _ => Action::Continue,
+    });
+    let p = project(&smtp, 10, "concurrency = 2\n");
+    send(&p, &[])
+        .code(1)
+        .stderr_has("Relay access denied")
+        .stderr_has("to resume:");
+    let r = report(&p);
+    assert_eq!((r["failed"].as_u64(), r["pending"].as_u64()), (Some(0), Some(10)));
 }
 
 #[test]

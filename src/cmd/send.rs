@@ -100,15 +100,35 @@ impl Loaded {
     }
 
     /// Pass one over the lists: personalises every member `selection` picks, keeping none;
-    /// any failure aborts with nothing sent. Returns how the rows were sorted.
-    fn preflight(&self, selection: &Selection) -> Result<Counts> {
+    /// any failure aborts with nothing sent. When some members need SMTPUTF8, `relay` (none
+    /// on a dry run) is asked whether it offers it; if not, `selection` skips them from now
+    /// on, with a warning naming their rows. Returns how the rows were sorted.
+    fn preflight(&self, selection: &mut Selection, relay: Option<&Relay>) -> Result<Counts> {
+        let (mut counts, mut pre) = self.preflight_pass(selection)?;
+        if pre.smtputf8_members() > 0
+            && let Some(relay) = relay
+        {
+            let offered = relay
+                .offers_smtputf8()
+                .map_err(|e| anyhow::anyhow!("{e} ({}); nothing was sent", relay.describe()))?;
+            pre.relay_smtputf8 = Some(offered);
+            if !offered {
+                // Skipping them changes who --limit picks: sort the rows again.
+                selection.skip_smtputf8 = true;
+                counts = self.preflight_pass(selection)?.0;
+            }
+        }
+        self.judge(&pre)?;
+        Ok(counts)
+    }
+
+    fn preflight_pass(&self, selection: &Selection) -> Result<(Counts, Preflight)> {
         let mut pre = Preflight::default();
         let mut jobs = selection.jobs(&self.sources);
         for r in jobs.by_ref() {
             pre.check(&self.compiled, &self.letterhead, &r?);
         }
-        self.judge(&pre)?;
-        Ok(jobs.counts)
+        Ok((jobs.counts, pre))
     }
 
     /// Prints the preflight's warnings; its errors, if any, are the error returned.
@@ -204,7 +224,7 @@ impl Plan {
             .as_ref()
             .is_some_and(|c| c.fingerprint != loaded.newsletter.fingerprint);
         let recovered = journal.recover(&id)?;
-        let selection = Selection {
+        let mut selection = Selection {
             done: journal.done(&id)?,
             retry: match &args.retry_failed {
                 Some(pattern) => RetryFailed::new(pattern).pick(journal.failed(&id)?),
@@ -213,8 +233,9 @@ impl Plan {
             shard: args.shard,
             resend_uncertain: args.resend_uncertain,
             limit: args.limit,
+            skip_smtputf8: false,
         };
-        let counts = loaded.preflight(&selection)?;
+        let counts = loaded.preflight(&mut selection, Some(&relay))?;
         if !quiet && counts.skipped > 0 {
             eprintln!(
                 "{} rows skipped (unsubscribed, suppressed, invalid or duplicate; `bulletin check` lists them)",

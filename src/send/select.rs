@@ -21,6 +21,8 @@ pub struct Selection {
     pub shard: Option<Shard>,
     pub resend_uncertain: bool,
     pub limit: Option<usize>,
+    /// Skip members whose address needs SMTPUTF8 (the relay lacks it; preflight warned).
+    pub skip_smtputf8: bool,
 }
 
 /// How the rows of one pass were sorted.
@@ -33,7 +35,8 @@ pub struct Counts {
     /// Failed earlier and sent again this run (`--retry-failed`); counted in `jobs` too.
     pub retried: usize,
     pub uncertain: usize,
-    /// Unsubscribed, suppressed, invalid or duplicate rows.
+    /// Unsubscribed, suppressed, invalid or duplicate rows, and members needing an SMTPUTF8
+    /// the relay lacks.
     pub skipped: usize,
     /// Members that belong to another shard.
     pub other_shard: usize,
@@ -117,6 +120,7 @@ impl Iterator for Jobs<'_> {
                 Some(Status::Sent) => c.sent_before += 1,
                 Some(Status::Failed) if !sel.retry.contains(&hash) => c.failed_before += 1,
                 Some(Status::Uncertain | Status::InFlight) if !sel.resend_uncertain => c.uncertain += 1,
+                _ if sel.skip_smtputf8 && r.email.needs_smtputf8() => c.skipped += 1,
                 _ if sel.limit.is_some_and(|l| c.jobs >= l) => c.over_limit += 1,
                 _ => {
                     c.jobs += 1;
@@ -290,5 +294,27 @@ mod tests {
         // Not a regular expression: its characters stand for themselves.
         assert!(!RetryFailed::new("5.0").matches("550 5x0"));
         assert!(RetryFailed::new("ÜBER").matches("550 über quota"));
+    }
+
+    #[test]
+    fn members_needing_smtputf8_are_skipped_when_asked_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("m.csv");
+        std::fs::write(&list, "email\nana@example.org\njosé@example.org\nb@bücher.example\n").unwrap();
+        let sources = Sources::open(&[list], &[]).unwrap();
+        let (picked, c) = run(&Selection::default(), &sources);
+        assert_eq!((picked.len(), c.skipped), (3, 0));
+        let sel = Selection {
+            skip_smtputf8: true,
+            limit: Some(2),
+            ..Selection::default()
+        };
+        let (picked, c) = run(&sel, &sources);
+        assert_eq!(
+            picked,
+            ["ana@example.org", "b@bücher.example"],
+            "an IDNA domain needs no SMTPUTF8"
+        );
+        assert_eq!((c.jobs, c.skipped, c.over_limit), (2, 1, 0));
     }
 }

@@ -1,7 +1,5 @@
-use std::process::Child;
-use std::time::{Duration, Instant};
-
 pub mod html;
+pub mod mime;
 pub mod project;
 pub mod smtp_server;
 
@@ -51,21 +49,4 @@ pub fn require_remote_looking_loopback_name() -> String {
     )
 }
 
-/// How long a test waits for a child process to bring something about before it gives up: far
-/// more than a healthy run needs, so a run that died or hung fails the test instead of hanging
-/// it. Not a timing assertion.
-pub const PATIENCE: Duration = Duration::from_secs(30);
-
-/// Polls `done` every `every` until it holds. After [`PATIENCE`] it kills and reaps `child`, so
-/// no run outlives its test, and panics saying it was waiting for `what`.
-pub fn wait_until(what: &str, every: Duration, child: &mut Child, mut done: impl FnMut(&mut Child) -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !done(child) {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let status = child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-            panic!("gave up after {PATIENCE:?} waiting for {what}; killed bulletin ({status})");
-        }
-        std::thread::sleep(every);
-    }
-}
+pub use smtp_server::wait_until;

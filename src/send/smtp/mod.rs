@@ -187,7 +187,8 @@ impl Relay {
                     other => other,
                 })?;
         }
-        // lettre keeps no record of PIPELINING, so ask again (one round trip per session).
+        // lettre keeps no record of PIPELINING, so ask again (one round trip per session); SMTPUTF8
+        // and AUTH are read from the same answer.
         let extensions: Vec<String> = match conn.command(Ehlo::new(self.hello.clone())) {
             // (Postfix's smtp-sink ends the list with an empty `250 ` line.)
             Ok(reply) => reply
@@ -202,7 +203,7 @@ impl Relay {
                 return Err(classify_connect(&e));
             }
         };
-        let pipelining = extensions.iter().any(|l| keyword(l).eq_ignore_ascii_case("PIPELINING"));
+        let offers = Offers::from_extensions(&extensions);
         if let Some(user) = &self.user {
             // A URL naming a user always has a password (`with_password`); without one, AUTH
             // cannot happen either, and the session must not go on as if it had.
@@ -219,7 +220,16 @@ impl Relay {
                 });
             }
         }
-        Ok(Session::new(conn, pipelining))
+        Ok(Session::new(conn, offers))
+    }
+
+    /// Whether the relay offers SMTPUTF8 (RFC 6531), asked in a session of its own, closed at
+    /// once: preflight needs to know before the members who need it are counted.
+    pub fn offers_smtputf8(&self) -> Result<bool, ConnectError> {
+        let session = self.connect()?;
+        let offered = session.smtputf8();
+        session.quit();
+        Ok(offered)
     }
 
     /// Why a session with a user cannot authenticate, from the relay's EHLO `extensions`.
@@ -247,6 +257,26 @@ impl Relay {
             "{what} (its EHLO lists: {listed}); bulletin will not send unauthenticated when a user is configured \
              — check the URL's port/TLS or remove the user"
         )
+    }
+}
+
+/// The EHLO keywords bulletin acts on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Offers {
+    /// PIPELINING (RFC 2920): MAIL, RCPT and DATA in one write.
+    pub pipelining: bool,
+    /// SMTPUTF8 (RFC 6531): addresses with a non-ASCII local part, UTF-8 headers.
+    pub smtputf8: bool,
+}
+
+impl Offers {
+    /// From the EHLO reply's extension lines (`PIPELINING`, `AUTH PLAIN LOGIN`…).
+    fn from_extensions(extensions: &[String]) -> Offers {
+        let has = |k: &str| extensions.iter().any(|l| keyword(l).eq_ignore_ascii_case(k));
+        Offers {
+            pipelining: has("PIPELINING"),
+            smtputf8: has("SMTPUTF8"),
+        }
     }
 }
 

@@ -14,6 +14,8 @@ use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 
+use super::Offers;
+
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -71,11 +73,17 @@ pub struct Session {
     conn: SmtpConnection,
     /// The server offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write.
     pipelining: bool,
+    /// The server offers SMTPUTF8 (RFC 6531): a non-ASCII local part can be sent.
+    smtputf8: bool,
 }
 
 impl Session {
-    pub(super) fn new(conn: SmtpConnection, pipelining: bool) -> Session {
-        Session { conn, pipelining }
+    pub(super) fn new(conn: SmtpConnection, offers: Offers) -> Session {
+        Session {
+            conn,
+            pipelining: offers.pipelining,
+            smtputf8: offers.smtputf8,
+        }
     }
 
     /// Is the session still usable?
@@ -86,6 +94,11 @@ impl Session {
     /// Does the server take commands in batches (PIPELINING)?
     pub fn pipelines(&self) -> bool {
         self.pipelining
+    }
+
+    /// Does the server take addresses with a non-ASCII local part (SMTPUTF8)?
+    pub fn smtputf8(&self) -> bool {
+        self.smtputf8
     }
 
     /// Closes the session at once (e.g. with a message open whose body must not be sent:
@@ -175,9 +188,21 @@ impl Session {
         }
     }
 
-    /// MAIL and RCPT for this message (8BITMIME when it is not ASCII).
+    /// MAIL and RCPT for this message (8BITMIME when it is not ASCII; SMTPUTF8 when an address
+    /// is not: RFC 6531 3.4, and its headers then carry the address as UTF-8, RFC 6532).
     fn envelope(&self, from: &Address, to: &Address, message: &[u8]) -> Result<(Mail, Rcpt), Outcome> {
         let mut params = Vec::new();
+        let ascii = |a: &Address| AsRef::<str>::as_ref(a).is_ascii();
+        if !ascii(from) || !ascii(to) {
+            if !self.smtputf8 {
+                // Preflight skips these members when the relay lacks SMTPUTF8: only a relay
+                // that stopped offering it since then gets here.
+                return Err(Outcome::Permanent(
+                    "the address is not ASCII and the server lacks SMTPUTF8".into(),
+                ));
+            }
+            params.push(MailParameter::SmtpUtfEight);
+        }
         if !message.is_ascii() {
             if !self.conn.server_info().supports_feature(Extension::EightBitMime) {
                 return Err(Outcome::Permanent(
@@ -360,6 +385,14 @@ mod tests {
     /// A one-connection server on 127.0.0.1 that offers PIPELINING and answers each command
     /// with `answer(VERB)` (`None`: hang up without a word). Yields every byte it read.
     fn pipelining_server(answer: fn(&str) -> Option<&'static str>) -> (Relay, std::thread::JoinHandle<String>) {
+        server_offering("250-test\r\n250-PIPELINING\r\n250 8BITMIME", answer)
+    }
+
+    /// [`pipelining_server`] answering EHLO with `ehlo`.
+    fn server_offering(
+        ehlo: &'static str,
+        answer: fn(&str) -> Option<&'static str>,
+    ) -> (Relay, std::thread::JoinHandle<String>) {
         use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("smtp://{}", listener.local_addr().unwrap());
@@ -374,7 +407,7 @@ mod tests {
                 seen.push_str(&line);
                 let verb = line.split([' ', ':', '\r']).next().unwrap_or("").to_ascii_uppercase();
                 let mut reply = match verb.as_str() {
-                    "EHLO" => Some("250-test\r\n250-PIPELINING\r\n250 8BITMIME"),
+                    "EHLO" => Some(ehlo),
                     "RSET" => Some("250 2.0.0 reset"),
                     "QUIT" => Some("221 bye"),
                     other => answer(other),
@@ -566,6 +599,61 @@ mod tests {
         assert!(matches!(done, Outcome::Transient(r) if r.contains("shutting down")));
         assert!(matches!(b, Err(Outcome::Transient(_))));
         assert!(s.is_broken());
+    }
+
+    #[test]
+    fn a_non_ascii_local_part_goes_with_smtputf8_when_offered() {
+        let (relay, server) =
+            server_offering(
+                "250-test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8",
+                |verb| match verb {
+                    "DATA" => Some("354 go ahead"),
+                    _ => Some("250 2.0.0 ok"),
+                },
+            );
+        let mut s = relay.connect().unwrap();
+        assert!(s.smtputf8());
+        assert_eq!(
+            send_one(&mut s, "josé@example.org"),
+            Outcome::Sent("250 2.0.0 ok".into())
+        );
+        assert_eq!(
+            send_one(&mut s, "ana@example.org"),
+            Outcome::Sent("250 2.0.0 ok".into())
+        );
+        s.quit();
+        let seen = server.join().unwrap();
+        assert!(
+            seen.contains("MAIL FROM:<news@example.org> SMTPUTF8\r\nRCPT TO:<josé@example.org>\r\n"),
+            "{seen}"
+        );
+        assert!(
+            seen.contains("MAIL FROM:<news@example.org>\r\nRCPT TO:<ana@example.org>\r\n"),
+            "{seen}"
+        );
+    }
+
+    #[test]
+    fn a_non_ascii_local_part_never_leaves_without_smtputf8() {
+        let (relay, server) = pipelining_server(|verb| match verb {
+            "DATA" => Some("354 go ahead"),
+            _ => Some("250 2.0.0 ok"),
+        });
+        assert!(!relay.offers_smtputf8().unwrap());
+        drop(server);
+        let (relay, server) = pipelining_server(|verb| match verb {
+            "DATA" => Some("354 go ahead"),
+            _ => Some("250 2.0.0 ok"),
+        });
+        let mut s = relay.connect().unwrap();
+        assert!(!s.smtputf8());
+        match send_one(&mut s, "josé@example.org") {
+            Outcome::Permanent(why) => assert!(why.contains("SMTPUTF8"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        s.quit();
+        let seen = server.join().unwrap();
+        assert!(!seen.contains("MAIL FROM"), "{seen}");
     }
 
     #[test]
