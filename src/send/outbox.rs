@@ -126,6 +126,7 @@ struct Pass<'a, 'i, I> {
 impl<I: Iterator<Item = Result<Recipient>> + Send> Pass<'_, '_, I> {
     /// One thread's share: its own preflight findings and how many messages it stored.
     fn work(&self, outbox: &impl Outbox) -> (Preflight, usize) {
+        let _unblock = CancelOnPanic(outbox);
         let mut pre = Preflight::default();
         let mut written = 0;
         while !self.halted.load(Ordering::Relaxed) {
@@ -191,6 +192,18 @@ impl<I: Iterator<Item = Result<Recipient>> + Send> Pass<'_, '_, I> {
         self.error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
         self.halted.store(true, Ordering::Relaxed);
         outbox.cancel();
+    }
+}
+
+/// Cancels the outbox if its thread panics, so that no other thread waits for a batch that
+/// will never come.
+struct CancelOnPanic<'o, O: Outbox>(&'o O);
+
+impl<O: Outbox> Drop for CancelOnPanic<'_, O> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.cancel();
+        }
     }
 }
 
