@@ -6,8 +6,9 @@
 #   - Postfix's smtp-source: as many messages of the same size over the same number of reused
 #     sessions (-d): what the SMTP server and loopback allow a C client with no per-message
 #     work at all;
-#   - both dry runs: bulletin `send --dry-run` (every message built and written as an .eml
-#     file) and mailmerge `--dry-run` (every message rendered and printed), nothing sent;
+#   - the dry runs: bulletin `send --dry-run` (every message built and written as an .eml
+#     file), bulletin `send --dry-run --mbox` (the same into one mbox file) and mailmerge
+#     `--dry-run` (every message rendered and printed), nothing sent;
 #   - awdeorio's mailmerge (PyPI, installed into a venv in the work directory): the same
 #     members and a template holding bulletin's rendered text and HTML with the same merge
 #     fields, trimmed so its messages are as large as bulletin's; real sends to the same sink.
@@ -156,8 +157,8 @@ run_mailmerge() {
     sent=$(grep -c '^>>> message [0-9]* sent$' "$WORK/m.out" || true)
     [[ $STATUS == 0 && $sent == "$M" ]] || { STATUS="$STATUS, $sent sent"; fail mailmerge "$WORK/m"; }
 }
-# The dry runs: every message built, none sent (bulletin writes one .eml file each; mailmerge
-# prints them, here to a file).
+# The dry runs: every message built, none sent (bulletin writes one .eml file each, or one
+# mbox; mailmerge prints them, here to a file).
 run_bulletin_dry() {
     rm -rf "$WORK/dry-all"
     timed "$WORK/bd" -- "$BULLETIN" send newsletters/n.md --list lists/members.csv --dry-run \
@@ -166,6 +167,15 @@ run_bulletin_dry() {
     files=$(find "$WORK/dry-all" -name '*.eml' | wc -l)
     [[ $STATUS == 0 && $files == "$M" ]] || { STATUS="$STATUS, $files files"; fail "bulletin send --dry-run" "$WORK/bd"; }
     rm -rf "$WORK/dry-all"
+}
+run_bulletin_mbox() {
+    rm -f "$WORK/dry.mbox"
+    timed "$WORK/bm" -- "$BULLETIN" send newsletters/n.md --list lists/members.csv --dry-run \
+        --mbox "$WORK/dry.mbox" --quiet
+    local entries
+    entries=$(grep -c '^From ' "$WORK/dry.mbox" || true)
+    [[ $STATUS == 0 && $entries == "$M" ]] || { STATUS="$STATUS, $entries messages"; fail "bulletin send --dry-run --mbox" "$WORK/bm"; }
+    rm -f "$WORK/dry.mbox"
 }
 run_mailmerge_dry() {
     timed "$WORK/md" -- "$VENV/bin/mailmerge" --dry-run --no-limit --output-format raw \
@@ -195,6 +205,8 @@ for round in $(seq "$ROUNDS"); do
     echo "round $round/$ROUNDS: dry runs…" >&2
     run_bulletin_dry
     record "bulletin --dry-run" "-" "$M" "$SIZE"
+    run_bulletin_mbox
+    record "bulletin --dry-run --mbox" "-" "$M" "$SIZE"
     run_mailmerge_dry
     record "mailmerge $MM_VERSION --dry-run" "-" "$M" "$MM_SIZE"
 done
@@ -216,20 +228,23 @@ for (tool, sess), rs in runs.items():
     rs.sort()
     secs, cpu, rss, m, size = rs[(len(rs) - 1) // 2]  # the median round by time
     rows.append((tool, sess, m, size, secs, m / secs, cpu * 1000 / m, rss))
-print(f"| {'tool':<18} | {'sessions':>9} | {'messages':>8} | {'bytes/msg':>9} | {'seconds':>7} | {'msgs/s':>7} | {'CPU ms/msg':>10} | {'peak RSS MB':>11} |")
-print(f"|{'-' * 20}|{'-' * 10}:|{'-' * 9}:|{'-' * 10}:|{'-' * 8}:|{'-' * 8}:|{'-' * 11}:|{'-' * 12}:|")
+print(f"| {'tool':<26} | {'sessions':>9} | {'messages':>8} | {'bytes/msg':>9} | {'seconds':>7} | {'msgs/s':>7} | {'CPU ms/msg':>10} | {'peak RSS MB':>11} |")
+print(f"|{'-' * 28}|{'-' * 10}:|{'-' * 9}:|{'-' * 10}:|{'-' * 8}:|{'-' * 8}:|{'-' * 11}:|{'-' * 12}:|")
 for tool, sess, m, size, secs, rate, cpu_ms, rss in rows:
-    print(f"| {tool:<18} | {sess:>9} | {m:>8} | {size:>9} | {secs:>7.2f} | {rate:>7.0f} | {cpu_ms:>10.3f} | {rss:>11.1f} |")
+    print(f"| {tool:<26} | {sess:>9} | {m:>8} | {size:>9} | {secs:>7.2f} | {rate:>7.0f} | {cpu_ms:>10.3f} | {rss:>11.1f} |")
 get = lambda t, s=None: next(r for r in rows if r[0].startswith(t) and (s is None or r[1] == s))
 b, src, mm = get("bulletin send", sessions), get("smtp-source"), get("mailmerge", "1 per msg")
-bd, mmd = get("bulletin --dry-run"), next(r for r in rows if r[0].startswith("mailmerge") and r[1] == "-")
+bd = next(r for r in rows if r[0] == "bulletin --dry-run")
+bm = next(r for r in rows if r[0] == "bulletin --dry-run --mbox")
+mmd = next(r for r in rows if r[0].startswith("mailmerge") and r[1] == "-")
 print()
 print(f"bulletin / mailmerge:   {b[5] / mm[5]:.1f}× the messages per second (target ≥ 20×: "
       f"{'met' if b[5] / mm[5] >= 20 else 'MISSED'}); {mm[6] / b[6]:.1f}× less CPU per message")
 if sessions != "1":
     b1 = get("bulletin", "1")
     print(f"                        with one session each way: {b1[5] / mm[5]:.1f}×")
-print(f"                        dry runs (build every message, send none): {bd[5] / mmd[5]:.1f}×")
+print(f"                        dry runs (build every message, send none): {bd[5] / mmd[5]:.1f}× to .eml files, "
+      f"{bm[5] / mmd[5]:.1f}× to one mbox")
 print(f"bulletin / smtp-source: {b[5] / src[5]:.0%} of its messages per second with {sessions} sessions "
       f"(target ≥ 80%: {'met' if b[5] / src[5] >= 0.8 else 'MISSED'})")
 PY

@@ -62,6 +62,12 @@ impl Compliance {
 }
 
 impl Audience {
+    /// Adds what another pass over other members counted.
+    pub(crate) fn merge(&mut self, other: &Audience) {
+        self.google += other.google;
+        self.yahoo += other.yahoo;
+    }
+
     /// Counts one recipient.
     pub(crate) fn add(&mut self, email: &Email) {
         let domain = email.as_str().rsplit_once('@').map_or("", |(_, d)| d);

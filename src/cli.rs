@@ -145,12 +145,16 @@ pub struct SendArgs {
     pub newsletter: PathBuf,
     #[command(flatten)]
     pub lists: ListArgs,
-    /// Build every message and write one .eml per member; send nothing
+    /// Build every message and write one .eml per member (or one mbox, with --mbox); send
+    /// nothing
     #[arg(long)]
     pub dry_run: bool,
     /// Where --dry-run writes [default: .bulletin/dry-run/<campaign>/]
     #[arg(long, value_name = "DIR", requires = "dry_run")]
     pub out: Option<PathBuf>,
+    /// Write --dry-run's messages to this one mbox file (mboxrd) instead of .eml files
+    #[arg(long, value_name = "FILE", requires = "dry_run", conflicts_with = "out")]
+    pub mbox: Option<PathBuf>,
     /// A real send to a test list, recorded apart from the campaign
     #[arg(long)]
     pub test: bool,

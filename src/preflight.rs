@@ -5,7 +5,10 @@
 //! Only the first message is also built into MIME: building takes nothing from a member that
 //! personalising has not already checked (the address was validated when read, the subject and
 //! name are made header-safe), so a build that fails fails for everyone — and building every
-//! message twice (here and when sending) would double the cost of a send.
+//! message twice (here and when sending) would double the cost of a send. A dry run builds every
+//! message anyway, so it personalises each member once, here ([`Preflight::render`]), and
+//! reports the build ([`Preflight::built`]); its threads each keep a `Preflight` and
+//! [`Preflight::merge`] them, with the same findings as one pass in list order.
 //!
 //! A member whose address has a non-ASCII part before `@` can only be sent through a relay
 //! that offers SMTPUTF8 (RFC 6531). Preflight counts them; `send` then asks the relay, and
@@ -14,21 +17,27 @@
 
 use std::collections::BTreeMap;
 
+use lettre::Message;
+
 use crate::diagnostic::Diagnostics;
 use crate::list::Recipient;
 use crate::message::Letterhead;
-use crate::render::{Compiled, GMAIL_CLIP_BYTES};
+use crate::render::{Compiled, GMAIL_CLIP_BYTES, Rendered};
 
 /// What preflight found.
 #[derive(Debug, Default)]
 pub(crate) struct Preflight {
     pub ok: usize,
-    /// Failure message → locations of the members it hit (the first few) and how many.
-    pub failures: BTreeMap<String, (Vec<String>, usize)>,
+    /// Failure message → the members it hit (the first few, as data row and location) and
+    /// how many.
+    failures: BTreeMap<String, (Vec<(u64, String)>, usize)>,
     /// Largest personalised HTML part and whose it was.
     pub largest_html: Option<(usize, String)>,
-    /// Members whose address needs SMTPUTF8: locations of the first few, and how many.
-    pub smtputf8: (Vec<String>, usize),
+    /// The data row of `largest_html`'s member: of equal sizes, the first in the lists wins.
+    largest_row: u64,
+    /// Members whose address needs SMTPUTF8: the first few (data row and location), and how
+    /// many.
+    smtputf8: (Vec<(u64, String)>, usize),
     /// Whether the relay offers SMTPUTF8, when it was asked (`send`; `check` never connects).
     pub relay_smtputf8: Option<bool>,
     /// Members at Gmail and Yahoo, for the bulk-sender rules.
@@ -42,21 +51,9 @@ const SHOWN: usize = 10;
 impl Preflight {
     /// Checks one member.
     pub(crate) fn check(&mut self, compiled: &Compiled, letterhead: &Letterhead, r: &Recipient) {
-        self.audience.add(&r.email);
-        let rendered = match compiled.personalise(r) {
-            Ok(x) => x,
-            Err(e) => return self.fail(e.message, r),
+        let Some(rendered) = self.render(compiled, r) else {
+            return;
         };
-        if self.largest_html.as_ref().is_none_or(|(n, _)| rendered.html.len() > *n) {
-            self.largest_html = Some((rendered.html.len(), r.location()));
-        }
-        if r.email.needs_smtputf8() {
-            let (rows, n) = &mut self.smtputf8;
-            if rows.len() < SHOWN {
-                rows.push(r.location());
-            }
-            *n += 1;
-        }
         if !self.built_one {
             if let Err(e) = letterhead.build(r, &rendered, letterhead.message_id()) {
                 return self.fail(format!("{e:#}"), r);
@@ -66,12 +63,68 @@ impl Preflight {
         self.ok += 1;
     }
 
-    fn fail(&mut self, message: String, r: &Recipient) {
-        let (rows, n) = self.failures.entry(message).or_default();
-        if rows.len() < SHOWN {
-            rows.push(r.location());
+    /// Personalises one member's message, as [`Preflight::check`] does, and hands it over to
+    /// be built; `None` when it failed (and was recorded). Report the build with
+    /// [`Preflight::built`].
+    pub(crate) fn render(&mut self, compiled: &Compiled, r: &Recipient) -> Option<Rendered> {
+        self.audience.add(&r.email);
+        let rendered = match compiled.personalise(r) {
+            Ok(x) => x,
+            Err(e) => {
+                self.fail(e.message, r);
+                return None;
+            }
+        };
+        if self.largest_html.as_ref().is_none_or(|(n, _)| rendered.html.len() > *n) {
+            self.largest_html = Some((rendered.html.len(), r.location()));
+            self.largest_row = r.row;
         }
-        *n += 1;
+        if r.email.needs_smtputf8() {
+            keep(&mut self.smtputf8, r);
+        }
+        Some(rendered)
+    }
+
+    /// Records how building the message [`Preflight::render`] gave for `r` went; the message
+    /// when it was built.
+    pub(crate) fn built(&mut self, r: &Recipient, message: anyhow::Result<Message>) -> Option<Message> {
+        match message {
+            Ok(m) => {
+                self.built_one = true;
+                self.ok += 1;
+                Some(m)
+            }
+            Err(e) => {
+                self.fail(format!("{e:#}"), r);
+                None
+            }
+        }
+    }
+
+    /// Adds what another pass found. Each pass must have seen its members in list order, and
+    /// the result is what one pass over all of them would have found.
+    pub(crate) fn merge(&mut self, other: Preflight) {
+        self.ok += other.ok;
+        self.built_one |= other.built_one;
+        for (message, rows) in other.failures {
+            merge_rows(self.failures.entry(message).or_default(), rows);
+        }
+        merge_rows(&mut self.smtputf8, other.smtputf8);
+        self.audience.merge(&other.audience);
+        if let Some((size, at)) = other.largest_html {
+            let bigger = self
+                .largest_html
+                .as_ref()
+                .is_none_or(|(n, _)| size > *n || (size == *n && other.largest_row < self.largest_row));
+            if bigger {
+                self.largest_html = Some((size, at));
+                self.largest_row = other.largest_row;
+            }
+        }
+    }
+
+    fn fail(&mut self, message: String, r: &Recipient) {
+        keep(self.failures.entry(message).or_default(), r);
     }
 
     /// Adds the findings to `diags`: one error per kind of failure, listing the rows, and a
@@ -113,7 +166,7 @@ impl Preflight {
         };
         let them = if *n - rows.len() == 1 { "member" } else { "members" };
         // One warning per row, so each names its file and line.
-        for (i, at) in rows.iter().enumerate() {
+        for (i, (_, at)) in rows.iter().enumerate() {
             let more = if i + 1 == rows.len() && *n > rows.len() {
                 format!(" ({} more {them} like it)", n - rows.len())
             } else {
@@ -132,9 +185,25 @@ impl Preflight {
     }
 }
 
+/// Counts `r` in `rows`, keeping its row and location if it is among the first few.
+fn keep((rows, n): &mut (Vec<(u64, String)>, usize), r: &Recipient) {
+    if rows.len() < SHOWN {
+        rows.push((r.row, r.location()));
+    }
+    *n += 1;
+}
+
+/// Adds `other`'s rows to `mine`, keeping the first few in list order.
+fn merge_rows((mine, count): &mut (Vec<(u64, String)>, usize), (rows, n): (Vec<(u64, String)>, usize)) {
+    mine.extend(rows);
+    mine.sort_by_key(|(row, _)| *row);
+    mine.truncate(SHOWN);
+    *count += n;
+}
+
 /// `a, b and 3 more`.
-fn listed(rows: &[String], count: usize) -> String {
-    let mut list = rows.join(", ");
+fn listed(rows: &[(u64, String)], count: usize) -> String {
+    let mut list = rows.iter().map(|(_, at)| at.as_str()).collect::<Vec<_>>().join(", ");
     if count > rows.len() {
         list.push_str(&format!(" and {} more", count - rows.len()));
     }

@@ -15,6 +15,7 @@ mod deliverability;
 mod doctor;
 mod fault_matrix;
 mod fuzz;
+mod hardening_dryrun;
 mod hardening_inputs;
 mod hardening_mime;
 mod hardening_retry;

@@ -22,7 +22,7 @@ use crate::newsletter::Newsletter;
 use crate::paths::DEFAULT_JOURNAL;
 use crate::preflight::Preflight;
 use crate::render::Compiled;
-use crate::send::outbox::{self, EmlFolder};
+use crate::send::outbox::{self, EmlFolder, Mbox, Outbox};
 use crate::send::progress::Progress;
 use crate::send::rate::{Clock, Limits, SystemClock};
 use crate::send::select::{Counts, RetryFailed, Selection};
@@ -124,6 +124,21 @@ impl Loaded {
                 counts = self.preflight_pass(selection)?.0;
             }
         }
+        self.judge(&pre)?;
+        Ok(counts)
+    }
+
+    fn preflight_pass(&self, selection: &Selection) -> Result<(Counts, Preflight)> {
+        let mut pre = Preflight::default();
+        let mut jobs = selection.jobs(&self.sources);
+        for r in jobs.by_ref() {
+            pre.check(&self.compiled, &self.letterhead, &r?);
+        }
+        Ok((jobs.counts, pre))
+    }
+
+    /// Prints the preflight's warnings; its errors, if any, are the error returned.
+    fn judge(&self, pre: &Preflight) -> Result<()> {
         let mut diags = Diagnostics::default();
         pre.report(&self.compiled, &mut diags);
         if let Some(note) = pre
@@ -138,41 +153,45 @@ impl Loaded {
         diags
             .into_result()
             .map_err(|e| anyhow::anyhow!("{e:#}\nnothing was sent"))?;
-        Ok(counts)
+        Ok(())
     }
 
-    fn preflight_pass(&self, selection: &Selection) -> Result<(Counts, Preflight)> {
-        let mut pre = Preflight::default();
+    /// Fills `outbox` with the members `selection` picks and publishes it, or drops it (and
+    /// what it holds) on any error or failed member.
+    fn dry_run_into(&self, outbox: impl Outbox, selection: &Selection) -> Result<(usize, Counts)> {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let mut jobs = selection.jobs(&self.sources);
-        for r in jobs.by_ref() {
-            pre.check(&self.compiled, &self.letterhead, &r?);
-        }
-        Ok((jobs.counts, pre))
+        let filled = outbox::fill(&outbox, &mut jobs, &self.compiled, &self.letterhead, threads)?;
+        self.judge(&filled.preflight)?;
+        outbox.publish()?;
+        Ok((filled.written, jobs.counts))
     }
 }
 
-/// `--dry-run`: every message built and written to the outbox; the journal is not touched.
+/// `--dry-run`: every message built and written to the outbox — an `.eml` folder or, with
+/// `--mbox`, one mbox file; the journal is not touched. One pass over the lists, on every
+/// core, is the preflight and the build; the outbox appears only if the preflight found no
+/// error, with the same diagnostics as a send's preflight.
 fn dry_run(loaded: &Loaded, args: &SendArgs) -> Result<ExitCode> {
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::paths::dry_run_dir(&loaded.newsletter.campaign_id()));
-    let mut selection = Selection {
+    let selection = Selection {
         shard: args.shard,
         limit: args.limit,
         ..Selection::default()
     };
-    let counts = loaded.preflight(&mut selection, None)?;
-    let mut folder = EmlFolder::create(&out)?;
-    let written = outbox::fill(
-        &mut folder,
-        selection.jobs(&loaded.sources),
-        &loaded.compiled,
-        &loaded.letterhead,
-    )?;
+    let (place, (written, counts)) = match &args.mbox {
+        Some(file) => (file.clone(), loaded.dry_run_into(Mbox::create(file)?, &selection)?),
+        None => {
+            let dir = args
+                .out
+                .clone()
+                .unwrap_or_else(|| crate::paths::dry_run_dir(&loaded.newsletter.campaign_id()));
+            let folder = EmlFolder::create(&dir)?;
+            (dir, loaded.dry_run_into(folder, &selection)?)
+        }
+    };
     println!(
         "dry run: wrote {written} messages to {} (nothing sent; journal untouched; {} rows skipped)",
-        out.display(),
+        place.display(),
         counts.skipped
     );
     Ok(ExitCode::SUCCESS)

@@ -7,7 +7,7 @@
 //! Workers share the journal through [`record`] (group commit); how a worker moves from one
 //! member to the next, and what it commits when, is in [`worker`].
 
-pub mod outbox;
+pub(crate) mod outbox;
 pub mod progress;
 pub mod rate;
 pub mod record;
