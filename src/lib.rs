@@ -31,6 +31,7 @@ pub mod render;
 pub mod reply;
 pub mod secret;
 pub mod send;
+pub mod serve;
 pub mod settings;
 pub mod shard;
 pub mod unsubscribe;
@@ -60,5 +61,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Suppress { addresses } => cmd::suppress::run(config, &addresses),
         Command::Dkim { command } => cmd::dkim::run(&command),
         Command::UnsubscribeToken { command } => cmd::token::run(config, &command),
+        Command::Serve(args) => cmd::serve::run(config, &args),
     }
 }

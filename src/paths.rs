@@ -7,6 +7,10 @@ use std::path::PathBuf;
 pub const STATE_DIR: &str = ".bulletin";
 /// Where the journal lives unless told otherwise.
 pub const DEFAULT_JOURNAL: &str = ".bulletin/journal.db";
+/// Where `archive` writes the static site unless told otherwise.
+pub const ARCHIVE_DIR: &str = "public";
+/// Where `serve` listens unless told otherwise: loopback, behind a reverse proxy.
+pub const SERVE_LISTEN: &str = "127.0.0.1:8080";
 /// Where `preview` writes unless told otherwise.
 pub const PREVIEW_DIR: &str = ".bulletin/preview";
 

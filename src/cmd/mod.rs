@@ -6,6 +6,7 @@ pub mod init;
 pub mod preview;
 pub mod report;
 pub mod send;
+pub mod serve;
 pub mod suppress;
 pub mod token;
 
