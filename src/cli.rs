@@ -67,6 +67,8 @@ pub enum Command {
     },
     /// Run the one-click unsubscribe endpoint (and serve the archive)
     Serve(ServeArgs),
+    /// Write the static archive of sent campaigns, with an Atom feed
+    Archive(ArchiveArgs),
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@
 //!
 //! Each subcommand lives in `cmd/`; `run` dispatches and returns the exit code.
 
+pub mod archive;
 pub mod cli;
 mod cmd;
 pub mod config;
@@ -62,5 +63,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dkim { command } => cmd::dkim::run(&command),
         Command::UnsubscribeToken { command } => cmd::token::run(config, &command),
         Command::Serve(args) => cmd::serve::run(config, &args),
+        Command::Archive(args) => cmd::archive::run(config, &args),
     }
 }

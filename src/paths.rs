@@ -19,6 +19,27 @@ pub fn dry_run_dir(campaign: &str) -> PathBuf {
     PathBuf::from(STATE_DIR).join("dry-run").join(campaign)
 }
 
+/// The folder of a campaign's page in the archive (`public/<slug>/index.html`): the campaign
+/// id with anything but letters, digits, `-`, `_` and `.` replaced by `-`, and no leading dot.
+pub fn archive_slug(campaign: &str) -> String {
+    let slug: String = campaign
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let slug = slug.trim_start_matches('.');
+    if slug.is_empty() {
+        "issue".to_owned()
+    } else {
+        slug.to_owned()
+    }
+}
+
 /// The journal of shard `index` of `count`, when no journal is named.
 pub fn shard_journal(index: u32, count: u32) -> PathBuf {
     PathBuf::from(STATE_DIR).join(format!("journal-shard-{index}-of-{count}.db"))

@@ -1,5 +1,6 @@
 //! One file per subcommand, plus the loading every command shares.
 
+pub mod archive;
 pub mod check;
 pub mod dkim;
 pub mod init;
