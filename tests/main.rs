@@ -15,3 +15,4 @@ mod security;
 mod send;
 mod smtp_server_selftest;
 mod smtp_sink;
+mod web;

@@ -155,7 +155,7 @@ impl Compiled {
             if !known {
                 let have = fields.unwrap_or(&[]).join(", ");
                 diags.error(Some((&file, line)), format!(
-                    "unknown merge field `{name}`: no list has that column (columns: {have}; also email, unsubscribe_url)"
+                    "unknown merge field `{name}`: no list has that column (columns: {have}; also email, unsubscribe_url, web_url)"
                 ));
             } else if name == "web_url" && web_url.is_none() {
                 diags.error(

@@ -103,14 +103,15 @@ enum Ask {
 }
 
 async fn post(app: &App, token: &str, req: Request) -> Response {
-    // The token first: an invalid link learns nothing from how its body is judged.
-    let Some(member) = app.unsubscribe.open(token) else {
-        return unknown_token(app);
-    };
+    // The body is read (within its limits) whatever the token, so the connection stays usable
+    // for the client's next request.
     let headers = req.headers().clone();
     let body = match read_body(req.into_body(), &headers).await {
         Ok(b) => b,
         Err((status, message)) => return refuse(app, status, message),
+    };
+    let Some(member) = app.unsubscribe.open(token) else {
+        return unknown_token(app);
     };
     let Some(ask) = parse(&headers, &body) else {
         return refuse(app, 400, "This request does not say what to do.");
