@@ -16,3 +16,4 @@ mod send;
 mod smtp_server_selftest;
 mod smtp_sink;
 mod web;
+mod web_browser;

@@ -74,9 +74,7 @@ pub fn run(options: Options) -> Result<()> {
 }
 
 async fn serve(options: Options) -> Result<()> {
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let listener = listen(options.listen).with_context(|| format!("cannot listen on {}", options.listen))?;
     let local = listener.local_addr()?;
     let app = Arc::new(App {
         guard: guard::Guard::new(&options.brand, options.per_client, options.trust_proxy),
@@ -135,6 +133,20 @@ async fn serve(options: Options) -> Result<()> {
     }
     eprintln!("serve: stopped");
     Ok(())
+}
+
+/// Binds `addr` with a backlog deep enough for a burst of connections (a mail provider
+/// relaying a wave of one-click POSTs) while the server is busy: the standard 128 would turn
+/// the rest away.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn shutdown_signal() {

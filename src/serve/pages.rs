@@ -87,7 +87,7 @@ pub fn done(brand: &Brand, masked: &str, undo: Option<(&str, &str)>) -> String {
         brand,
         "Unsubscribed",
         html! {
-            h1 role="status" { "You are unsubscribed" }
+            h1 { "You are unsubscribed" }
             p { "We will not send the newsletter to " strong { (masked) } " again." }
             @if let Some((date, sig)) = undo {
                 form method="post" {
@@ -108,10 +108,10 @@ pub fn resubscribed(brand: &Brand, masked: &str, undone: bool) -> String {
         "Subscribed",
         html! {
             @if undone {
-                h1 role="status" { "You are subscribed again" }
+                h1 { "You are subscribed again" }
                 p { "The newsletter will keep coming to " strong { (masked) } "." }
             } @else {
-                h1 role="status" { "Nothing to undo" }
+                h1 { "Nothing to undo" }
                 p { "This unsubscribe was already undone, or was not made from this page." }
             }
         },

@@ -24,6 +24,7 @@ pub fn web_project() -> Project {
             "bulletin.toml",
             format!("suppress = [\"lists/unsubscribed.csv\"]\n{config}"),
         )
+        .file("lists/unsubscribed.csv", "email,reason,date,campaign\n")
         .env("BULLETIN_UNSUBSCRIBE_SECRET", SECRET)
 }
 
