@@ -118,10 +118,11 @@ pub enum DkimCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Print the token for an address
+    /// Print the token for each address, one per line
     Make {
-        /// The member's address
-        email: String,
+        /// The members' addresses
+        #[arg(required = true, value_name = "EMAIL")]
+        emails: Vec<String>,
     },
     /// Exit 0 if TOKEN belongs to EMAIL, 1 if it does not
     Verify {
