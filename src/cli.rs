@@ -85,6 +85,9 @@ pub struct ServeArgs {
     /// Requests per minute per client address (0: no limit)
     #[arg(long, value_name = "N", default_value_t = 300)]
     pub per_client: u32,
+    /// Seconds a client has to send a request's headers, and then its body
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, hide = true)]
+    pub read_timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -251,6 +251,34 @@ fn each_client_is_limited_and_behind_a_proxy_the_forwarded_address_counts() {
 }
 
 #[test]
+fn a_slow_client_is_cut_off_after_the_read_timeout() {
+    use std::io::{Read, Write};
+    let p = web_project();
+    let server = Server::start(&p, &["--read-timeout", "1"]);
+    let started = std::time::Instant::now();
+    // Headers never finished: the connection is closed without an answer.
+    let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\n").unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(out.is_empty() || String::from_utf8_lossy(&out).starts_with("HTTP/1.1 408"));
+    // A body that stops coming: 408, nothing recorded.
+    let request = format!(
+        "POST /unsubscribe/{} HTTP/1.1\r\nHost: x\r\nContent-Length: 26\r\nConnection: close\r\n\r\nList-Unsub",
+        token("ana@example.org")
+    );
+    let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    assert!(unsubscribed(&p).is_empty());
+}
+
+#[test]
 fn sigterm_stops_the_server_cleanly() {
     let p = web_project();
     let mut server = Server::start(&p, &[]);

@@ -48,6 +48,7 @@ pub fn run(config: Option<&Path>, args: &ServeArgs) -> Result<ExitCode> {
         archive: args.archive.clone(),
         trust_proxy: args.trust_proxy,
         per_client: args.per_client,
+        read_timeout: std::time::Duration::from_secs(args.read_timeout.max(1)),
     })?;
     Ok(ExitCode::SUCCESS)
 }

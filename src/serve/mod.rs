@@ -33,7 +33,7 @@ use crate::unsubscribe::Unsubscribe;
 
 /// Largest request body taken (a one-click POST is 26 bytes).
 pub const BODY_LIMIT: usize = 4 * 1024;
-/// Time a client has to send a request's headers, and then its body.
+/// Time a client has to send a request's headers, and then its body (unless told otherwise).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections open at once; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -53,6 +53,8 @@ pub struct Options {
     pub trust_proxy: bool,
     /// Requests per minute per client address (0: no limit).
     pub per_client: u32,
+    /// Time a client has to send a request's headers, and then its body.
+    pub read_timeout: Duration,
 }
 
 /// What handlers share.
@@ -62,6 +64,7 @@ pub struct App {
     brand: Brand,
     archive: Option<PathBuf>,
     guard: guard::Guard,
+    read_timeout: Duration,
 }
 
 /// Serves until SIGTERM or Ctrl-C, then lets open requests finish.
@@ -82,6 +85,7 @@ async fn serve(options: Options) -> Result<()> {
         writer: Writer::start(options.suppress),
         brand: options.brand,
         archive: options.archive,
+        read_timeout: options.read_timeout,
     });
     let router = routes::router(app.clone());
     eprintln!("serve: listening on http://{local}/ (unsubscribe links: /unsubscribe/TOKEN)");
@@ -90,7 +94,7 @@ async fn serve(options: Options) -> Result<()> {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(READ_TIMEOUT)
+        .header_read_timeout(options.read_timeout)
         .max_buf_size(64 * 1024);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

@@ -3,6 +3,7 @@
 //! and everything else from the archive or a 404 page.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -13,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 use super::guard;
-use super::{App, BODY_LIMIT, READ_TIMEOUT, files, pages};
+use super::{App, BODY_LIMIT, files, pages};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -106,7 +107,7 @@ async fn post(app: &App, token: &str, req: Request) -> Response {
     // The body is read (within its limits) whatever the token, so the connection stays usable
     // for the client's next request.
     let headers = req.headers().clone();
-    let body = match read_body(req.into_body(), &headers).await {
+    let body = match read_body(req.into_body(), &headers, app.read_timeout).await {
         Ok(b) => b,
         Err((status, message)) => return refuse(app, status, message),
     };
@@ -144,8 +145,8 @@ fn failed(app: &App, why: &str) -> Response {
     refuse(app, 500, "We could not record your request. Please try again later.")
 }
 
-/// The body, up to [`BODY_LIMIT`], within [`READ_TIMEOUT`].
-async fn read_body(body: Body, headers: &HeaderMap) -> Result<Vec<u8>, (u16, &'static str)> {
+/// The body, up to [`BODY_LIMIT`], within `timeout`.
+async fn read_body(body: Body, headers: &HeaderMap, timeout: Duration) -> Result<Vec<u8>, (u16, &'static str)> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -153,7 +154,7 @@ async fn read_body(body: Body, headers: &HeaderMap) -> Result<Vec<u8>, (u16, &'s
     if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
         return Err((413, "This request is too large."));
     }
-    match tokio::time::timeout(READ_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, BODY_LIMIT)).await {
         Err(_) => Err((408, "This request took too long to arrive.")),
         Ok(Err(_)) => Err((413, "This request is too large.")),
         Ok(Ok(b)) => Ok(b.to_vec()),
