@@ -104,28 +104,58 @@ pub struct Appended {
 /// [`append_suppression`], saying which entries it added and with what date (`serve` needs
 /// both to offer an undo of exactly its own row).
 pub fn append_entries(files: &[PathBuf], entries: &[Suppression]) -> Result<Appended> {
+    append_entries_with(files, entries, &mut Known::default())
+}
+
+/// What a long-running writer (`serve`) remembers of the main suppression file between its
+/// appends: the addresses in it, and the file's identity, size and modification time when it
+/// last wrote. While they are unchanged nobody else wrote, and the file need not be read again
+/// (reading it whole for every append grows with the file).
+#[derive(Debug, Default)]
+pub struct Known {
+    stamp: Option<(u64, u64, u64, i64, i64)>,
+    present: HashSet<String>,
+    columns: usize,
+}
+
+fn stamp(f: &File) -> Option<(u64, u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata().ok()?;
+    Some((m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
+}
+
+/// [`append_entries`] remembering the file in `known` from one call to the next.
+pub fn append_entries_with(files: &[PathBuf], entries: &[Suppression], known: &mut Known) -> Result<Appended> {
     let file = main_file(files)?;
     let mut out = lock_current(&file)?;
-    let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut buf = String::new();
-    let columns = if text.iter().all(u8::is_ascii_whitespace) {
-        buf.push_str(HEADER);
-        buf.push('\n');
-        4
-    } else if shape(&text) == 4 {
-        4
+    let text_len;
+    if known.stamp.is_some() && known.stamp == stamp(&out) {
+        // Unchanged since this writer's last append, which ended with a newline.
+        text_len = 1;
     } else {
-        1
-    };
-    let mut present: HashSet<String> = HashSet::new();
-    if !buf.is_empty() {
-        // A new (or empty) file: nobody to read.
-    } else {
-        present.extend(read_suppression(&file)?);
-        if !text.ends_with(b"\n") {
+        known.stamp = None;
+        let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        text_len = text.len();
+        known.present.clear();
+        known.columns = if text.iter().all(u8::is_ascii_whitespace) {
+            buf.push_str(HEADER);
             buf.push('\n');
+            4
+        } else if shape(&text) == 4 {
+            4
+        } else {
+            1
+        };
+        if buf.is_empty() {
+            known.present.extend(read_suppression(&file)?);
+            if !text.ends_with(b"\n") {
+                buf.push('\n');
+            }
         }
     }
+    let columns = known.columns;
+    let present = &mut known.present;
     let date = now_utc();
     let mut added = 0;
     let mut which = Vec::with_capacity(entries.len());
@@ -149,11 +179,15 @@ pub fn append_entries(files: &[PathBuf], entries: &[Suppression]) -> Result<Appe
         }
         added += 1;
     }
-    if added > 0 || text.is_empty() {
-        out.write_all(buf.as_bytes())
-            .and_then(|()| out.sync_all())
-            .with_context(|| format!("cannot write {}", file.display()))?;
+    if added > 0 || text_len == 0 {
+        let written = out.write_all(buf.as_bytes()).and_then(|()| out.sync_all());
+        if let Err(e) = written {
+            // What is on disk is unknown now: read it again next time.
+            *known = Known::default();
+            return Err(e).with_context(|| format!("cannot write {}", file.display()));
+        }
     }
+    known.stamp = stamp(&out);
     Ok(Appended {
         added: which,
         date,
@@ -366,6 +400,36 @@ mod tests {
         // Appends after a rewrite go into the new file.
         append_suppression(files, &entries(&["a@example.org"], Reason::Unsubscribe)).unwrap();
         assert_eq!(read_suppression(&file).unwrap(), ["b@example.org", "a@example.org"]);
+    }
+
+    #[test]
+    fn a_remembered_file_is_read_again_once_someone_else_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("unsubscribed.csv");
+        let files = std::slice::from_ref(&file);
+        let mut known = Known::default();
+        let add = |known: &mut Known, a: &str| {
+            append_entries_with(files, &entries(&[a], Reason::Unsubscribe), known)
+                .unwrap()
+                .added[0]
+        };
+        assert!(add(&mut known, "a@example.org"));
+        assert!(!add(&mut known, "a@example.org"));
+        // Another writer (bulletin suppress, inbox) appends; an undo rewrites the file.
+        append_suppression(files, &entries(&["b@example.org"], Reason::Manual)).unwrap();
+        assert!(!add(&mut known, "b@example.org"));
+        let date = append_entries(files, &entries(&["c@example.org"], Reason::Unsubscribe))
+            .unwrap()
+            .date;
+        assert!(remove_unsubscribe(files, &Email::parse("c@example.org").unwrap(), &date).unwrap());
+        assert!(add(&mut known, "c@example.org"));
+        assert!(add(&mut known, "d@example.org"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert_eq!(
+            read_suppression(&file).unwrap(),
+            ["a@example.org", "b@example.org", "c@example.org", "d@example.org"]
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 use crate::email::Email;
-use crate::list::{Reason, Suppression, append_entries, remove_unsubscribe};
+use crate::list::{Known, Reason, Suppression, append_entries_with, remove_unsubscribe};
 
 /// Most requests written in one append.
 const BATCH: usize = 512;
@@ -66,6 +66,8 @@ impl Writer {
 }
 
 fn write_loop(files: &[PathBuf], queue: &mpsc::Receiver<Job>) {
+    // The file as this thread last left it: read again only when someone else changed it.
+    let mut known = Known::default();
     while let Ok(first) = queue.recv() {
         let mut adds = Vec::new();
         let mut next = Some(first);
@@ -74,7 +76,7 @@ fn write_loop(files: &[PathBuf], queue: &mpsc::Receiver<Job>) {
                 Job::Add(email, reply) => adds.push((email, reply)),
                 // An undo is rare: write what came before it, then do it alone.
                 Job::Undo(email, date, reply) => {
-                    flush(files, std::mem::take(&mut adds));
+                    flush(files, std::mem::take(&mut adds), &mut known);
                     let done = remove_unsubscribe(files, &email, &date).map_err(|e| format!("{e:#}"));
                     let _ = reply.send(done);
                 }
@@ -83,11 +85,11 @@ fn write_loop(files: &[PathBuf], queue: &mpsc::Receiver<Job>) {
                 next = queue.try_recv().ok();
             }
         }
-        flush(files, adds);
+        flush(files, adds, &mut known);
     }
 }
 
-fn flush(files: &[PathBuf], adds: Vec<(Email, oneshot::Sender<Result<Added, String>>)>) {
+fn flush(files: &[PathBuf], adds: Vec<(Email, oneshot::Sender<Result<Added, String>>)>, known: &mut Known) {
     if adds.is_empty() {
         return;
     }
@@ -99,7 +101,7 @@ fn flush(files: &[PathBuf], adds: Vec<(Email, oneshot::Sender<Result<Added, Stri
             campaign: None,
         })
         .collect();
-    match append_entries(files, &entries) {
+    match append_entries_with(files, &entries, known) {
         Ok(done) => {
             for ((_, reply), new) in adds.into_iter().zip(done.added) {
                 let _ = reply.send(Ok(Added {
