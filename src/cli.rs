@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::paths::{DEFAULT_JOURNAL, PREVIEW_DIR};
+use crate::paths::{ARCHIVE_DIR, DEFAULT_JOURNAL, PREVIEW_DIR, SERVE_LISTEN};
 pub use crate::settings::RelayArgs;
 use crate::shard::Shard;
 
@@ -71,6 +71,39 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Run the one-click unsubscribe endpoint (and serve the archive)
+    Serve(ServeArgs),
+    /// Write the static archive of sent campaigns, with an Atom feed
+    Archive(ArchiveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (put it behind an HTTPS reverse proxy)
+    #[arg(long, value_name = "ADDR", env = "BULLETIN_LISTEN", default_value = SERVE_LISTEN)]
+    pub listen: std::net::SocketAddr,
+    /// Also serve this folder (what `bulletin archive` wrote) at /
+    #[arg(long, value_name = "DIR")]
+    pub archive: Option<PathBuf>,
+    /// Behind a reverse proxy: take the client from X-Forwarded-For and X-Forwarded-Proto
+    #[arg(long)]
+    pub trust_proxy: bool,
+    /// Requests per minute per client address (0: no limit)
+    #[arg(long, value_name = "N", default_value_t = 300)]
+    pub per_client: u32,
+    /// Seconds a client has to send a request's headers, and then its body
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, hide = true)]
+    pub read_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// Folder to write the site into
+    #[arg(long, value_name = "DIR", default_value = ARCHIVE_DIR)]
+    pub out: PathBuf,
+    /// Journal file
+    #[arg(long, value_name = "FILE", env = "BULLETIN_JOURNAL", default_value = DEFAULT_JOURNAL)]
+    pub journal: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,10 +127,11 @@ pub enum DkimCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Print the token for an address
+    /// Print the token for each address, one per line
     Make {
-        /// The member's address
-        email: String,
+        /// The members' addresses
+        #[arg(required = true, value_name = "EMAIL")]
+        emails: Vec<String>,
     },
     /// Exit 0 if TOKEN belongs to EMAIL, 1 if it does not
     Verify {

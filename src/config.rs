@@ -41,6 +41,8 @@ pub struct Config {
     pub theme: Theme,
     #[serde(default)]
     pub social: Vec<Social>,
+    #[serde(default)]
+    pub archive: Archive,
     /// Directory the file was found in; relative paths are resolved against it.
     #[serde(skip)]
     pub root: PathBuf,
@@ -61,6 +63,17 @@ pub struct Organisation {
     pub website: Option<String>,
     /// Why the reader gets this newsletter, printed in the footer.
     pub reason: Option<String>,
+    /// Language of the pages `bulletin serve` and `bulletin archive` write (BCP 47; default `en`).
+    pub lang: Option<String>,
+}
+
+/// `[archive]`: the newsletter on the web (`bulletin archive`, `bulletin serve --archive`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Archive {
+    /// Where the archive is published, e.g. `https://news.example.org`: messages then link
+    /// "View in your browser" to their page, and `{{ web_url }}` is that page's address.
+    pub base_url: Option<String>,
 }
 
 /// `[smtp]`. Each value keeps where it was written, so [`crate::settings`] can name the line
@@ -90,11 +103,13 @@ pub struct Smtp {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Unsubscribe {
-    /// https URL template with `{{ token }}` and/or `{{ email }}`.
+    /// https URL template with `{{ token }}` (the member, encrypted; what `bulletin serve`
+    /// reads), e.g. `https://news.example.org/unsubscribe/{{ token }}`; `{{ email }}` also works
+    /// for an endpoint of your own, but puts the address in the link.
     pub url: Option<String>,
     /// Address that takes unsubscribe requests by mail.
     pub mailto: Option<String>,
-    /// Command whose output is the HMAC secret (else `BULLETIN_UNSUBSCRIBE_SECRET`).
+    /// Command whose output is the token secret (else `BULLETIN_UNSUBSCRIBE_SECRET`).
     pub secret_command: Option<String>,
 }
 
@@ -191,6 +206,11 @@ impl Config {
                 );
             }
         }
+        if let Some(url) = &config.archive.base_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            bail!("{}: archive.base_url {url:?} must be an https:// URL", path.display());
+        }
         config.text = text.to_owned();
         Ok(config)
     }
@@ -213,6 +233,11 @@ impl Config {
     /// Suppression files, resolved.
     pub fn suppress_files(&self) -> Vec<PathBuf> {
         self.suppress.iter().map(|p| self.resolve(p)).collect()
+    }
+
+    /// The language of bulletin's own pages.
+    pub fn lang(&self) -> &str {
+        self.organisation.lang.as_deref().unwrap_or("en")
     }
 
     /// The brand colour, with a sober default.

@@ -16,6 +16,7 @@
 //!
 //! Each subcommand lives in `cmd/`; `run` dispatches and returns the exit code.
 
+pub(crate) mod archive;
 pub(crate) mod bulk;
 pub mod cli;
 mod cmd;
@@ -36,6 +37,7 @@ pub mod render;
 pub(crate) mod reply;
 pub mod secret;
 pub mod send;
+pub(crate) mod serve;
 pub(crate) mod settings;
 pub(crate) mod shard;
 pub mod unsubscribe;
@@ -74,5 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             args.json,
         ),
         Command::UnsubscribeToken { command } => cmd::token::run(config, &command),
+        Command::Serve(args) => cmd::serve::run(config, &args),
+        Command::Archive(args) => cmd::archive::run(config, &args),
     }
 }

@@ -7,12 +7,37 @@ use std::path::PathBuf;
 pub(crate) const STATE_DIR: &str = ".bulletin";
 /// Where the journal lives unless told otherwise.
 pub(crate) const DEFAULT_JOURNAL: &str = ".bulletin/journal.db";
+/// Where `archive` writes the static site unless told otherwise.
+pub(crate) const ARCHIVE_DIR: &str = "public";
+/// Where `serve` listens unless told otherwise: loopback, behind a reverse proxy.
+pub(crate) const SERVE_LISTEN: &str = "127.0.0.1:8080";
 /// Where `preview` writes unless told otherwise.
 pub(crate) const PREVIEW_DIR: &str = ".bulletin/preview";
 
 /// Where `send --dry-run` writes a campaign's messages unless told otherwise.
 pub(crate) fn dry_run_dir(campaign: &str) -> PathBuf {
     PathBuf::from(STATE_DIR).join("dry-run").join(campaign)
+}
+
+/// The folder of a campaign's page in the archive (`public/<slug>/index.html`): the campaign
+/// id with anything but letters, digits, `-`, `_` and `.` replaced by `-`, and no leading dot.
+pub(crate) fn archive_slug(campaign: &str) -> String {
+    let slug: String = campaign
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let slug = slug.trim_start_matches('.');
+    if slug.is_empty() {
+        "issue".to_owned()
+    } else {
+        slug.to_owned()
+    }
 }
 
 /// The journal of shard `index` of `count`, when no journal is named.

@@ -1,10 +1,26 @@
-//! Unsubscribe links and headers: a per-member token, `HMAC-SHA256(secret, list id ‖ address)`
-//! in base64url, so a web endpoint or a mail script can check a request without a database.
+//! Unsubscribe links and headers, and the per-member token they carry.
+//!
+//! The token is the member's address encrypted and authenticated under keys derived from the
+//! unsubscribe secret, so `bulletin serve` learns who asks from the token alone, without a
+//! database, while the link reveals nothing and cannot be forged. It is a deterministic AEAD in
+//! the SIV manner (the same member always gets the same token, so a link in an old message keeps
+//! working):
+//!
+//! ```text
+//! k_nonce, k_aead = HKDF-SHA256(salt "bulletin unsubscribe v2", secret)
+//! nonce = HMAC-SHA256(k_nonce, list ‖ "\n" ‖ address)[..12]
+//! token = base64url(nonce ‖ AES-256-GCM(k_aead, nonce, aad = list, address))
+//! ```
+//!
+//! The nonce is a MAC of the plaintext, so it repeats only for the same address on the same
+//! list, where repeating is the point. Tokens of earlier versions (`HMAC(secret, list ‖
+//! address)`, 43 characters) still pass [`Unsubscribe::verify`] but cannot be opened.
 
 use anyhow::{Result, bail};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use ring::{aead, hkdf};
 use sha2::Sha256;
 
 use crate::config::Config;
@@ -21,7 +37,87 @@ pub struct Unsubscribe {
     url: Option<String>,
     mailto: Option<String>,
     secret: Option<Secret>,
+    keys: Option<Keys>,
     list: String,
+}
+
+/// The keys derived from the secret.
+struct Keys {
+    nonce: ring::hmac::Key,
+    aead: aead::LessSafeKey,
+    /// Signs the values of `serve`'s forms.
+    form: ring::hmac::Key,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(redacted)")
+    }
+}
+
+impl Keys {
+    fn derive(secret: &Secret) -> Keys {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"bulletin unsubscribe v2").extract(secret.expose().as_bytes());
+        let nonce: ring::hmac::Key = prk
+            .expand(&[b"nonce"], ring::hmac::HMAC_SHA256)
+            .expect("32 bytes is a valid HKDF length")
+            .into();
+        let aead: aead::UnboundKey = prk
+            .expand(&[b"aes-256-gcm"], &aead::AES_256_GCM)
+            .expect("32 bytes is a valid HKDF length")
+            .into();
+        let form: ring::hmac::Key = prk
+            .expand(&[b"form"], ring::hmac::HMAC_SHA256)
+            .expect("32 bytes is a valid HKDF length")
+            .into();
+        Keys {
+            nonce,
+            aead: aead::LessSafeKey::new(aead),
+            form,
+        }
+    }
+
+    fn seal(&self, list: &str, email: &Email) -> String {
+        let mut input = Vec::with_capacity(list.len() + 1 + email.key().len());
+        input.extend_from_slice(list.as_bytes());
+        input.push(b'\n');
+        input.extend_from_slice(email.key().as_bytes());
+        let tag = ring::hmac::sign(&self.nonce, &input);
+        let mut nonce = [0u8; aead::NONCE_LEN];
+        nonce.copy_from_slice(&tag.as_ref()[..aead::NONCE_LEN]);
+        let mut out = email.key().as_bytes().to_vec();
+        self.aead
+            .seal_in_place_append_tag(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(list.as_bytes()),
+                &mut out,
+            )
+            .expect("an address is far below AES-GCM's length limit");
+        let mut token = nonce.to_vec();
+        token.extend_from_slice(&out);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token)
+    }
+
+    fn open(&self, list: &str, token: &str) -> Option<Email> {
+        // An address is at most 254 bytes: refuse anything longer before decoding it.
+        if token.len() > 512 {
+            return None;
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
+        if bytes.len() < aead::NONCE_LEN + aead::AES_256_GCM.tag_len() + 3 {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(aead::NONCE_LEN);
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut sealed = sealed.to_vec();
+        let plain = self
+            .aead
+            .open_in_place(nonce, aead::Aad::from(list.as_bytes()), &mut sealed)
+            .ok()?;
+        let email = Email::parse(std::str::from_utf8(plain).ok()?).ok()?;
+        // The nonce must be the one this address gets: a token is valid in one form only.
+        (self.seal(list, &email) == token).then_some(email)
+    }
 }
 
 impl Unsubscribe {
@@ -57,28 +153,64 @@ impl Unsubscribe {
             .clone()
             .or_else(|| config.from.clone())
             .unwrap_or_default();
-        Ok(Some(Unsubscribe {
-            url: u.url.clone(),
-            mailto: u.mailto.clone(),
+        Ok(Some(Unsubscribe::new(u.url.clone(), u.mailto.clone(), secret, list)))
+    }
+
+    /// Settings as they are, for `serve` and tests.
+    pub fn new(url: Option<String>, mailto: Option<String>, secret: Option<Secret>, list: String) -> Unsubscribe {
+        Unsubscribe {
+            url,
+            mailto,
+            keys: secret.as_ref().map(Keys::derive),
             secret,
             list,
-        }))
+        }
+    }
+
+    /// Whether a secret is configured (tokens can be made and opened).
+    pub fn has_secret(&self) -> bool {
+        self.keys.is_some()
     }
 
     /// The member's token, when a secret is configured.
     pub fn token(&self, email: &Email) -> Option<String> {
-        self.secret.as_ref().map(|s| token(s, &self.list, email))
+        self.keys.as_ref().map(|k| k.seal(&self.list, email))
     }
 
-    /// Does `token` belong to `email`? Compared in constant time.
+    /// The member a token names, when it is genuine (made with this secret for this list).
+    pub fn open(&self, token: &str) -> Option<Email> {
+        self.keys.as_ref()?.open(&self.list, token.trim())
+    }
+
+    /// Does `token` belong to `email`? Tokens of the earlier HMAC-only format are still
+    /// accepted (compared in constant time): messages sent before the change carry them.
     pub fn verify(&self, token: &str, email: &Email) -> Result<bool> {
         let Some(secret) = &self.secret else {
             bail!("no secret: export BULLETIN_UNSUBSCRIBE_SECRET or set [unsubscribe] secret_command");
         };
+        if let Some(member) = self.open(token) {
+            return Ok(member.key() == email.key());
+        }
         let Ok(given) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim()) else {
             return Ok(false);
         };
-        Ok(mac(secret, &self.list, email).verify_slice(&given).is_ok())
+        Ok(given.len() == 32 && legacy_mac(secret, &self.list, email).verify_slice(&given).is_ok())
+    }
+
+    /// A MAC over `parts` under a key derived from the secret (for `serve`'s undo form), or
+    /// `None` without a secret.
+    pub fn sign(&self, parts: &[&str]) -> Option<String> {
+        let key = &self.keys.as_ref()?.form;
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::hmac::sign(key, &joined(parts))))
+    }
+
+    /// Checks a [`Unsubscribe::sign`] value, in constant time.
+    pub fn check_signature(&self, parts: &[&str], signature: &str) -> bool {
+        let Some(keys) = &self.keys else { return false };
+        let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature) else {
+            return false;
+        };
+        ring::hmac::verify(&keys.form, &joined(parts), &tag).is_ok()
     }
 
     /// The link shown in the footer and given to templates as `unsubscribe_url`.
@@ -127,16 +259,27 @@ impl Unsubscribe {
     }
 }
 
+/// `parts`, each ended by a newline (no part holds one), so no two lists join alike.
+fn joined(parts: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in parts {
+        out.extend_from_slice(p.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
 fn needs_token(url: &str) -> bool {
     url.contains("{{ token }}") || url.contains("{{token}}")
 }
 
 /// The token for `email` on `list`.
 pub fn token(secret: &Secret, list: &str, email: &Email) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac(secret, list, email).finalize().into_bytes())
+    Keys::derive(secret).seal(list, email)
 }
 
-fn mac(secret: &Secret, list: &str, email: &Email) -> Hmac<Sha256> {
+/// The MAC that was the whole token before addresses were encrypted into it.
+fn legacy_mac(secret: &Secret, list: &str, email: &Email) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key length");
     mac.update(list.as_bytes());
     mac.update(b"\n");
@@ -148,6 +291,10 @@ fn mac(secret: &Secret, list: &str, email: &Email) -> Hmac<Sha256> {
 mod tests {
     use super::*;
 
+    fn unsubscribe(secret: &str, list: &str) -> Unsubscribe {
+        Unsubscribe::new(None, None, Some(Secret::new(secret.into())), list.into())
+    }
+
     #[test]
     fn token_depends_on_secret_list_and_address_not_case() {
         let s = Secret::new("k".into());
@@ -156,6 +303,69 @@ mod tests {
         assert_eq!(token(&s, "L", &a), token(&s, "L", &b));
         assert_ne!(token(&s, "L", &a), token(&s, "M", &a));
         assert_ne!(token(&Secret::new("j".into()), "L", &a), token(&s, "L", &a));
-        assert_eq!(token(&s, "L", &a).len(), 43);
+        // 12 bytes of nonce, the 15-byte address, a 16-byte tag.
+        assert_eq!(token(&s, "L", &a).len(), (4 * (12 + 15 + 16_usize)).div_ceil(3));
+    }
+
+    #[test]
+    fn a_token_opens_to_its_member_and_hides_the_address() {
+        let u = unsubscribe("k", "L");
+        let a = Email::parse("ana@example.org").unwrap();
+        let t = u.token(&a).unwrap();
+        assert!(!t.contains("ana") && !t.contains("example"));
+        assert_eq!(u.open(&t).unwrap().key(), "ana@example.org");
+        assert!(u.verify(&t, &a).unwrap());
+        assert!(!u.verify(&t, &Email::parse("bob@example.org").unwrap()).unwrap());
+        // Another secret or another list cannot open it.
+        assert!(unsubscribe("j", "L").open(&t).is_none());
+        assert!(unsubscribe("k", "M").open(&t).is_none());
+    }
+
+    #[test]
+    fn every_changed_character_is_refused() {
+        let u = unsubscribe("k", "L");
+        let t = u.token(&Email::parse("ana@example.org").unwrap()).unwrap();
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for i in 0..t.len() {
+            for c in alphabet.chars().step_by(7) {
+                let mut bad = t.clone();
+                bad.replace_range(i..=i, &c.to_string());
+                if bad != t {
+                    assert!(u.open(&bad).is_none(), "{bad}");
+                }
+            }
+        }
+        for bad in [
+            "",
+            "x",
+            &t[..t.len() - 1],
+            &format!("{t}A"),
+            &"A".repeat(600),
+            "ana@example.org",
+        ] {
+            assert!(u.open(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn legacy_tokens_still_verify() {
+        let s = Secret::new("k".into());
+        let a = Email::parse("ana@example.org").unwrap();
+        let old =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(legacy_mac(&s, "L", &a).finalize().into_bytes());
+        let u = unsubscribe("k", "L");
+        assert!(u.verify(&old, &a).unwrap());
+        assert!(!u.verify(&old, &Email::parse("bob@example.org").unwrap()).unwrap());
+        assert!(u.open(&old).is_none());
+    }
+
+    #[test]
+    fn signatures_bind_every_part() {
+        let u = unsubscribe("k", "L");
+        let sig = u.sign(&["a", "b"]).unwrap();
+        assert!(u.check_signature(&["a", "b"], &sig));
+        assert!(!u.check_signature(&["a", "c"], &sig));
+        assert!(!u.check_signature(&["ab"], &sig));
+        assert!(!unsubscribe("j", "L").check_signature(&["a", "b"], &sig));
     }
 }

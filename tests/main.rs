@@ -23,3 +23,5 @@ mod security;
 mod send;
 mod smtp_server_selftest;
 mod smtp_sink;
+mod web;
+mod web_browser;

@@ -18,7 +18,7 @@ const ED25519_SELECTOR: &str = "news-ed25519";
 /// Where the unsubscribe secret lives, relative to the project (git-ignored, mode 0600).
 const SECRET_FILE: &str = ".bulletin/unsubscribe.secret";
 /// What the template says in place of the settings init writes.
-const UNSUBSCRIBE_TEMPLATE: &str = "# url = \"https://example.org/unsubscribe?token={{ token }}\"  # one-click link; needs BULLETIN_UNSUBSCRIBE_SECRET\n";
+const UNSUBSCRIBE_TEMPLATE: &str = "# url = \"https://news.example.org/unsubscribe/{{ token }}\"  # one-click link (`bulletin serve`); needs BULLETIN_UNSUBSCRIBE_SECRET\n";
 const DKIM_TEMPLATE: &str = "# [dkim]\n";
 
 /// The repository's own example files, so the scaffold never drifts from what is tested.
@@ -93,7 +93,7 @@ fn compliant(template: &str, domain: &str) -> Result<String> {
         bail!("internal: the example bulletin.toml no longer has the lines init replaces");
     }
     let unsubscribe = format!(
-        "url = \"https://{domain}/unsubscribe?token={{{{ token }}}}\"  # one-click link; `bulletin serve` answers it\n\
+        "url = \"https://news.{domain}/unsubscribe/{{{{ token }}}}\"  # one-click link; `bulletin serve` answers it\n\
          secret_command = \"cat {SECRET_FILE}\"    # HMAC secret, kept out of this file (mode 0600, git-ignored)\n"
     );
     let mut out = String::new();

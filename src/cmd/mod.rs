@@ -1,5 +1,6 @@
 //! One file per subcommand, plus the loading every command shares.
 
+pub(crate) mod archive;
 pub(crate) mod check;
 pub(crate) mod dkim;
 pub(crate) mod doctor;
@@ -7,6 +8,7 @@ pub(crate) mod init;
 pub(crate) mod preview;
 pub(crate) mod report;
 pub(crate) mod send;
+pub(crate) mod serve;
 pub(crate) mod suppress;
 pub(crate) mod token;
 

@@ -18,11 +18,16 @@ pub(crate) fn run(config: Option<&Path>, command: &TokenCommand) -> Result<ExitC
     };
     let parse = |e: &str| Email::parse(e).map_err(|why| anyhow::anyhow!("{e:?}: {why}"));
     match command {
-        TokenCommand::Make { email } => {
-            let Some(token) = u.token(&parse(email)?) else {
+        TokenCommand::Make { emails } => {
+            if !u.has_secret() {
                 bail!("no secret: export BULLETIN_UNSUBSCRIBE_SECRET or set [unsubscribe] secret_command");
-            };
-            println!("{token}");
+            }
+            let mut out = String::new();
+            for e in emails {
+                out.push_str(&u.token(&parse(e)?).unwrap_or_default());
+                out.push('\n');
+            }
+            print!("{out}");
             Ok(ExitCode::SUCCESS)
         }
         TokenCommand::Verify { token, email } => {

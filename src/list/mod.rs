@@ -21,7 +21,10 @@ use crate::email::Email;
 
 pub use file::{CsvFile, normalise_column};
 pub use sources::{Found, Item, Lists, Pick, Sources, Stream};
-pub use suppression::{Reason, Suppression, append_suppression, read_suppression};
+pub use suppression::{
+    Appended, Known, Reason, Suppression, append_entries, append_entries_with, append_suppression, read_suppression,
+    remove_unsubscribe,
+};
 
 /// One list file's header.
 #[derive(Debug)]

@@ -87,45 +87,82 @@ const HEADER: &str = "email,reason,date,campaign";
 /// flushed to disk before this returns). A file written with only an `email` column, or as a
 /// plain list of addresses, keeps its shape.
 pub fn append_suppression(files: &[PathBuf], entries: &[Suppression]) -> Result<(usize, PathBuf)> {
-    let Some(file) = files.first().cloned() else {
-        bail!("no suppression file: add `suppress = [\"lists/unsubscribed.csv\"]` to bulletin.toml");
-    };
-    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    // Addresses are members' data: a new file is readable by the owner only.
-    let mut out = std::fs::OpenOptions::new()
-        .mode(0o600)
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(&file)
-        .with_context(|| format!("cannot write {}", file.display()))?;
-    out.lock().with_context(|| format!("cannot lock {}", file.display()))?;
-    let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let done = append_entries(files, entries)?;
+    Ok((done.added.iter().filter(|&&a| a).count(), done.file))
+}
+
+/// What [`append_entries`] did.
+#[derive(Debug)]
+pub struct Appended {
+    /// For each entry, whether it was added (false: the address was there already).
+    pub added: Vec<bool>,
+    /// The `date` written on the added rows.
+    pub date: String,
+    pub file: PathBuf,
+}
+
+/// [`append_suppression`], saying which entries it added and with what date (`serve` needs
+/// both to offer an undo of exactly its own row).
+pub fn append_entries(files: &[PathBuf], entries: &[Suppression]) -> Result<Appended> {
+    append_entries_with(files, entries, &mut Known::default())
+}
+
+/// What a long-running writer (`serve`) remembers of the main suppression file between its
+/// appends: the addresses in it, and the file's identity, size and modification time when it
+/// last wrote. While they are unchanged nobody else wrote, and the file need not be read again
+/// (reading it whole for every append grows with the file).
+#[derive(Debug, Default)]
+pub struct Known {
+    stamp: Option<(u64, u64, u64, i64, i64)>,
+    present: HashSet<String>,
+    columns: usize,
+}
+
+fn stamp(f: &File) -> Option<(u64, u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata().ok()?;
+    Some((m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
+}
+
+/// [`append_entries`] remembering the file in `known` from one call to the next.
+pub fn append_entries_with(files: &[PathBuf], entries: &[Suppression], known: &mut Known) -> Result<Appended> {
+    let file = main_file(files)?;
+    let mut out = lock_current(&file)?;
     let mut buf = String::new();
-    let columns = if text.iter().all(u8::is_ascii_whitespace) {
-        buf.push_str(HEADER);
-        buf.push('\n');
-        4
-    } else if shape(&text) == 4 {
-        4
+    let text_len;
+    if known.stamp.is_some() && known.stamp == stamp(&out) {
+        // Unchanged since this writer's last append, which ended with a newline.
+        text_len = 1;
     } else {
-        1
-    };
-    let mut present: HashSet<String> = HashSet::new();
-    if !buf.is_empty() {
-        // A new (or empty) file: nobody to read.
-    } else {
-        present.extend(read_suppression(&file)?);
-        if !text.ends_with(b"\n") {
+        known.stamp = None;
+        let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        text_len = text.len();
+        known.present.clear();
+        known.columns = if text.iter().all(u8::is_ascii_whitespace) {
+            buf.push_str(HEADER);
             buf.push('\n');
+            4
+        } else if shape(&text) == 4 {
+            4
+        } else {
+            1
+        };
+        if buf.is_empty() {
+            known.present.extend(read_suppression(&file)?);
+            if !text.ends_with(b"\n") {
+                buf.push('\n');
+            }
         }
     }
+    let columns = known.columns;
+    let present = &mut known.present;
     let date = now_utc();
     let mut added = 0;
+    let mut which = Vec::with_capacity(entries.len());
     for e in entries {
-        if !present.insert(e.email.key().to_owned()) {
+        let new = present.insert(e.email.key().to_owned());
+        which.push(new);
+        if !new {
             continue;
         }
         if columns == 4 {
@@ -142,12 +179,112 @@ pub fn append_suppression(files: &[PathBuf], entries: &[Suppression]) -> Result<
         }
         added += 1;
     }
-    if added > 0 || text.is_empty() {
-        out.write_all(buf.as_bytes())
-            .and_then(|()| out.sync_all())
-            .with_context(|| format!("cannot write {}", file.display()))?;
+    if added > 0 || text_len == 0 {
+        let written = out.write_all(buf.as_bytes()).and_then(|()| out.sync_all());
+        if let Err(e) = written {
+            // What is on disk is unknown now: read it again next time.
+            *known = Known::default();
+            return Err(e).with_context(|| format!("cannot write {}", file.display()));
+        }
     }
-    Ok((added, file))
+    known.stamp = stamp(&out);
+    Ok(Appended {
+        added: which,
+        date,
+        file,
+    })
+}
+
+/// The main suppression file (the first of `files`), its folder created.
+fn main_file(files: &[PathBuf]) -> Result<PathBuf> {
+    let Some(file) = files.first().cloned() else {
+        bail!("no suppression file: add `suppress = [\"lists/unsubscribed.csv\"]` to bulletin.toml");
+    };
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(file)
+}
+
+/// Opens `file` for appending (creating it, mode 0600: addresses are members' data) and takes
+/// its exclusive lock. A removal replaces the file by a new one under the same lock: a writer
+/// that was waiting on the old file finds, once it holds the lock, that the name now points
+/// elsewhere, and opens again rather than write into a file nobody reads.
+fn lock_current(file: &Path) -> Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let out = std::fs::OpenOptions::new()
+            .mode(0o600)
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(file)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        out.lock().with_context(|| format!("cannot lock {}", file.display()))?;
+        let held = out.metadata()?;
+        match std::fs::metadata(file) {
+            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok(out),
+            _ => continue,
+        }
+    }
+}
+
+/// Removes the row `email,unsubscribe,DATE,…` from the main suppression file (an undo of the
+/// unsubscribe made at `date`), under the same lock as appends; the file is rewritten to a
+/// temporary file, flushed, renamed over the old one and the folder flushed, so a reader sees
+/// the old file or the new one, never half of one. Rows with another reason or date, and
+/// files without a `reason` column, are left alone. Returns whether a row went.
+pub fn remove_unsubscribe(files: &[PathBuf], email: &Email, date: &str) -> Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = main_file(files)?;
+    let held = lock_current(&file)?;
+    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    if shape(text.as_bytes()) != 4 {
+        return Ok(false);
+    }
+    let mut kept = String::with_capacity(text.len());
+    let mut removed = false;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let mut fields = line.trim_end_matches(['\r', '\n']).splitn(4, ',');
+        let ours = i > 0
+            && fields.next().is_some_and(|e| e.eq_ignore_ascii_case(email.key()))
+            && fields.next() == Some(Reason::Unsubscribe.as_str())
+            && fields.next() == Some(date);
+        if ours && !removed {
+            removed = true;
+        } else {
+            kept.push_str(line);
+        }
+    }
+    if !removed {
+        return Ok(false);
+    }
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut out = std::fs::OpenOptions::new()
+            .mode(0o600)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)?;
+        out.set_permissions(std::fs::Permissions::from_mode(held.metadata()?.mode() & 0o777))?;
+        out.write_all(kept.as_bytes())?;
+        out.sync_all()?;
+        std::fs::rename(&temp, &file)?;
+        File::open(dir)?.sync_all()
+    };
+    use std::os::unix::fs::MetadataExt;
+    write().with_context(|| format!("cannot rewrite {}", file.display()))?;
+    drop(held);
+    Ok(true)
 }
 
 /// 4 when the file's header has bulletin's `reason` column, else 1 (only addresses).
@@ -232,6 +369,90 @@ mod tests {
         assert!(lines[1].starts_with("a@example.org,unsubscribe,20") && lines[1].ends_with("Z,2026-12-news"));
         assert!(lines[2].starts_with("b@example.org,complaint,"));
         assert_eq!(read_suppression(&file).unwrap(), ["a@example.org", "b@example.org"]);
+    }
+
+    #[test]
+    fn an_undo_removes_only_its_own_unsubscribe_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("unsubscribed.csv");
+        let files = std::slice::from_ref(&file);
+        std::fs::write(
+            &file,
+            "email,reason,date,campaign\nb@example.org,manual,2026-01-01T00:00:00Z,\n\
+             a@example.org,unsubscribe,2026-01-01T00:00:00Z,\n",
+        )
+        .unwrap();
+        let a = Email::parse("A@example.org").unwrap();
+        let done = append_entries(
+            files,
+            &entries(&["c@example.org", "a@example.org"], Reason::Unsubscribe),
+        )
+        .unwrap();
+        assert_eq!(done.added, [true, false]);
+        let b = Email::parse("b@example.org").unwrap();
+        // A manual row, or an unsubscribe of another date, is not undone.
+        assert!(!remove_unsubscribe(files, &b, "2026-01-01T00:00:00Z").unwrap());
+        assert!(remove_unsubscribe(files, &a, "2026-01-01T00:00:00Z").unwrap());
+        assert!(!remove_unsubscribe(files, &a, "2026-01-01T00:00:00Z").unwrap());
+        let c = Email::parse("c@example.org").unwrap();
+        assert!(remove_unsubscribe(files, &c, &done.date).unwrap());
+        assert_eq!(read_suppression(&file).unwrap(), ["b@example.org"]);
+        // Appends after a rewrite go into the new file.
+        append_suppression(files, &entries(&["a@example.org"], Reason::Unsubscribe)).unwrap();
+        assert_eq!(read_suppression(&file).unwrap(), ["b@example.org", "a@example.org"]);
+    }
+
+    #[test]
+    fn a_remembered_file_is_read_again_once_someone_else_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("unsubscribed.csv");
+        let files = std::slice::from_ref(&file);
+        let mut known = Known::default();
+        let add = |known: &mut Known, a: &str| {
+            append_entries_with(files, &entries(&[a], Reason::Unsubscribe), known)
+                .unwrap()
+                .added[0]
+        };
+        assert!(add(&mut known, "a@example.org"));
+        assert!(!add(&mut known, "a@example.org"));
+        // Another writer (bulletin suppress, inbox) appends; an undo rewrites the file.
+        append_suppression(files, &entries(&["b@example.org"], Reason::Manual)).unwrap();
+        assert!(!add(&mut known, "b@example.org"));
+        let date = append_entries(files, &entries(&["c@example.org"], Reason::Unsubscribe))
+            .unwrap()
+            .date;
+        assert!(remove_unsubscribe(files, &Email::parse("c@example.org").unwrap(), &date).unwrap());
+        assert!(add(&mut known, "c@example.org"));
+        assert!(add(&mut known, "d@example.org"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert_eq!(
+            read_suppression(&file).unwrap(),
+            ["a@example.org", "b@example.org", "c@example.org", "d@example.org"]
+        );
+    }
+
+    #[test]
+    fn appends_and_removals_racing_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("unsubscribed.csv");
+        let files = std::slice::from_ref(&file);
+        append_suppression(files, &entries(&["keep@example.org"], Reason::Manual)).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                s.spawn(move || {
+                    for i in 0..25 {
+                        let a = format!("t{t}-{i}@example.org");
+                        let done = append_entries(files, &entries(&[&a], Reason::Unsubscribe)).unwrap();
+                        if i % 2 == 0 {
+                            assert!(remove_unsubscribe(files, &Email::parse(&a).unwrap(), &done.date).unwrap());
+                        }
+                    }
+                });
+            }
+        });
+        let keys = read_suppression(&file).unwrap();
+        assert_eq!(keys.len(), 1 + 4 * 12, "{keys:?}");
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub(super) struct Page<'a> {
     pub preheader: Option<&'a str>,
     /// The unsubscribe URL token, when one is configured.
     pub unsubscribe: Option<&'a str>,
+    /// The page on the web, for a "View in your browser" link.
+    pub web_url: Option<&'a str>,
     pub config: &'a Config,
 }
 
@@ -135,6 +137,9 @@ pub(super) fn layout(page: &Page<'_>, body: &str) -> String {
                                     img src=(logo) alt=(alt) width=(c.theme.logo_width.unwrap_or(180)) height=(c.theme.logo_height.unwrap_or(48)) class="logo";
                                 } }
                             }
+                            @if let Some(url) = page.web_url {
+                                tr { td class="view-online" { a href=(url) { "View in your browser" } } }
+                            }
                             tr { td class="content" { (PreEscaped(body)) } }
                             @if !c.social.is_empty() {
                                 tr { td class="social" {
@@ -194,6 +199,8 @@ body, .body {{ margin: 0; padding: 0; width: 100%; background-color: #f2f2f2; }}
 .wrapper-cell {{ padding: 16px 8px; }}
 .container {{ max-width: 600px; background-color: #ffffff; border-top: 4px solid {brand}; }}
 .header {{ padding: 24px 20px 8px 20px; }}
+.view-online {{ padding: 8px 20px 0 20px; font-family: Helvetica, Arial, sans-serif; font-size: 12px; color: #666666; text-align: right; }}
+.view-online a {{ color: #666666; text-decoration: underline; }}
 .logo {{ display: block; border: 0; height: auto; font-family: Helvetica, Arial, sans-serif; font-size: 20px; font-weight: bold; color: {brand}; }}
 .content {{ padding: 8px 20px 16px 20px; font-family: Georgia, 'Times New Roman', serif; font-size: 17px; line-height: 1.55; color: #222222; }}
 .content p {{ margin: 0 0 16px 0; }}

@@ -25,8 +25,9 @@ use crate::newsletter::Newsletter;
 use crate::unsubscribe::{URL_VALUE, Unsubscribe};
 use tags::Tags;
 
-/// Fields every recipient has besides their list's columns.
-pub const BUILTIN_FIELDS: [&str; 2] = ["email", "unsubscribe_url"];
+/// Fields every recipient has besides their list's columns (`web_url`: the page in
+/// the archive, with `[archive] base_url`).
+pub const BUILTIN_FIELDS: [&str; 3] = ["email", "unsubscribe_url", "web_url"];
 
 /// Gmail clips HTML bodies larger than this.
 pub const GMAIL_CLIP_BYTES: usize = 102 * 1024;
@@ -42,6 +43,17 @@ pub struct Compiled {
     /// Per template: where each tag is in its source, and its line in the newsletter.
     tag_lines: HashMap<&'static str, Vec<(std::ops::Range<usize>, usize)>>,
     unsubscribe: Option<Arc<Unsubscribe>>,
+    /// The page in the archive, with `[archive] base_url`.
+    pub web_url: Option<String>,
+}
+
+/// Who the newsletter is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// Members, by mail: unsubscribe block, "View in your browser" link.
+    Mail,
+    /// Anyone, on the web (`bulletin archive`): neither.
+    Web,
 }
 
 /// One member's message content.
@@ -68,6 +80,24 @@ impl Compiled {
         unsubscribe: Option<Arc<Unsubscribe>>,
         diags: &mut Diagnostics,
     ) -> Option<Compiled> {
+        Compiled::compile_for(n, config, fields, unsubscribe, Audience::Mail, diags)
+    }
+
+    /// Compiles `n` for the web archive: no unsubscribe block, no "View in your browser"
+    /// link; render it with [`Compiled::generic`].
+    pub fn compile_for_web(n: &Newsletter, config: &Config, diags: &mut Diagnostics) -> Option<Compiled> {
+        Compiled::compile_for(n, config, None, None, Audience::Web, diags)
+    }
+
+    fn compile_for(
+        n: &Newsletter,
+        config: &Config,
+        fields: Option<&[String]>,
+        unsubscribe: Option<Arc<Unsubscribe>>,
+        audience: Audience,
+        diags: &mut Diagnostics,
+    ) -> Option<Compiled> {
+        let web_url = web_url(config, &n.campaign_id());
         let file = n.path.display().to_string();
         let errors_before = diags.errors();
         let mut tags = Tags::default();
@@ -128,9 +158,14 @@ impl Compiled {
             if !known {
                 let have = fields.unwrap_or(&[]).join(", ");
                 diags.error(Some((&file, line)), format!(
-                    "unknown merge field `{name}`: no list has that column (columns: {have}; also email, unsubscribe_url)"
+                    "unknown merge field `{name}`: no list has that column (columns: {have}; also email, unsubscribe_url, web_url)"
                 ));
-            } else if name == "unsubscribe_url" && unsubscribe.is_none() && line > 0 {
+            } else if name == "web_url" && web_url.is_none() {
+                diags.error(
+                    Some((&file, line)),
+                    "`web_url` is used but bulletin.toml has no [archive] base_url",
+                );
+            } else if name == "unsubscribe_url" && unsubscribe.is_none() && line > 0 && audience == Audience::Mail {
                 diags.error(
                     Some((&file, line)),
                     "`unsubscribe_url` is used but bulletin.toml has no [unsubscribe] url or mailto",
@@ -161,6 +196,7 @@ impl Compiled {
             title: &subject,
             preheader: preheader.as_deref(),
             unsubscribe: unsubscribe.is_some().then_some(unsub_token.as_str()),
+            web_url: web_url.as_deref().filter(|_| audience == Audience::Mail),
             config,
         };
         let document = html::layout(&page, &fragment);
@@ -172,12 +208,16 @@ impl Compiled {
             }
         };
         let (body_text, links) = text::render(&blocks, &tags);
-        let text_doc = text_document(
+        let mut text_doc = text_document(
             &body_text,
             &links,
             config,
             unsubscribe.as_deref().map(|u| (unsub_token.as_str(), u)),
         );
+        if let Some(url) = web_url.as_deref().filter(|_| audience == Audience::Mail) {
+            let line = labelled("View in your browser", &tags::neutralise(url), url.len());
+            text_doc.insert_str(0, &format!("{line}\n"));
+        }
 
         let templates = [
             ("subject", tags.restore_mapped(&subject)),
@@ -198,6 +238,32 @@ impl Compiled {
             file,
             tag_lines,
             unsubscribe,
+            web_url,
+        })
+    }
+
+    /// Renders for nobody in particular (the web archive): every merge field is empty, so
+    /// `default(...)` applies and `{% if %}` is false; `email` and `unsubscribe_url` are empty
+    /// too. A field printed bare has nothing to print and is an error.
+    pub fn generic(&self) -> Result<Rendered, RenderError> {
+        let ctx = Value::from_object(Fields {
+            columns: None,
+            values: Vec::new(),
+            email: None,
+            unsubscribe_url: None,
+            web_url: self.web_url.clone(),
+        });
+        self.render(&ctx).map_err(|e| RenderError {
+            message: format!("{e:#}"),
+        })
+    }
+
+    fn render(&self, ctx: &Value) -> Result<Rendered, minijinja::Error> {
+        let render = |name: &str| self.env.get_template(name)?.render(ctx);
+        Ok(Rendered {
+            subject: header_safe(&render("subject")?),
+            html: render("body.html")?,
+            text: render("body.txt")?,
         })
     }
 
@@ -205,10 +271,11 @@ impl Compiled {
     pub fn personalise(&self, r: &Recipient) -> Result<Rendered, RenderError> {
         let unsubscribe_url = self.unsubscribe.as_ref().map(|u| u.link(&r.email));
         let ctx = Value::from_object(Fields {
-            columns: Arc::clone(&r.columns),
+            columns: Some(Arc::clone(&r.columns)),
             values: r.values.clone(),
-            email: r.email.as_str().to_owned(),
+            email: Some(r.email.as_str().to_owned()),
             unsubscribe_url,
+            web_url: self.web_url.clone(),
         });
         let render = |name: &str| -> Result<String, RenderError> {
             let t = self.env.get_template(name).map_err(|e| self.error(r, e))?;
@@ -380,6 +447,16 @@ pub fn header_safe(s: &str) -> String {
     cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The page in the archive: `BASE/CAMPAIGN/`, where `bulletin archive` writes it.
+pub fn web_url(config: &Config, campaign: &str) -> Option<String> {
+    let base = config.archive.base_url.as_deref()?;
+    Some(format!(
+        "{}/{}/",
+        base.trim_end_matches('/'),
+        utf8_percent_encode(&crate::paths::archive_slug(campaign), URL_VALUE)
+    ))
+}
+
 /// Body text, link references and the footer, as the text template.
 fn text_document(body: &str, links: &[String], config: &Config, unsubscribe: Option<(&str, &Unsubscribe)>) -> String {
     // Settings are literal text: `neutralise` keeps a `{{` in them from running as a tag.
@@ -434,20 +511,22 @@ fn labelled(label: &str, url: &str, url_len: usize) -> String {
 /// One member's fields as minijinja sees them: blank values are undefined.
 #[derive(Debug)]
 struct Fields {
-    columns: Arc<Columns>,
+    columns: Option<Arc<Columns>>,
     values: Vec<Box<str>>,
-    email: String,
+    email: Option<String>,
     unsubscribe_url: Option<String>,
+    web_url: Option<String>,
 }
 
 impl Object for Fields {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let key = key.as_str()?;
         match key {
-            "email" => Some(Value::from(self.email.as_str())),
+            "email" => self.email.as_deref().map(Value::from),
             "unsubscribe_url" => self.unsubscribe_url.as_deref().map(Value::from),
+            "web_url" => self.web_url.as_deref().map(Value::from),
             _ => {
-                let i = self.columns.names.iter().position(|n| &**n == key)?;
+                let i = self.columns.as_ref()?.names.iter().position(|n| &**n == key)?;
                 let v = self.values.get(i)?.trim();
                 (!v.is_empty()).then(|| Value::from(v))
             }

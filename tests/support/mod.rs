@@ -1,6 +1,7 @@
 pub mod html;
 pub mod mime;
 pub mod project;
+pub mod serve;
 pub mod smtp_server;
 
 /// Header fields bulletin's messages may carry; a header line naming anything else in a built
