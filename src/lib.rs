@@ -20,6 +20,7 @@ pub mod deliverability;
 pub mod diagnostic;
 pub mod dkim;
 pub mod email;
+pub mod inbox;
 pub mod journal;
 pub mod list;
 pub mod message;
