@@ -14,9 +14,13 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod inbox;
+mod outcome;
 mod schema;
 mod status;
 
+pub use inbox::{Member, Processed};
+pub use outcome::Outcome;
 pub use schema::VERSION;
 pub use status::Status;
 
