@@ -159,6 +159,18 @@ pub struct SendArgs {
     /// Also send to members whose earlier delivery is uncertain (may duplicate)
     #[arg(long)]
     pub resend_uncertain: bool,
+    /// Send again to the members this campaign recorded as failed — all of them, or with
+    /// =PATTERN only those whose recorded reply contains PATTERN (ignoring case), e.g.
+    /// --retry-failed='mailbox full'. Members recorded as sent are never sent again
+    #[arg(
+        long,
+        value_name = "PATTERN",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "",
+        conflicts_with_all = ["dry_run", "test"]
+    )]
+    pub retry_failed: Option<String>,
     /// Resume although the newsletter changed since the campaign began
     #[arg(long)]
     pub allow_changed: bool,

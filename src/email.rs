@@ -1,7 +1,8 @@
 //! `Email`: a subscriber address, validated and normalised once.
 //!
 //! The normalised key (trimmed, lower-cased) is what dedupe, suppression and the journal
-//! compare; the address as written is what goes into `To`.
+//! compare; the address as written is what goes into `To`, with an internationalised domain
+//! in its ASCII form (IDNA, `xn--…`) as SMTP and most receivers need it ([`Email::smtp`]).
 
 use std::fmt;
 
@@ -43,6 +44,37 @@ impl Email {
     /// The domain part, lower-cased.
     pub fn domain(&self) -> &str {
         self.key.rsplit_once('@').map_or("", |(_, d)| d)
+    }
+
+    /// The address as it goes out, in the envelope and in `To`: as written, but a non-ASCII
+    /// domain in its IDNA form (`ana@bücher.example` → `ana@xn--bcher-kva.example`).
+    pub fn smtp(&self) -> std::borrow::Cow<'_, str> {
+        smtp_form(&self.address).expect("checked when parsed")
+    }
+
+    /// A non-ASCII part before `@` can only travel through a relay that offers SMTPUTF8
+    /// (RFC 6531): no ASCII form exists for it.
+    pub fn needs_smtputf8(&self) -> bool {
+        !self.address.is_ascii()
+            && self
+                .address
+                .rsplit_once('@')
+                .is_some_and(|(local, _)| !local.is_ascii())
+    }
+}
+
+/// `address` with its domain in IDNA form (unchanged when the domain is ASCII), or why the
+/// domain has none.
+pub fn smtp_form(address: &str) -> Result<std::borrow::Cow<'_, str>, &'static str> {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return Err("the address has no `@`");
+    };
+    if domain.is_ascii() {
+        return Ok(address.into());
+    }
+    match idna::domain_to_ascii_strict(domain) {
+        Ok(ascii) => Ok(format!("{local}@{ascii}").into()),
+        Err(_) => Err("the domain is not a valid internationalised domain name (IDNA)"),
     }
 }
 
@@ -92,8 +124,13 @@ fn check(address: &str) -> Result<(), &'static str> {
     if tld.len() < 2 || tld.chars().all(|c| c.is_ascii_digit()) {
         return Err("the domain does not end in a real top-level domain");
     }
-    // lettre must accept it too, or it could not be sent.
-    if address.parse::<lettre::Address>().is_err() {
+    // lettre must accept it too, as it goes out, or it could not be sent.
+    let smtp = smtp_form(address)?;
+    // RFC 5321 4.5.3.1.3: a path is at most 256 octets with its angle brackets.
+    if smtp.len() > 254 {
+        return Err("the address is longer than 254 octets, more than SMTP allows");
+    }
+    if smtp.parse::<lettre::Address>().is_err() {
         return Err("the address is not valid for SMTP");
     }
     Ok(())
@@ -115,6 +152,9 @@ mod tests {
             "a@example.org",
             " Ana.Lopez@Example.org ",
             "o'brien+news@mail.example.co.uk",
+            "ana@bücher.example",
+            "josé@example.org",
+            "用户@例子.广告",
         ] {
             assert!(Email::parse(ok).is_ok(), "{ok}");
         }
@@ -138,8 +178,28 @@ mod tests {
             "",
             // Lower-cases to `i̇` (with a combining dot): the key would not read back.
             "A@EXAMPLE.İO",
+            // No IDNA form: a disallowed code point, a label over 63 octets once encoded.
+            "a@ex\u{2488}ample.org",
+            &format!("a@{}.example", "ü".repeat(60)),
+            // Over 254 octets.
+            &format!("a@{}example", format!("{}.", "b".repeat(60)).repeat(5)),
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn a_non_ascii_domain_has_an_idna_form() {
+        let e = Email::parse("Ana@Bücher.example").unwrap();
+        assert_eq!(e.smtp(), "Ana@xn--bcher-kva.example");
+        assert_eq!(e.as_str(), "Ana@Bücher.example");
+        assert!(!e.needs_smtputf8());
+        let ascii = Email::parse("ana@example.org").unwrap();
+        assert!(matches!(ascii.smtp(), std::borrow::Cow::Borrowed("ana@example.org")));
+        let e = Email::parse("用户@例子.广告").unwrap();
+        // As Python computes it: "例子.广告".encode("idna").
+        assert_eq!(e.smtp(), "用户@xn--fsqu00a.xn--4rr70v");
+        assert!(e.needs_smtputf8());
+        assert!(Email::parse("josé@example.org").unwrap().needs_smtputf8());
     }
 }

@@ -7,7 +7,7 @@
 //! newsletter.rs  Markdown + front matter ─┐
 //! list.rs        CSVs → Recipients ───────┤
 //! render/        compile once (Markdown, layout, CSS) → personalise per member
-//! message.rs     MIME (lettre) ─▶ send/ (dry-run files | SMTP with rate, retries)
+//! message/      MIME (lettre) ─▶ send/ (dry-run files | SMTP with rate, retries)
 //! journal.rs     SQLite record of every outcome ─▶ report, resume
 //! ```
 //!

@@ -6,6 +6,11 @@
 //! personalising has not already checked (the address was validated when read, the subject and
 //! name are made header-safe), so a build that fails fails for everyone — and building every
 //! message twice (here and when sending) would double the cost of a send.
+//!
+//! A member whose address has a non-ASCII part before `@` can only be sent through a relay
+//! that offers SMTPUTF8 (RFC 6531). Preflight counts them; `send` then asks the relay, and
+//! when it lacks SMTPUTF8 those members are skipped — a warning naming their rows, never an
+//! abort of the run.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +27,10 @@ pub struct Preflight {
     pub failures: BTreeMap<String, (Vec<String>, usize)>,
     /// Largest personalised HTML part and whose it was.
     pub largest_html: Option<(usize, String)>,
+    /// Members whose address needs SMTPUTF8: locations of the first few, and how many.
+    pub smtputf8: (Vec<String>, usize),
+    /// Whether the relay offers SMTPUTF8, when it was asked (`send`; `check` never connects).
+    pub relay_smtputf8: Option<bool>,
     built_one: bool,
 }
 
@@ -37,6 +46,13 @@ impl Preflight {
         };
         if self.largest_html.as_ref().is_none_or(|(n, _)| rendered.html.len() > *n) {
             self.largest_html = Some((rendered.html.len(), r.location()));
+        }
+        if r.email.needs_smtputf8() {
+            let (rows, n) = &mut self.smtputf8;
+            if rows.len() < SHOWN {
+                rows.push(r.location());
+            }
+            *n += 1;
         }
         if !self.built_one {
             if let Err(e) = letterhead.build(r, &rendered, letterhead.message_id()) {
@@ -55,13 +71,11 @@ impl Preflight {
         *n += 1;
     }
 
-    /// Adds the findings to `diags`: one error per kind of failure, listing the rows.
+    /// Adds the findings to `diags`: one error per kind of failure, listing the rows, and a
+    /// warning for the members that need SMTPUTF8 unless the relay offers it.
     pub fn report(&self, compiled: &Compiled, diags: &mut Diagnostics) {
         for (message, (rows, count)) in &self.failures {
-            let mut list = rows.join(", ");
-            if *count > rows.len() {
-                list.push_str(&format!(" and {} more", count - rows.len()));
-            }
+            let list = listed(rows, *count);
             let field = compiled
                 .bare_fields
                 .iter()
@@ -88,5 +102,38 @@ impl Preflight {
                 ),
             );
         }
+        let (rows, n) = &self.smtputf8;
+        let fate = match self.relay_smtputf8 {
+            Some(true) => return,
+            Some(false) => "skipped: the relay does not offer SMTPUTF8 (RFC 6531), which it needs",
+            None => "sent only through a relay that offers SMTPUTF8 (RFC 6531), skipped otherwise",
+        };
+        let them = if *n - rows.len() == 1 { "member" } else { "members" };
+        // One warning per row, so each names its file and line.
+        for (i, at) in rows.iter().enumerate() {
+            let more = if i + 1 == rows.len() && *n > rows.len() {
+                format!(" ({} more {them} like it)", n - rows.len())
+            } else {
+                String::new()
+            };
+            diags.warning(
+                Some((at, 0)),
+                format!("the address has a non-ASCII part before `@`: {fate}{more}"),
+            );
+        }
     }
+
+    /// How many members need SMTPUTF8.
+    pub fn smtputf8_members(&self) -> usize {
+        self.smtputf8.1
+    }
+}
+
+/// `a, b and 3 more`.
+fn listed(rows: &[String], count: usize) -> String {
+    let mut list = rows.join(", ");
+    if count > rows.len() {
+        list.push_str(&format!(" and {} more", count - rows.len()));
+    }
+    list
 }

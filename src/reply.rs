@@ -34,6 +34,17 @@ pub fn is_address_failure(reply: &str) -> bool {
         .any(|p| r.contains(p))
 }
 
+/// The reply with every address in it (`<a@b>`, `a@b`) taken out, to compare the words a
+/// relay said to different members.
+pub fn without_addresses(reply: &str) -> String {
+    reply
+        .split_whitespace()
+        .filter(|w| !w.contains('@'))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_lowercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_address_failure;

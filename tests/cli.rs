@@ -1,10 +1,8 @@
 //! Issue 2 from the outside: the real `bulletin` binary run in temporary projects, its output
 //! re-parsed by independent parsers (mail-parser, Python's `email` package).
 
-mod support;
-
+use crate::support::project::{Preview, Project};
 use mail_parser::{MessagePart, MimeHeaders, PartType};
-use support::project::{Preview, Project};
 
 const NL: &str = "newsletters/n.md";
 const LIST: &str = "lists/m.csv";
@@ -23,7 +21,7 @@ fn project(subject: &str, body: &str, csv: &str) -> Project {
     Project::new().file(NL, newsletter(subject, body)).file(LIST, csv)
 }
 
-fn check(p: &Project) -> support::project::Run {
+fn check(p: &Project) -> crate::support::project::Run {
     p.run(&["check", NL, "--list", LIST])
 }
 
@@ -331,7 +329,7 @@ fn suppression_files_from_settings_are_always_excluded() {
     // `suppress` is a top-level key, so it goes before the first table.
     let config = format!(
         "suppress = [\"lists/unsubscribed.csv\", \"lists/bounces.txt\"]\n{}",
-        support::project::DEFAULT_CONFIG
+        crate::support::project::DEFAULT_CONFIG
     );
     let p = project(
         "Hi",
@@ -638,7 +636,7 @@ fn raw_html_in_markdown_is_escaped_by_default() {
     );
 
     // Allowed raw HTML is sanitised: formatting stays, scripts, forms, handlers never arrive.
-    let config = support::project::DEFAULT_CONFIG.replacen("from = ", "allow_raw_html = true\nfrom = ", 1);
+    let config = crate::support::project::DEFAULT_CONFIG.replacen("from = ", "allow_raw_html = true\nfrom = ", 1);
     let p = p.file("bulletin.toml", config);
     check(&p).success();
     let pv = preview_row(&p, 1);
@@ -1070,7 +1068,7 @@ fn guarded_and_defaulted_fields_are_not_errors() {
 
 #[test]
 fn unsubscribe_url_at_the_start_of_a_link_is_a_whole_url() {
-    let config = support::project::DEFAULT_CONFIG.replace(
+    let config = crate::support::project::DEFAULT_CONFIG.replace(
         "mailto = \"unsubscribe@example.org\"",
         "mailto = \"unsubscribe@example.org\"\nurl = \"https://example.org/unsubscribe?token={{ token }}\"",
     );

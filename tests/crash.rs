@@ -7,40 +7,20 @@
 //!
 //! A journal that cannot be written — its directory is a file, read-only, or on a full disk —
 //! is an error before anything is sent, and a disk that fills mid-send stops the run cleanly
-//! with every message accounted for. Read-only and full file systems are made with a tmpfs
-//! (root only, as in CI); elsewhere those tests say they were skipped.
+//! with every message accounted for. Read-only and full file systems are made with a tmpfs, so
+//! those tests need root and are `#[ignore]`d: `.ci/run` runs them as root.
 
-mod support;
-
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::project::{DEFAULT_CONFIG, Project, report, send};
-use support::smtp_server::{Action, Event, Options, Stage, TestSmtp};
+use crate::support::project::{Project, members, report, send, sending, uncertain_addresses};
+use crate::support::smtp_server::{Action, Event, Options, Stage, TestSmtp};
 
 const NEWSLETTER: &str = "---\nsubject: \"Hi {{ first_name }}\"\nid: crash\n---\nDear {{ first_name }},\n\nThe news.\n";
 
-fn members(n: usize) -> String {
-    let mut csv = String::from("email,first_name\n");
-    for i in 1..=n {
-        csv.push_str(&format!("m{i}@example.org,Member{i}\n"));
-    }
-    csv
-}
-
 fn project(smtp: &TestSmtp, n: usize) -> Project {
-    Project::new()
-        .file(
-            "bulletin.toml",
-            format!(
-                "{DEFAULT_CONFIG}\n[smtp]\nurl = \"{}\"\nconcurrency = 4\nretry_delay = 0.01\ntimeout = 5\n",
-                smtp.url()
-            ),
-        )
-        .file("n.md", NEWSLETTER)
-        .file("m.csv", members(n))
+    sending(&smtp.url(), NEWSLETTER, members(n), "concurrency = 4\ntimeout = 5")
 }
 
 /// Each accepted message takes a little while, so a kill finds messages in flight. The server
@@ -55,34 +35,6 @@ fn slow_server(delay: Duration) -> TestSmtp {
         pipelining: true,
         ..Options::default()
     })
-}
-
-fn uncertain_addresses(r: &serde_json::Value) -> HashSet<String> {
-    r["uncertain_members"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|u| u["address"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Address → copies the server accepted.
-fn received(smtp: &TestSmtp) -> HashMap<String, usize> {
-    let mut out = HashMap::new();
-    for m in smtp.messages() {
-        assert_eq!(m.rcpt_to.len(), 1, "one recipient per message");
-        *out.entry(m.rcpt_to[0].clone()).or_default() += 1;
-    }
-    out
-}
-
-/// Waits until the server has accepted `n` messages in all, or the run has ended.
-fn wait_for_new(smtp: &TestSmtp, n: usize, child: &mut std::process::Child) {
-    while smtp.messages().len() < n && child.try_wait().expect("try_wait").is_none() {
-        std::thread::sleep(Duration::from_micros(200));
-    }
 }
 
 /// SQLite's own check of the journal file.
@@ -122,10 +74,10 @@ fn crash_loop_twenty_kills_then_everyone_exactly_once() {
             // Early: loading, preflight, opening and filling the journal, the first hand-offs.
             0 => std::thread::sleep(Duration::from_millis(rng.u64(0..150))),
             // Right after some message was accepted, before its `sent` is committed.
-            1 | 2 => wait_for_new(&smtp, accepted + rng.usize(1..=60), &mut child),
+            1 | 2 => smtp.wait_for_or_exit(accepted + rng.usize(1..=60), &mut child),
             // Some time into sending.
             _ => {
-                wait_for_new(&smtp, accepted + 1, &mut child);
+                smtp.wait_for_or_exit(accepted + 1, &mut child);
                 std::thread::sleep(Duration::from_micros(rng.u64(0..30_000)));
             }
         }
@@ -167,13 +119,13 @@ fn crash_loop_twenty_kills_then_everyone_exactly_once() {
             assert_eq!(smtp.messages().len(), 0, "round {round}");
             per_crash.push(0);
         }
-        assert!(received(&smtp).values().all(|&n| n == 1), "round {round}: a duplicate");
+        assert!(smtp.received().values().all(|&n| n == 1), "round {round}: a duplicate");
     }
     let before_final = smtp.messages().len();
     send(&p, &[]).success();
     let r = report(&p);
     let uncertain = uncertain_addresses(&r);
-    let got = received(&smtp);
+    let got = smtp.received();
     let duplicates: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
     assert!(duplicates.is_empty(), "duplicates: {duplicates:?}");
     for i in 1..=N {
@@ -216,16 +168,20 @@ fn a_journal_directory_that_is_a_file_is_an_error_before_connecting() {
 struct Mount(PathBuf);
 
 impl Mount {
-    /// A tmpfs of `size` at `dir`, or `None` where mounting is not allowed.
-    fn tmpfs(dir: &Path, size: &str) -> Option<Mount> {
-        std::fs::create_dir_all(dir).ok()?;
-        let ok = Command::new("mount")
+    /// A tmpfs of `size` at `dir`; panics where mounting is not allowed (not root).
+    fn tmpfs(dir: &Path, size: &str) -> Mount {
+        std::fs::create_dir_all(dir).expect("create the mount point");
+        let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
             .arg(dir)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Mount(dir.to_owned()))
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test needs to mount a tmpfs (run it as root, as .ci/run does): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Mount(dir.to_owned())
     }
 
     fn remount(&self, options: &str) {
@@ -253,18 +209,13 @@ fn fill(dir: &Path) {
     let _ = f.sync_all();
 }
 
-fn skip(why: &str) {
-    println!("skipped: {why} (needs root to mount a tmpfs)");
-}
-
 #[test]
+#[ignore = "needs root to mount a tmpfs; run by .ci/run"]
 fn a_read_only_journal_directory_is_an_error_before_sending() {
     let smtp = TestSmtp::start();
     let p = project(&smtp, 3);
     // A fresh journal in a read-only directory.
-    let Some(mount) = Mount::tmpfs(&p.join(".bulletin"), "1m") else {
-        return skip("read-only journal directory");
-    };
+    let mount = Mount::tmpfs(&p.join(".bulletin"), "1m");
     mount.remount("ro");
     let run = send(&p, &[]);
     run.code(1).stderr_has(".bulletin/journal.db");
@@ -283,16 +234,15 @@ fn a_read_only_journal_directory_is_an_error_before_sending() {
     println!("read-only journal directory, existing journal: {}", run.stderr.trim());
     mount.remount("rw");
     send(&p, &[]).success().stdout_has("2 sent");
-    assert!(received(&smtp).values().all(|&n| n == 1));
+    assert!(smtp.received().values().all(|&n| n == 1));
 }
 
 #[test]
+#[ignore = "needs root to mount a tmpfs; run by .ci/run"]
 fn a_full_disk_is_an_error_before_sending_and_a_clean_stop_mid_send() {
     let smtp = slow_server(Duration::from_millis(1));
     let p = project(&smtp, 2000);
-    let Some(mount) = Mount::tmpfs(&p.join(".bulletin"), "1m") else {
-        return skip("full disk");
-    };
+    let mount = Mount::tmpfs(&p.join(".bulletin"), "1m");
     // Nothing left at all: the journal cannot even be created.
     fill(&p.join(".bulletin"));
     let run = send(&p, &[]);
@@ -342,7 +292,7 @@ fn a_full_disk_is_an_error_before_sending_and_a_clean_stop_mid_send() {
     send(&p, &[]).success();
     let r = report(&p);
     let uncertain = uncertain_addresses(&r);
-    let got = received(&smtp);
+    let got = smtp.received();
     assert!(got.values().all(|&n| n == 1), "a duplicate");
     assert_eq!(r["sent"].as_u64().unwrap() as usize + uncertain.len(), 2000);
     for i in 1..=2000 {

@@ -2,26 +2,16 @@
 //! verified by an independent verifier (Python's dkimpy) on messages captured from the SMTP
 //! test server, suppression, and `check`'s advice.
 
-mod support;
-
 use std::collections::HashMap;
 use std::process::Command;
 
-use support::project::{DEFAULT_CONFIG, Project};
-use support::smtp_server::{Action, Options, Stage, TestSmtp};
+use crate::support::project::{DEFAULT_CONFIG, Project, members};
+use crate::support::smtp_server::{Action, Options, Stage, TestSmtp};
 
 const NEWSLETTER: &str = "---\nsubject: \"News for {{ first_name | default('you') }}\"\nid: news-7\n---\n\
 Dear {{ first_name | default(\"friend\") }},\n\nThe news. [Leave]({{ unsubscribe_url }})\n";
 
 const SECRET: &str = "s3cret-for-tests-only";
-
-fn members(n: usize) -> String {
-    let mut csv = String::from("email,first_name\n");
-    for i in 1..=n {
-        csv.push_str(&format!("m{i}@example.org,Member{i}\n"));
-    }
-    csv
-}
 
 /// A project with `extra` appended to the default settings and `[smtp]` pointing at `smtp`.
 fn project(smtp: &TestSmtp, n: usize, extra: &str) -> Project {

@@ -5,9 +5,7 @@
 //! escaped HTML, percent-encoded merge values in links, stable address keys.
 //!
 //! A small budget by default (64 cases a target, a few seconds). A long run prints what each
-//! target saw: `PROPTEST_CASES=5000 cargo test --test fuzz -- --nocapture --test-threads 1`.
-
-mod support;
+//! target saw: `PROPTEST_CASES=5000 cargo test --test main fuzz:: -- --nocapture --test-threads 1`.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -19,6 +17,8 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
 
+use crate::support::MESSAGE_HEADERS;
+use crate::support::html;
 use bulletin::config::Config;
 use bulletin::diagnostic::{Diagnostics, Level};
 use bulletin::email::Email;
@@ -30,8 +30,6 @@ use bulletin::secret::Secret;
 use bulletin::send::rate::Rate;
 use bulletin::send::smtp::{Relay, Security, is_loopback};
 use bulletin::unsubscribe::Unsubscribe;
-use support::MESSAGE_HEADERS;
-use support::html;
 
 // ---------------------------------------------------------------------------------------------
 // Harness: a runner per target with a tally of what happened, printed at the end.
@@ -377,9 +375,25 @@ fn header_text() -> impl Strategy<Value = String> {
     .prop_map(|v| v.concat())
 }
 
-/// A CSV value: hostile text, blank, or plain.
+/// A CSV value: hostile text, blank, plain, or very long.
 fn field() -> impl Strategy<Value = String> {
-    prop_oneof![4 => nasty(), 1 => Just(String::new()), 1 => "[A-Za-z]{1,10}", 1 => any::<String>()]
+    prop_oneof![
+        4 => nasty(),
+        1 => Just(String::new()),
+        1 => "[A-Za-z]{1,10}",
+        1 => any::<String>(),
+        1 => long_value(),
+    ]
+}
+
+/// A value longer than a line may be: one word of thousands of characters (ASCII or not),
+/// a long URL, or hostile text repeated.
+fn long_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (select(&["x", "é", "✊🏽", "=", ".", "-", "\t"][..]), 900..6000usize).prop_map(|(c, n)| c.repeat(n)),
+        (900..4000usize).prop_map(|n| format!("https://example.org/{}?q=1", "p".repeat(n))),
+        (nasty(), 50..400usize).prop_map(|(s, n)| s.repeat(n)),
+    ]
 }
 
 const COLUMNS: [&str; 7] = ["email", "first_name", "last_name", "name", "city", "website", "note"];
@@ -405,6 +419,9 @@ fn issue() -> impl Strategy<Value = Issue> {
     ];
     let address = prop_oneof![
         4 => (1..50u32).prop_map(|i| format!("m{i}@example.org")),
+        // Internationalised: an IDNA domain, a local part that needs SMTPUTF8, or both.
+        1 => (1..50u32, select(&["m{i}@bücher.example", "josé{i}@example.org", "用户{i}@例子.广告"][..]))
+            .prop_map(|(i, a)| a.replace("{i}", &i.to_string())),
         1 => nasty().prop_map(|n| format!("m{n}@example.org")),
         1 => nasty().prop_map(|n| format!("m@example.org{n}")),
     ];
@@ -500,8 +517,11 @@ mailto = "unsubscribe@example.org"
     Config::parse(&text, Path::new("bulletin.toml")).expect("the test settings parse")
 }
 
-/// Checks a built message with mail-parser and by reading its raw header block.
+/// Checks a built message with mail-parser and by reading its lines and raw header block.
 fn check_message(raw: &[u8], to: &Email, subject: &str) -> Result<(), TestCaseError> {
+    if let Some(problem) = crate::support::mime::overlong_line(raw) {
+        return Err(TestCaseError::fail(problem));
+    }
     let text = String::from_utf8_lossy(raw);
     let head = text.split("\r\n\r\n").next().unwrap_or_default();
     for line in head.split("\r\n") {
@@ -526,7 +546,8 @@ fn check_message(raw: &[u8], to: &Email, subject: &str) -> Result<(), TestCaseEr
         .to()
         .map(|t| t.iter().filter_map(|a| a.address()).collect())
         .unwrap_or_default();
-    prop_assert_eq!(tos, vec![to.as_str()], "exactly one To, the member");
+    let smtp = to.smtp();
+    prop_assert_eq!(tos, vec![smtp.as_ref()], "exactly one To, the member (IDNA domain)");
     prop_assert!(m.cc().is_none() && m.bcc().is_none(), "Cc or Bcc present");
     prop_assert_eq!(m.header_values("To").count(), 1);
     prop_assert_eq!(m.header_values("Subject").count(), 1);
@@ -591,6 +612,7 @@ fn fuzz_compile_personalise_and_build() {
                 return Ok(());
             }
         };
+        let mut built = Vec::new();
         for r in &lists.recipients {
             let rendered = match compiled.personalise(r) {
                 Ok(x) => x,
@@ -631,9 +653,14 @@ fn fuzz_compile_personalise_and_build() {
             };
             tally.add("built");
             let env_to: Vec<String> = message.envelope().to().iter().map(ToString::to_string).collect();
-            prop_assert_eq!(env_to, vec![r.email.as_str().to_owned()], "one envelope recipient");
-            check_message(&message.formatted(), &r.email, &rendered.subject)?;
+            prop_assert_eq!(env_to, vec![r.email.smtp().into_owned()], "one envelope recipient");
+            let raw = message.formatted();
+            check_message(&raw, &r.email, &rendered.subject)?;
+            built.push(raw);
         }
+        // Python's email package, strict: no defect in any message (one process per case).
+        let defects = crate::support::mime::python_defects(&built);
+        prop_assert!(defects.is_empty(), "Python's email package found defects:\n{defects}");
         Ok(())
     });
 }

@@ -2,53 +2,20 @@
 //! server on 127.0.0.1, with faults injected. Every assertion is about what the server
 //! actually accepted and what the journal reports.
 
-mod support;
-
-use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Child;
 use std::time::Duration;
 
-use support::project::{DEFAULT_CONFIG, Project, report, send};
-use support::smtp_server::{Action, Event, Options, Stage, TestSmtp};
+use crate::support::project::{Project, addr, members, report, send, sending, uncertain_addresses};
+use crate::support::smtp_server::{Action, Event, Options, Stage, TestSmtp};
 
 const NEWSLETTER: &str = "---\nsubject: \"News for {{ first_name | default('you') }}\"\nid: news-1\n---\n\
 Dear {{ first_name | default(\"friend\") }},\n\nThe news.\n";
 
-fn members(n: usize) -> String {
-    let mut csv = String::from("email,first_name\n");
-    for i in 1..=n {
-        csv.push_str(&format!("m{i}@example.org,Member{i}\n"));
-    }
-    csv
-}
-
-fn addr(i: usize) -> String {
-    format!("m{i}@example.org")
-}
-
 /// A project that sends `n` members through `smtp`, retrying quickly.
 /// `extra_smtp` lines replace the defaults with the same key.
 fn project(smtp: &TestSmtp, n: usize, extra_smtp: &str) -> Project {
-    let url = format!("url = \"{}\"", smtp.url());
-    let mut lines: Vec<&str> = vec![&url, "retry_delay = 0.01", "timeout = 2", "concurrency = 2"];
-    let key = |l: &str| l.split('=').next().unwrap_or("").trim().to_owned();
-    lines.retain(|d| !extra_smtp.lines().any(|e| key(e) == key(d)));
-    let config = format!("{DEFAULT_CONFIG}\n[smtp]\n{}\n{extra_smtp}", lines.join("\n"));
-    Project::new()
-        .file("bulletin.toml", config)
-        .file("n.md", NEWSLETTER)
-        .file("m.csv", members(n))
-}
-
-/// Address → how many messages the server accepted for it.
-fn received(smtp: &TestSmtp) -> HashMap<String, usize> {
-    let mut out = HashMap::new();
-    for m in smtp.messages() {
-        assert_eq!(m.rcpt_to.len(), 1, "one recipient per message");
-        *out.entry(m.rcpt_to[0].clone()).or_default() += 1;
-    }
-    out
+    sending(&smtp.url(), NEWSLETTER, members(n), extra_smtp)
 }
 
 fn fault(f: impl Fn(&Event) -> Action + Send + Sync + 'static) -> TestSmtp {
@@ -65,19 +32,12 @@ fn spawn(p: &Project, extra: &[&str]) -> Child {
     p.spawn(&args)
 }
 
-/// Waits (without any timing assertion) until the server has accepted `n` messages.
-fn wait_for(smtp: &TestSmtp, n: usize) {
-    while smtp.messages().len() < n {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn every_member_once_envelope_matches_header_and_resume_sends_nothing_more() {
     let smtp = TestSmtp::start();
     let p = project(&smtp, 12, "");
     send(&p, &[]).success().stdout_has("12 sent, 0 failed");
-    let got = received(&smtp);
+    let got = smtp.received();
     assert_eq!(got.len(), 12);
     assert!(got.values().all(|&n| n == 1));
     for m in smtp.messages() {
@@ -119,7 +79,7 @@ fn limit_then_resume_reaches_everyone_exactly_once() {
         .success()
         .stdout_has("5 sent")
         .stdout_has("(4 sent earlier)");
-    let got = received(&smtp);
+    let got = smtp.received();
     assert_eq!(got.len(), 9);
     assert!(got.values().all(|&n| n == 1));
 }
@@ -180,7 +140,7 @@ fn test_send_is_recorded_apart_from_the_campaign() {
         .stdout_has("sent       1");
     send(&p, &[]).success().stdout_has("3 sent");
     assert_eq!(
-        received(&smtp)[&addr(1)],
+        smtp.received()[&addr(1)],
         2,
         "the staff member gets the test and the real one"
     );
@@ -195,7 +155,7 @@ fn temporary_rcpt_failures_are_retried_and_delivered() {
     });
     let p = project(&smtp, 5, "");
     send(&p, &[]).success().stdout_has("5 sent");
-    assert!(received(&smtp).values().all(|&n| n == 1));
+    assert!(smtp.received().values().all(|&n| n == 1));
     assert_eq!(smtp.attempts(Stage::Rcpt), 7);
 }
 
@@ -212,7 +172,7 @@ fn temporary_failures_that_persist_stay_pending_for_the_next_run() {
     // The next run retries only the pending member.
     let fixed = TestSmtp::start();
     send(&p, &["--smtp", &fixed.url()]).success().stdout_has("1 sent");
-    assert_eq!(received(&fixed).keys().collect::<Vec<_>>(), vec![&addr(2)]);
+    assert_eq!(fixed.received().keys().collect::<Vec<_>>(), vec![&addr(2)]);
 }
 
 #[test]
@@ -267,7 +227,7 @@ fn connection_lost_after_the_final_dot_is_uncertain_and_not_resent() {
     send(&p, &["--smtp", &again.url(), "--resend-uncertain"])
         .success()
         .stdout_has("1 sent");
-    assert_eq!(received(&again).keys().collect::<Vec<_>>(), vec![&addr(2)]);
+    assert_eq!(again.received().keys().collect::<Vec<_>>(), vec![&addr(2)]);
 }
 
 #[test]
@@ -279,8 +239,8 @@ fn connection_lost_before_the_end_of_data_is_retried() {
     });
     let p = project(&smtp, 4, "concurrency = 1\n");
     send(&p, &[]).success().stdout_has("4 sent");
-    assert!(received(&smtp).values().all(|&n| n == 1));
-    assert_eq!(received(&smtp).len(), 4);
+    assert!(smtp.received().values().all(|&n| n == 1));
+    assert_eq!(smtp.received().len(), 4);
 }
 
 #[test]
@@ -291,7 +251,7 @@ fn a_reply_slower_than_the_timeout_is_retried() {
     });
     let p = project(&smtp, 2, "timeout = 1\nconcurrency = 1\n");
     send(&p, &[]).success().stdout_has("2 sent");
-    assert!(received(&smtp).values().all(|&n| n == 1));
+    assert!(smtp.received().values().all(|&n| n == 1));
 }
 
 #[test]
@@ -317,7 +277,7 @@ fn auth_failure_aborts_before_any_member_is_touched() {
 #[test]
 fn a_run_of_failures_stops_cleanly() {
     let smtp = fault(|e| match e.stage {
-        Stage::Rcpt => Action::Reply(550, "5.7.1 relaying denied".into()),
+        Stage::Rcpt => Action::Reply(550, format!("5.1.1 <{}>: user unknown", e.rcpt.unwrap_or_default())),
         _ => Action::Continue,
     });
     let p = project(&smtp, 30, "stop_after_failures = 3\nconcurrency = 1\n");
@@ -325,6 +285,24 @@ fn a_run_of_failures_stops_cleanly() {
     assert_eq!(smtp.attempts(Stage::Rcpt), 3);
     let r = report(&p);
     assert_eq!((r["failed"].as_u64(), r["pending"].as_u64()), (Some(3), Some(27)));
+}
+
+#[test]
+fn relaying_denied_stops_the_run_and_burns_nobody() {
+    let smtp = fault(|e| match e.stage {
+        Stage::Rcpt => Action::Reply(
+            554,
+            format!("5.7.1 <{}>: Relay access denied", e.rcpt.unwrap_or_default()),
+        ),
+        _ => Action::Continue,
+    });
+    let p = project(&smtp, 10, "concurrency = 2\n");
+    send(&p, &[])
+        .code(1)
+        .stderr_has("Relay access denied")
+        .stderr_has("to resume:");
+    let r = report(&p);
+    assert_eq!((r["failed"].as_u64(), r["pending"].as_u64()), (Some(0), Some(10)));
 }
 
 #[test]
@@ -359,26 +337,21 @@ fn sigkill_mid_send_then_resume_delivers_everyone_at_most_once() {
     });
     let p = project(&smtp, 40, "");
     let mut child = spawn(&p, &[]);
-    wait_for(&smtp, 10);
+    smtp.wait_for(10, &mut child);
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
     let before = smtp.messages().len();
     assert!(before < 40, "killed before the end");
     send(&p, &[]).success();
-    let got = received(&smtp);
+    let got = smtp.received();
     assert!(got.values().all(|&n| n == 1), "nobody twice: {got:?}");
     let r = report(&p);
-    let uncertain: Vec<&str> = r["uncertain_members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["address"].as_str().unwrap())
-        .collect();
+    let uncertain = uncertain_addresses(&r);
     assert!(uncertain.len() <= 2, "at most `concurrency` uncertain: {uncertain:?}");
     for i in 1..=40 {
         let a = addr(i);
         assert!(
-            got.contains_key(&a) || uncertain.contains(&a.as_str()),
+            got.contains_key(&a) || uncertain.contains(&a),
             "{a} neither received nor uncertain"
         );
     }
@@ -407,8 +380,8 @@ fn ctrl_c_case(pipelining: bool) {
         ..Options::default()
     });
     let p = project(&smtp, 40, "");
-    let child = spawn(&p, &[]);
-    wait_for(&smtp, 5);
+    let mut child = spawn(&p, &[]);
+    smtp.wait_for(5, &mut child);
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -420,7 +393,7 @@ fn ctrl_c_case(pipelining: bool) {
     assert_eq!(r["uncertain"], 0, "in-flight messages were finished and recorded");
     assert_eq!(r["sent"].as_u64().unwrap() as usize, smtp.messages().len());
     send(&p, &[]).success();
-    let got = received(&smtp);
+    let got = smtp.received();
     assert_eq!(got.len(), 40);
     assert!(got.values().all(|&n| n == 1));
 }
@@ -441,7 +414,7 @@ fn shards_split_the_list_without_overlap_and_report_merges_their_journals() {
     // Shard 1 again: nothing new (its own journal remembers).
     send(&p, &["--shard", "1/2"]).success().stdout_has("nothing to send");
     send(&p, &["--shard", "2/2"]).success();
-    let got = received(&smtp);
+    let got = smtp.received();
     assert_eq!(got.len(), 30, "the two shards together reach everyone");
     assert!(got.values().all(|&n| n == 1), "no member is in both shards");
     // Report reads both shard journals and merges them.

@@ -1,13 +1,11 @@
-mod support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::support::smtp_server::{Action, Event, Options, Stage, TestSmtp};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::{PoolConfig, SmtpTransportBuilder};
 use lettre::{Message, SmtpTransport, Transport};
-use support::smtp_server::{Action, Event, Options, Stage, TestSmtp};
 
 /// Plaintext transport to the test server, without connection reuse.
 fn transport(server: &TestSmtp) -> SmtpTransportBuilder {

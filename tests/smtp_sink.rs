@@ -5,10 +5,8 @@
 //! record of what the relay got.
 //!
 //! These need Postfix installed, so plain `cargo test` skips them; `.ci/run` runs them with
-//! `cargo test --test smtp_sink -- --ignored`, and then a missing `smtp-sink` is a failure.
+//! `cargo test --test main smtp_sink:: -- --ignored`, and then a missing `smtp-sink` is a failure.
 //! Every fault flag applies to every message, so each test asserts one outcome for everyone.
-
-mod support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -18,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::project::{DEFAULT_CONFIG, Project, report, send};
+use crate::support::project::{DEFAULT_CONFIG, Project, addr, report, send, uncertain_addresses};
+use crate::support::wait_until;
 
 /// Where Debian's `postfix` package puts it; `SMTP_SINK` overrides.
 const SINK_PLACES: [&str; 2] = ["/usr/sbin/smtp-sink", "/usr/bin/smtp-sink"];
@@ -198,10 +197,6 @@ The news. A line that starts with a dot follows, to exercise SMTP dot-stuffing:\
 .well, that was it.\n";
 
 const NAMES: [&str; 6] = ["Zoë", "李伟", "José", "Ольга", "محمد", "Søren"];
-
-fn addr(i: usize) -> String {
-    format!("m{i}@example.org")
-}
 
 fn name(i: usize) -> &'static str {
     NAMES[i % NAMES.len()]
@@ -420,11 +415,12 @@ fn sigkill_mid_send_then_resume_delivers_everyone_at_most_once() {
     let slow = Sink::start(&["-W", ".:1"]);
     let p = project(&slow, 8, 2);
     let mut child = p.spawn(&["send", "n.md", "--list", "m.csv", "--yes"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while slow.dumps().len() < 3 {
-        assert!(Instant::now() < deadline, "the send never got going");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        "the sink to hold 3 messages",
+        Duration::from_millis(10),
+        &mut child,
+        |_| slow.dumps().len() >= 3,
+    );
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
     let first = slow.received();
@@ -434,18 +430,13 @@ fn sigkill_mid_send_then_resume_delivers_everyone_at_most_once() {
     let second = clean.received();
     assert!(second.values().all(|&c| c == 1), "{second:?}");
     let r = report(&p);
-    let uncertain: Vec<&str> = r["uncertain_members"]
-        .as_array()
-        .expect("uncertain_members")
-        .iter()
-        .map(|u| u["address"].as_str().expect("address"))
-        .collect();
+    let uncertain = uncertain_addresses(&r);
     assert!(uncertain.len() <= 2, "at most `concurrency` uncertain: {uncertain:?}");
     for i in 1..=8 {
         let a = addr(i);
         let (before, after) = (first.contains_key(&a), second.contains_key(&a));
         assert!(!(before && after), "{a} received twice");
-        if uncertain.contains(&a.as_str()) {
+        if uncertain.contains(&a) {
             assert!(!after, "{a} is uncertain, yet was resent");
         } else {
             assert!(before || after, "{a} is recorded sent but no sink has it");

@@ -24,7 +24,7 @@ use crate::render::Compiled;
 use crate::send::outbox::{self, EmlFolder};
 use crate::send::progress::Progress;
 use crate::send::rate::{Clock, Limits, SystemClock};
-use crate::send::select::{Counts, Selection};
+use crate::send::select::{Counts, RetryFailed, Selection};
 use crate::send::smtp::Relay;
 use crate::send::{Delivery, Stop, Summary};
 use crate::settings::Settings;
@@ -100,12 +100,23 @@ impl Loaded {
     }
 
     /// Pass one over the lists: personalises every member `selection` picks, keeping none;
-    /// any failure aborts with nothing sent. Returns how the rows were sorted.
-    fn preflight(&self, selection: &Selection) -> Result<Counts> {
-        let mut pre = Preflight::default();
-        let mut jobs = selection.jobs(&self.sources);
-        for r in jobs.by_ref() {
-            pre.check(&self.compiled, &self.letterhead, &r?);
+    /// any failure aborts with nothing sent. When some members need SMTPUTF8, `relay` (none
+    /// on a dry run) is asked whether it offers it; if not, `selection` skips them from now
+    /// on, with a warning naming their rows. Returns how the rows were sorted.
+    fn preflight(&self, selection: &mut Selection, relay: Option<&Relay>) -> Result<Counts> {
+        let (mut counts, mut pre) = self.preflight_pass(selection)?;
+        if pre.smtputf8_members() > 0
+            && let Some(relay) = relay
+        {
+            let offered = relay
+                .offers_smtputf8()
+                .map_err(|e| anyhow::anyhow!("{e} ({}); nothing was sent", relay.describe()))?;
+            pre.relay_smtputf8 = Some(offered);
+            if !offered {
+                // Skipping them changes who --limit picks: sort the rows again.
+                selection.skip_smtputf8 = true;
+                counts = self.preflight_pass(selection)?.0;
+            }
         }
         let mut diags = Diagnostics::default();
         pre.report(&self.compiled, &mut diags);
@@ -115,7 +126,16 @@ impl Loaded {
         diags
             .into_result()
             .map_err(|e| anyhow::anyhow!("{e:#}\nnothing was sent"))?;
-        Ok(jobs.counts)
+        Ok(counts)
+    }
+
+    fn preflight_pass(&self, selection: &Selection) -> Result<(Counts, Preflight)> {
+        let mut pre = Preflight::default();
+        let mut jobs = selection.jobs(&self.sources);
+        for r in jobs.by_ref() {
+            pre.check(&self.compiled, &self.letterhead, &r?);
+        }
+        Ok((jobs.counts, pre))
     }
 }
 
@@ -125,12 +145,12 @@ fn dry_run(loaded: &Loaded, args: &SendArgs) -> Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| crate::paths::dry_run_dir(&loaded.newsletter.campaign_id()));
-    let selection = Selection {
+    let mut selection = Selection {
         shard: args.shard,
         limit: args.limit,
         ..Selection::default()
     };
-    let counts = loaded.preflight(&selection)?;
+    let counts = loaded.preflight(&mut selection, None)?;
     let mut folder = EmlFolder::create(&out)?;
     let written = outbox::fill(
         &mut folder,
@@ -154,6 +174,8 @@ struct Plan {
     journal_path: PathBuf,
     selection: Selection,
     counts: Counts,
+    /// `--retry-failed`'s pattern (empty: every failed member).
+    retry_failed: Option<String>,
     shard: Option<Shard>,
     relay: Relay,
     rate_text: String,
@@ -183,13 +205,18 @@ impl Plan {
             .as_ref()
             .is_some_and(|c| c.fingerprint != loaded.newsletter.fingerprint);
         let recovered = journal.recover(&id)?;
-        let selection = Selection {
+        let mut selection = Selection {
             done: journal.done(&id)?,
+            retry: match &args.retry_failed {
+                Some(pattern) => RetryFailed::new(pattern).pick(journal.failed(&id)?),
+                None => std::collections::HashSet::new(),
+            },
             shard: args.shard,
             resend_uncertain: args.resend_uncertain,
             limit: args.limit,
+            skip_smtputf8: false,
         };
-        let counts = loaded.preflight(&selection)?;
+        let counts = loaded.preflight(&mut selection, Some(&relay))?;
         if !quiet && counts.skipped > 0 {
             eprintln!(
                 "{} rows skipped (unsubscribed, suppressed, invalid or duplicate; `bulletin check` lists them)",
@@ -210,6 +237,7 @@ impl Plan {
             journal_path,
             selection,
             counts,
+            retry_failed: args.retry_failed.clone(),
             shard: args.shard,
             relay,
             rate_text: loaded.settings.rate_text(),
@@ -218,6 +246,18 @@ impl Plan {
             recovered,
             clock,
         })
+    }
+
+    /// How many of the members to send to failed earlier, under `--retry-failed`.
+    fn retried_text(&self) -> String {
+        match self.retry_failed.as_deref() {
+            None => String::new(),
+            Some("") => format!(" ({} of them failed earlier: --retry-failed)", self.counts.retried),
+            Some(pattern) => format!(
+                " ({} of them failed earlier with a reply containing {pattern:?}: --retry-failed)",
+                self.counts.retried
+            ),
+        }
     }
 
     /// Prints the plan on stderr (unless `silent`).
@@ -235,10 +275,16 @@ impl Plan {
                 if self.test { " (test send, recorded apart)" } else { "" }
             ),
             format!(
-                "recipients: {} to send now, {} already sent, {} failed earlier, {} skipped{}{}",
+                "recipients: {} to send now{}, {} already sent, {} failed earlier{}, {} skipped{}{}",
                 c.jobs,
+                self.retried_text(),
                 c.sent_before,
                 c.failed_before,
+                match &self.retry_failed {
+                    _ if c.failed_before == 0 => "",
+                    None => " (--retry-failed sends to them again)",
+                    Some(_) => " (not retried)",
+                },
                 c.skipped,
                 self.shard.map_or(String::new(), |s| format!(
                     ", {} in other shards (this is shard {s})",

@@ -161,6 +161,17 @@ impl Journal {
         Ok(out)
     }
 
+    /// The members recorded `failed` in the campaign, with the relay's reply that failed them
+    /// (empty when none was kept): what `send --retry-failed` chooses from. Only the failed
+    /// rows are read, so this stays small however big the campaign.
+    pub fn failed(&self, campaign: &str) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT address, COALESCE(reply, '') FROM delivery WHERE campaign = ?1 AND status = 'failed'")?;
+        let rows = stmt.query_map([campaign], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     /// Records the campaign (or, resuming, its new fingerprint) and adds its members as
     /// `pending` (those already present are left alone) — all in one transaction, so a crash or
     /// a full disk leaves either everything or nothing. `members` yields (address key,
@@ -267,15 +278,20 @@ fn unreadable(e: rusqlite::Error) -> anyhow::Error {
     }
 }
 
+/// The reply of an earlier attempt (a 4xx, or the 5xx of a member `--retry-failed` sends to
+/// again) is cleared: if the run stops now, [`Journal::recover`] must not report that old
+/// reply as the reason this attempt is uncertain.
 fn in_flight(db: &Connection, campaign: &str, address: &str, message_id: &str, handed_off: i64) -> Result<()> {
     db.prepare_cached(
-        "UPDATE delivery SET status = 'in-flight', attempts = attempts + 1, message_id = ?3, handed_off = ?4, updated = ?4 \
-         WHERE campaign = ?1 AND address = ?2",
+        "UPDATE delivery SET status = 'in-flight', attempts = attempts + 1, message_id = ?3, handed_off = ?4, updated = ?4, \
+         reply = NULL WHERE campaign = ?1 AND address = ?2",
     )?
     .execute(params![campaign, address, message_id, handed_off])?;
     Ok(())
 }
 
+/// The CSV row kept for a failed member is dropped once they are sent (after
+/// `--retry-failed`): it is kept only to fix and resend failures.
 fn finish(
     db: &Connection,
     campaign: &str,
@@ -286,7 +302,8 @@ fn finish(
     now: i64,
 ) -> Result<()> {
     db.prepare_cached(
-        "UPDATE delivery SET status = ?3, reply = ?4, fields = COALESCE(?5, fields), updated = ?6 \
+        "UPDATE delivery SET status = ?3, reply = ?4, updated = ?6, \
+         fields = CASE WHEN ?3 = 'sent' THEN NULL ELSE COALESCE(?5, fields) END \
          WHERE campaign = ?1 AND address = ?2",
     )?
     .execute(params![campaign, address, status, reply, fields, now])?;
@@ -354,6 +371,89 @@ mod tests {
         assert_eq!(of("d@example.org"), Status::Uncertain);
         assert_eq!(j.handoffs_since(0).unwrap().len(), 4);
         assert_eq!(j.campaign("c1").unwrap().unwrap().fingerprint, "f");
+    }
+
+    #[test]
+    fn a_failed_member_sent_again_goes_through_in_flight_counts_attempts_and_sheds_its_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let mut j = Journal::open(&path).unwrap();
+        let c = Campaign {
+            id: "c1".into(),
+            subject: "S".into(),
+            fingerprint: "f".into(),
+            newsletter: "n.md".into(),
+            started: 1,
+        };
+        let members = ["a", "b", "c", "d"].map(|a| Ok((format!("{a}@example.org"), "l.csv:2".to_owned())));
+        j.start(&c, members, 1).unwrap();
+        let in_flight = |a: &str, n: i64| Change::InFlight {
+            address: format!("{a}@example.org"),
+            message_id: format!("<m{n}@example.org>"),
+            handed_off: n,
+        };
+        let finish = |a: &str, status, reply: &str, n| Change::Finish {
+            address: format!("{a}@example.org"),
+            status,
+            reply: reply.into(),
+            fields: (status == Status::Failed).then(|| format!("{{\"email\":\"{a}@example.org\"}}")),
+            at: n,
+        };
+        for (n, (a, status, reply)) in [
+            ("a", Status::Sent, "250 ok"),
+            ("b", Status::Failed, "550 5.1.1 no such user"),
+            ("c", Status::Failed, "552 5.2.2 Mailbox FULL"),
+            ("d", Status::Pending, "451 4.3.0 later"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n = i64::try_from(n).unwrap() * 2 + 10;
+            j.apply("c1", &[in_flight(a, n), finish(a, status, reply, n + 1)])
+                .unwrap();
+        }
+        let mut failed = j.failed("c1").unwrap();
+        failed.sort();
+        assert_eq!(
+            failed,
+            [
+                ("b@example.org".to_owned(), "550 5.1.1 no such user".to_owned()),
+                ("c@example.org".to_owned(), "552 5.2.2 Mailbox FULL".to_owned())
+            ]
+        );
+        assert!(j.failed("other").unwrap().is_empty());
+
+        // Sent again: b is accepted; c and d are in flight when the run is killed.
+        j.apply("c1", &[in_flight("b", 20), finish("b", Status::Sent, "250 queued", 21)])
+            .unwrap();
+        j.apply("c1", &[in_flight("c", 22), in_flight("d", 23)]).unwrap();
+        drop(j);
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.recover("c1").unwrap(), 2);
+        let rows: Vec<_> = j
+            .deliveries("c1")
+            .unwrap()
+            .into_iter()
+            .map(|d| {
+                (
+                    d.address,
+                    d.status,
+                    d.attempts,
+                    d.reply.unwrap_or_default(),
+                    d.fields.is_some(),
+                )
+            })
+            .collect();
+        let stopped = "the run stopped while this message was being sent";
+        let expected = [
+            ("a", Status::Sent, 1, "250 ok", false),
+            ("b", Status::Sent, 2, "250 queued", false),
+            ("c", Status::Uncertain, 2, stopped, true),
+            ("d", Status::Uncertain, 2, stopped, false),
+        ]
+        .map(|(a, s, n, reply, fields)| (format!("{a}@example.org"), s, n, reply.to_owned(), fields));
+        assert_eq!(rows, expected);
+        assert!(j.failed("c1").unwrap().is_empty());
     }
 
     #[test]

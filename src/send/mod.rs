@@ -15,6 +15,7 @@ pub mod select;
 pub mod smtp;
 mod worker;
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -91,6 +92,13 @@ struct Shared<I> {
     stop: Mutex<Option<Stop>>,
     consecutive_failures: AtomicUsize,
     summary: Mutex<Summary>,
+    /// Members whose command the relay did not answer in time, with their next attempt:
+    /// tried again once the queue is empty, so one stalled member does not hold up the rest.
+    later: Mutex<VecDeque<(Recipient, u32)>>,
+    /// The last permanent refusals in a row that were not about the address: (address, reply
+    /// with addresses removed). The same words for several members are about the sender or
+    /// the message, not them.
+    refusals: Mutex<Vec<(String, String)>>,
 }
 
 impl<C: Clock> Delivery<'_, C> {
@@ -108,6 +116,8 @@ impl<C: Clock> Delivery<'_, C> {
             stop: Mutex::new(None),
             consecutive_failures: AtomicUsize::new(0),
             summary: Mutex::new(Summary::default()),
+            later: Mutex::new(VecDeque::new()),
+            refusals: Mutex::new(Vec::new()),
         };
         let workers = self.policy.concurrency.clamp(1, total.max(1));
         let first = Mutex::new(Some(first));
@@ -129,6 +139,7 @@ impl<C: Clock> Delivery<'_, C> {
         let mut summary = shared.summary.into_inner().unwrap_or_else(|e| e.into_inner());
         let started = shared.started.load(Ordering::SeqCst).min(total);
         summary.pending += total - started;
+        summary.pending += shared.later.into_inner().unwrap_or_else(|e| e.into_inner()).len();
         summary.stopped = shared.stop.into_inner().unwrap_or_else(|e| e.into_inner());
         summary
     }

@@ -97,7 +97,7 @@ impl Rig {
         }
         drop(journal);
         let total = selection.jobs(&sources).count();
-        let relay = Relay::parse(&smtp.url(), None, Duration::from_secs(5)).unwrap();
+        let relay = Relay::parse(&smtp.url(), None, run.timeout).unwrap();
         let first = relay.connect().unwrap();
         let limits = Limits::new(run.rates, run.clock.clone(), &[]);
         let progress = Progress::new(total, true, None);
@@ -141,6 +141,8 @@ struct Run<'a> {
     policy: Policy,
     interrupted: &'a AtomicBool,
     read_only_journal: bool,
+    /// How long the client waits for a reply (real time).
+    timeout: Duration,
 }
 
 static NOT_INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -157,6 +159,7 @@ fn run() -> Run<'static> {
         },
         interrupted: &NOT_INTERRUPTED,
         read_only_journal: false,
+        timeout: Duration::from_secs(5),
     }
 }
 
@@ -338,7 +341,7 @@ fn ctrl_c_finishes_what_is_in_flight_and_leaves_the_rest_pending() {
 fn failures_in_a_row_stop_the_run() {
     let rig = Rig::new(10);
     let smtp = server(true, |ev| match ev.stage {
-        Stage::Rcpt => Action::Reply(550, "5.7.1 relaying denied".into()),
+        Stage::Rcpt => Action::Reply(550, format!("5.1.1 <{}> user unknown", ev.rcpt.unwrap_or_default())),
         _ => Action::Continue,
     });
     let mut r = run();
@@ -363,4 +366,134 @@ fn a_journal_that_cannot_be_written_stops_the_run_before_any_body_leaves() {
         assert_eq!(summary.sent, 0);
         assert_eq!(rig.count(Status::Pending), 4);
     }
+}
+
+#[test]
+fn a_refused_sender_stops_the_run_and_leaves_everyone_pending() {
+    for pipelining in [false, true] {
+        let rig = Rig::new(6);
+        let smtp = server(pipelining, |ev| match ev.stage {
+            Stage::Mail => Action::Reply(
+                553,
+                "5.7.1 <news@example.org>: Sender address rejected: not owned by user".into(),
+            ),
+            _ => Action::Continue,
+        });
+        let summary = rig.run(&smtp, run());
+        let Some(Stop::Relay(why)) = &summary.stopped else {
+            panic!("{summary:?}");
+        };
+        assert!(why.contains("Sender address rejected"), "the relay's words: {why}");
+        assert_eq!(
+            (summary.sent, summary.failed, summary.pending),
+            (0, 0, 6),
+            "{summary:?}"
+        );
+        assert_eq!(
+            rig.count(Status::Pending),
+            6,
+            "nobody is marked failed (pipelining {pipelining})"
+        );
+    }
+}
+
+#[test]
+fn authentication_required_stops_the_run_with_the_relays_words() {
+    let rig = Rig::new(4);
+    let smtp = server(false, |ev| match ev.stage {
+        Stage::Rcpt => Action::Reply(530, "5.7.0 Authentication required".into()),
+        _ => Action::Continue,
+    });
+    let summary = rig.run(&smtp, run());
+    let Some(Stop::Relay(why)) = &summary.stopped else {
+        panic!("{summary:?}");
+    };
+    assert!(why.contains("Authentication required"), "{why}");
+    assert_eq!(summary.failed, 0);
+    assert_eq!(rig.count(Status::Pending), 4);
+}
+
+#[test]
+fn relaying_denied_is_about_the_session_not_the_recipient() {
+    let rig = Rig::new(3);
+    let smtp = server(true, |ev| match ev.stage {
+        Stage::Rcpt => Action::Reply(
+            554,
+            format!("5.7.1 <{}>: Relay access denied", ev.rcpt.unwrap_or_default()),
+        ),
+        _ => Action::Continue,
+    });
+    let summary = rig.run(&smtp, run());
+    assert!(matches!(summary.stopped, Some(Stop::Relay(_))), "{summary:?}");
+    assert_eq!(rig.count(Status::Failed), 0);
+}
+
+#[test]
+fn the_same_refusal_for_members_in_a_row_stops_the_run_and_leaves_them_pending() {
+    let rig = Rig::new(8);
+    let smtp = server(false, |ev| match ev.stage {
+        Stage::DataEnd => Action::Reply(554, "5.7.1 Message rejected as spam by content filter".into()),
+        _ => Action::Continue,
+    });
+    let mut r = run();
+    r.policy.concurrency = 1;
+    let summary = rig.run(&smtp, r);
+    let Some(Stop::Relay(why)) = &summary.stopped else {
+        panic!("{summary:?}");
+    };
+    assert!(why.contains("rejected as spam"), "{why}");
+    assert_eq!((summary.failed, summary.pending), (0, 8), "{summary:?}");
+    assert_eq!(rig.count(Status::Failed), 0, "{:?}", rig.statuses());
+}
+
+#[test]
+fn different_dead_mailboxes_in_a_row_are_each_failed() {
+    let rig = Rig::new(5);
+    let smtp = server(false, |ev| match (ev.stage, ev.rcpt) {
+        (Stage::Rcpt, Some(r)) if r != "m5@example.org" => Action::Reply(550, "5.1.1 user unknown".into()),
+        _ => Action::Continue,
+    });
+    let mut r = run();
+    r.policy.concurrency = 1;
+    let summary = rig.run(&smtp, r);
+    assert!(summary.stopped.is_none(), "{summary:?}");
+    assert_eq!((summary.failed, summary.sent), (4, 1));
+}
+
+#[test]
+fn a_stalled_recipient_waits_behind_the_healthy_ones() {
+    let rig = Rig::new(5);
+    let smtp = server(false, |ev| match (ev.stage, ev.rcpt, ev.attempt) {
+        (Stage::Rcpt, Some("m2@example.org"), 1) => Action::Stall,
+        _ => Action::Continue,
+    });
+    let mut r = run();
+    r.policy.concurrency = 1;
+    r.timeout = Duration::from_secs(1);
+    let summary = rig.run(&smtp, r);
+    assert_eq!((summary.sent, summary.pending), (5, 0), "{summary:?}");
+    let order: Vec<String> = smtp.messages().iter().map(|m| m.rcpt_to[0].clone()).collect();
+    assert_eq!(
+        order,
+        [
+            "m1@example.org",
+            "m3@example.org",
+            "m4@example.org",
+            "m5@example.org",
+            "m2@example.org"
+        ],
+        "the healthy members first"
+    );
+    let journal = Journal::open(&rig.dir.path().join("journal.db")).unwrap();
+    let m2 = journal
+        .deliveries("c")
+        .unwrap()
+        .into_iter()
+        .find(|d| d.address == "m2@example.org")
+        .unwrap();
+    assert_eq!(
+        (m2.status, m2.attempts),
+        (Status::Sent, 2),
+        "the stalled attempt counts"
+    );
 }

@@ -99,12 +99,17 @@ struct Settled {
     status: Status,
 }
 
+/// Members in a row refused with the same words (not about the address) that stop the run.
+const SAME_REFUSALS: usize = 3;
+
 /// How one attempt ended, for [`Delivery::deliver`].
 enum Step {
     /// The member's status for this run is known.
     Done(Status),
     /// Their message is held, ready, to go out with the next member's envelope.
     Held,
+    /// The relay did not answer in time: they wait at the back of the line (`Shared::later`).
+    Later,
     /// A temporary failure (the reply): try again after a backoff.
     Again(Recipient, String),
     /// The run stopped before this attempt could start.
@@ -156,12 +161,16 @@ impl<C: Clock> Delivery<'_, C> {
                 Some(again) => again,
                 None => {
                     let next = shared.queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let later = || shared.later.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
                     match next {
-                        None if w.is_holding() => {
-                            self.flush_held(shared, w);
-                            continue;
-                        }
-                        None => break,
+                        None => match later() {
+                            Some(again) => again,
+                            None if w.is_holding() => {
+                                self.flush_held(shared, w);
+                                continue;
+                            }
+                            None => break,
+                        },
                         Some(Ok(r)) => {
                             shared.started.fetch_add(1, Ordering::SeqCst);
                             (r, 0)
@@ -204,7 +213,7 @@ impl<C: Clock> Delivery<'_, C> {
             };
             match step {
                 Step::Done(status) => return Some(status),
-                Step::Held => return None,
+                Step::Held | Step::Later => return None,
                 Step::Again(back, reply) => {
                     r = back;
                     last = reply;
@@ -405,11 +414,35 @@ impl<C: Clock> Delivery<'_, C> {
         };
         match outcome {
             Outcome::Sent(reply) => {
+                self.refused_alike(shared, None);
                 w.accepted = Some(self.outcome_change(&r, Outcome::Sent(reply)).0);
                 Step::Done(Status::Sent)
             }
-            Outcome::Permanent(reply) => Step::Done(self.record(shared, w, &r, Status::Failed, &reply)),
+            Outcome::Permanent(reply) => match self.refused_alike(shared, Some((&r, &reply))) {
+                None => Step::Done(self.record(shared, w, &r, Status::Failed, &reply)),
+                Some(earlier) => Step::Done(self.refused_for_everyone(shared, w, &r, earlier, &reply)),
+            },
             Outcome::Uncertain(why) => Step::Done(self.record(shared, w, &r, Status::Uncertain, &why)),
+            Outcome::Session(reply) => {
+                let status = self.record(shared, w, &r, Status::Pending, &reply);
+                self.halt(
+                    shared,
+                    Stop::Relay(format!("the relay refused the sender, not the member: {reply}")),
+                );
+                Step::Done(status)
+            }
+            Outcome::Stalled(reply) => {
+                if self.record(shared, w, &r, Status::Pending, &reply) != Status::Pending {
+                    return Step::Done(Status::Pending);
+                }
+                if attempt + 1 >= self.policy.attempts {
+                    return Step::Again(r, reply);
+                }
+                // Back of the line (this attempt counted): the others go first.
+                let mut later = shared.later.lock().unwrap_or_else(|e| e.into_inner());
+                later.push_back((r, attempt + 1));
+                Step::Later
+            }
             Outcome::Transient(reply) => {
                 // Back to pending at once: a crash during the backoff must not leave an
                 // in-flight row for a message the relay refused.
@@ -442,6 +475,73 @@ impl<C: Clock> Delivery<'_, C> {
                 false
             }
         }
+    }
+
+    /// Keeps the run of permanent refusals that are not about the address (`None`: a member
+    /// was accepted, which ends it). When [`SAME_REFUSALS`] members in a row were refused with
+    /// the same words, returns the earlier ones' addresses: the refusal is about the sender or
+    /// the message, and they are not to blame.
+    fn refused_alike<I>(&self, shared: &Shared<I>, refused: Option<(&Recipient, &str)>) -> Option<Vec<String>> {
+        let mut run = shared.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((r, reply)) = refused.filter(|(_, reply)| !crate::reply::is_address_failure(reply)) else {
+            run.clear();
+            return None;
+        };
+        let words = crate::reply::without_addresses(reply);
+        if run.last().is_some_and(|(_, last)| *last != words) {
+            run.clear();
+        }
+        run.push((r.email.key().to_owned(), words));
+        if run.len() < SAME_REFUSALS {
+            return None;
+        }
+        let mut earlier: Vec<String> = run.drain(..).map(|(address, _)| address).collect();
+        earlier.pop();
+        Some(earlier)
+    }
+
+    /// Stops the run after members in a row were refused with the same words: `r` and the
+    /// `earlier` ones (recorded failed) are left pending, to be sent once the cause is fixed.
+    fn refused_for_everyone<I>(
+        &self,
+        shared: &Shared<I>,
+        w: &Worker<'_>,
+        r: &Recipient,
+        earlier: Vec<String>,
+        reply: &str,
+    ) -> Status {
+        let at = self.clock.unix_ms();
+        let mut changes: Vec<Change> = earlier
+            .iter()
+            .map(|address| Change::Finish {
+                address: address.clone(),
+                status: Status::Pending,
+                reply: reply.to_owned(),
+                fields: None,
+                at,
+            })
+            .collect();
+        changes.push(self.finish_change(r, Status::Pending, reply.to_owned()));
+        let status = match w.recorder.record(changes) {
+            Ok(()) => {
+                let mut summary = shared.summary.lock().unwrap_or_else(|e| e.into_inner());
+                summary.failed -= earlier.len().min(summary.failed);
+                summary.pending += earlier.len();
+                Status::Pending
+            }
+            Err(e) => {
+                self.halt(shared, Stop::Journal(e));
+                Status::InFlight
+            }
+        };
+        self.halt(
+            shared,
+            Stop::Relay(format!(
+                "{SAME_REFUSALS} members in a row were refused with the same words, so the refusal is about \
+                 the sender or the message, not them (they are left pending): {reply}"
+            )),
+        );
+        status
     }
 
     /// Sends what the worker holds and records what it knows: before anything that may
@@ -558,7 +658,7 @@ impl<C: Clock> Delivery<'_, C> {
             Outcome::Sent(reply) => (Status::Sent, reply),
             Outcome::Permanent(reply) => (Status::Failed, reply),
             Outcome::Uncertain(why) => (Status::Uncertain, why),
-            Outcome::Transient(reply) => (Status::Pending, reply),
+            Outcome::Transient(reply) | Outcome::Session(reply) | Outcome::Stalled(reply) => (Status::Pending, reply),
         };
         (self.finish_change(r, status, reply), status)
     }

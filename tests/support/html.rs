@@ -1,7 +1,13 @@
-//! A small, strict reader of the HTML we generate, for safety checks: every tag, its
-//! attributes, and the values a browser would see. Text and attribute values in our output
-//! are escaped, so every `<` starts a real tag (or a comment).
+//! The XSS oracle: the HTML we generate, read by a browser's parser (html5ever, through
+//! scraper) rather than by assumptions shared with the code that writes it. Every element of
+//! the resulting DOM is judged with its attributes as a browser would see them (names
+//! lower-cased, character references decoded). What a browser leaves as text but some mail
+//! client may still read as markup is parsed again and judged too: the inside of comments
+//! (Outlook runs `<!--[if mso]>` conditional comments) and of raw-text elements such as
+//! `<noscript>`.
 #![allow(dead_code)]
+
+use scraper::{Html, Node};
 
 /// Elements that must never reach a message.
 const FORBIDDEN_TAGS: [&str; 9] = [
@@ -9,48 +15,112 @@ const FORBIDDEN_TAGS: [&str; 9] = [
 ];
 /// Link schemes that run code or smuggle content.
 const FORBIDDEN_SCHEMES: [&str; 3] = ["javascript:", "vbscript:", "data:"];
+/// Attributes whose value a browser follows as a URL.
+const URL_ATTRIBUTES: [&str; 7] = [
+    "href",
+    "src",
+    "action",
+    "background",
+    "formaction",
+    "poster",
+    "xlink:href",
+];
+/// Elements whose content the parser keeps as raw text, not decoded: parsed again, in case a
+/// reader does not (`<noscript>` is markup where scripts are off, as in mail). `<title>` and
+/// `<textarea>` are not among them: their text is decoded, so it no longer shows whether a `<`
+/// was written as `&lt;`, and no reader takes it for markup.
+const RAW_TEXT: [&str; 6] = ["style", "xmp", "noscript", "noembed", "noframes", "iframe"];
 
-/// Every start tag: `(name, attributes)`, names lower-cased, values unescaped.
-pub fn tags(html: &str) -> Vec<(String, Vec<(String, String)>)> {
-    let mut out = Vec::new();
-    let mut rest = html;
-    while let Some(at) = rest.find('<') {
-        let after = &rest[at + 1..];
-        let end = after.find('>').unwrap_or(after.len());
-        let tag = &after[..end];
-        rest = &after[end..];
-        if tag.starts_with('!') || tag.starts_with('/') {
-            continue;
+/// An element: `(name, attributes)`, as the DOM has them.
+pub type Tag = (String, Vec<(String, String)>);
+
+/// What one parse found: the elements, in document order, and whether some `<` started no
+/// tag (a parse error html5ever reports from its tag-open state).
+struct Parsed {
+    tags: Vec<Tag>,
+    stray_lt: bool,
+    /// The name of each element's parent element, beside `tags`.
+    parents: Vec<Option<String>>,
+}
+
+fn parse(html: &str, document: bool, out: &mut Parsed) {
+    // A NUL becomes U+FFFD in a browser; said beforehand, it is no error to the parser.
+    let html = html.replace('\0', "\u{FFFD}");
+    let doc = if document {
+        Html::parse_document(&html)
+    } else {
+        Html::parse_fragment(&html)
+    };
+    out.stray_lt |= doc.errors.iter().any(|e| e.contains("state TagOpen"));
+    for node in doc.tree.nodes() {
+        match node.value() {
+            Node::Element(e) => {
+                let attrs = e.attrs().map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned())).collect();
+                out.tags.push((e.name().to_ascii_lowercase(), attrs));
+                let parent = node
+                    .parent()
+                    .and_then(|p| p.value().as_element().map(|p| p.name().to_owned()));
+                out.parents.push(parent);
+            }
+            Node::Comment(c) => parse(c, false, out),
+            Node::Text(t) => {
+                let in_raw_text = node
+                    .parent()
+                    .and_then(|p| p.value().as_element().map(|p| RAW_TEXT.contains(&p.name())))
+                    .unwrap_or(false);
+                if in_raw_text && t.contains('<') {
+                    parse(t, false, out);
+                }
+            }
+            _ => {}
         }
-        let name: String = tag
-            .chars()
-            .take_while(char::is_ascii_alphanumeric)
-            .collect::<String>()
-            .to_ascii_lowercase();
-        let attrs = attributes(&tag[name.len()..])
-            .into_iter()
-            .map(|(k, v)| (k, unescape(&v)))
-            .collect();
-        out.push((name, attrs));
     }
+}
+
+fn parsed(html: &str) -> Parsed {
+    let mut out = Parsed {
+        tags: Vec::new(),
+        stray_lt: false,
+        parents: Vec::new(),
+    };
+    parse(html, true, &mut out);
     out
 }
 
+/// Every element: `(name, attributes)`, names lower-cased, values decoded.
+pub fn tags(html: &str) -> Vec<Tag> {
+    parsed(html).tags
+}
+
 /// The first thing in `html` that could run code: a forbidden element, an event-handler
-/// attribute, a script URL in a link or image, or a `<` that starts no tag.
+/// attribute, a script URL in a link or image, a stylesheet outside `<head>`, or a `<` that
+/// starts no tag.
 pub fn unsafe_markup(html: &str) -> Option<String> {
-    for (name, attrs) in tags(html) {
-        if name.is_empty() {
-            return Some("a `<` that starts no tag".into());
-        }
+    let parsed = parsed(html);
+    if parsed.stray_lt {
+        return Some("a `<` that starts no tag".into());
+    }
+    // The parser drops a <frame> outside a <frameset>, so no DOM shows one; its start tag
+    // written anywhere is still a sign that markup got through unescaped.
+    let lower = html.to_ascii_lowercase();
+    if lower.match_indices("<frame").any(|(at, _)| {
+        lower[at + "<frame".len()..].starts_with(|c: char| c.is_ascii_whitespace() || c == '/' || c == '>')
+    }) {
+        return Some("a <frame> element".into());
+    }
+    for ((name, attrs), parent) in parsed.tags.iter().zip(&parsed.parents) {
         if FORBIDDEN_TAGS.contains(&name.as_str()) {
             return Some(format!("a <{name}> element"));
+        }
+        // Our one stylesheet (the `@media` rules css-inline leaves) sits in <head>.
+        if name == "style" && parent.as_deref() != Some("head") {
+            return Some("a <style> element outside <head>".into());
         }
         for (attr, value) in attrs {
             if attr.starts_with("on") {
                 return Some(format!("an event handler `{attr}` on <{name}>"));
             }
-            if matches!(attr.as_str(), "href" | "src" | "action" | "background") {
+            if URL_ATTRIBUTES.contains(&attr.as_str()) {
                 // Browsers ignore spaces and controls around and inside a scheme.
                 let squeezed: String = value
                     .chars()
@@ -66,7 +136,7 @@ pub fn unsafe_markup(html: &str) -> Option<String> {
     None
 }
 
-/// Every `href` value, unescaped.
+/// Every `href` value, decoded.
 pub fn hrefs(html: &str) -> Vec<String> {
     tags(html)
         .into_iter()
@@ -76,85 +146,70 @@ pub fn hrefs(html: &str) -> Vec<String> {
         .collect()
 }
 
-/// `(name, raw value)` of each attribute in a tag's text after its name.
-pub fn attributes(s: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.next_if(|c| c.is_whitespace() || *c == '/').is_some() {}
-        let mut name = String::new();
-        while let Some(c) = chars.next_if(|c| !c.is_whitespace() && !"=/>\"'".contains(*c)) {
-            name.push(c.to_ascii_lowercase());
-        }
-        if name.is_empty() {
-            if chars.next().is_none() {
-                return out;
-            }
-            continue;
-        }
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        let mut value = String::new();
-        if chars.next_if_eq(&'=').is_some() {
-            while chars.next_if(|c| c.is_whitespace()).is_some() {}
-            match chars.next_if(|c| *c == '"' || *c == '\'') {
-                Some(q) => {
-                    for c in chars.by_ref() {
-                        if c == q {
-                            break;
-                        }
-                        value.push(c);
-                    }
-                }
-                None => {
-                    while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
-                        value.push(c);
-                    }
-                }
-            }
-        }
-        out.push((name, value));
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::{hrefs, unsafe_markup};
 
-/// Decodes the character references a browser would decode in an attribute value.
-pub fn unescape(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at + 1..];
-        let decoded = tail.find(';').filter(|&e| e <= 10).and_then(|e| {
-            let ent = &tail[..e];
-            let code = if let Some(h) = ent.strip_prefix("#x").or_else(|| ent.strip_prefix("#X")) {
-                u32::from_str_radix(h, 16).ok()
-            } else if let Some(d) = ent.strip_prefix('#') {
-                d.parse().ok()
-            } else {
-                match ent {
-                    "amp" => Some(u32::from('&')),
-                    "lt" => Some(u32::from('<')),
-                    "gt" => Some(u32::from('>')),
-                    "quot" => Some(u32::from('"')),
-                    "apos" => Some(u32::from('\'')),
-                    "colon" => Some(u32::from(':')),
-                    "Tab" => Some(u32::from('\t')),
-                    "NewLine" => Some(u32::from('\n')),
-                    _ => None,
-                }
-            };
-            code.and_then(char::from_u32).map(|c| (c, e))
-        });
-        match decoded {
-            Some((c, e)) => {
-                out.push(c);
-                rest = &tail[e + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = tail;
-            }
+    const PAGE: &str = "<!DOCTYPE html><html><head><style>@media (max-width: 1px) {}</style></head><body>";
+
+    fn finds(body: &str) -> Option<String> {
+        unsafe_markup(&format!("{PAGE}{body}</body></html>"))
+    }
+
+    #[test]
+    fn finds_what_can_run() {
+        for body in [
+            "<script>alert(1)</script>",
+            "<SCRIPT SRC=//x></SCRIPT>",
+            "<p>x</p><iframe src=x></iframe>",
+            "<object data=x></object>",
+            "<embed src=x>",
+            "<form><button>go</button></form>",
+            "<input autofocus>",
+            "<base href=//evil>",
+            "<link rel=stylesheet href=x>",
+            "<frame src=x>",
+            "<style>body{}</style>",
+            "<img src=x onerror=alert(1)>",
+            "<a href=\"x\" ONCLICK=\"y\">a</a>",
+            "<a href=\"javascript:alert(1)\">a</a>",
+            "<a href=\" JaVa&#x09;script&colon;alert(1)\">a</a>",
+            "<a href=\"&#106;avascript:alert(1)\">a</a>",
+            "<img src=\"data:image/svg+xml,x\">",
+            "<table background=\"vbscript:x\"></table>",
+            "<svg><a xlink:href=\"javascript:x\">a</a></svg>",
+            "<!--[if mso]><script>alert(1)</script><![endif]-->",
+            "<noscript><img src=x onerror=alert(1)></noscript>",
+            "1 < 2",
+            "<3",
+        ] {
+            assert!(finds(body).is_some(), "missed {body:?}");
         }
     }
-    out.push_str(rest);
-    out
+
+    #[test]
+    fn passes_what_is_safe() {
+        for body in [
+            "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>",
+            "<a href=\"https://example.org/?a=1&amp;b=2\">javascript: in text</a>",
+            "<p title=\"<script>\">x</p>",
+            "<textarea>&lt;script&gt;alert(1)&lt;/script&gt;</textarea>",
+            "<!--[if mso]><table><tr><td>x</td></tr></table><![endif]-->",
+            "<img src=\"https://example.org/i.png\" alt=\"onerror\">",
+        ] {
+            assert_eq!(finds(body), None, "for {body:?}");
+        }
+    }
+
+    #[test]
+    fn hrefs_are_decoded_and_found_in_conditional_comments() {
+        let html = format!(
+            "{PAGE}<a href=\"https://example.org/?a=1&amp;b=%20\">x</a>\
+             <!--[if mso]><v:roundrect href=\"https://example.org/o\"></v:roundrect><![endif]--></body></html>"
+        );
+        assert_eq!(
+            hrefs(&html),
+            ["https://example.org/?a=1&b=%20", "https://example.org/o"]
+        );
+    }
 }

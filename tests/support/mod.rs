@@ -1,4 +1,5 @@
 pub mod html;
+pub mod mime;
 pub mod project;
 pub mod smtp_server;
 
@@ -38,3 +39,14 @@ pub fn remote_looking_loopback_name() -> Option<String> {
     let mut addrs = (name.as_str(), 25).to_socket_addrs().ok()?;
     addrs.all(|a| a.ip().is_loopback()).then_some(name)
 }
+
+/// [`remote_looking_loopback_name`] for the tests that need one: they are `#[ignore]`d, so
+/// running them where there is no such name is a mistake worth a clear failure.
+pub fn require_remote_looking_loopback_name() -> String {
+    remote_looking_loopback_name().expect(
+        "this test needs a host name other than `localhost` that resolves only to loopback: the \
+         machine's own name mapped to 127.0.0.1 or 127.0.1.1 in /etc/hosts (as Debian does)",
+    )
+}
+
+pub use smtp_server::wait_until;

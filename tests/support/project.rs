@@ -274,3 +274,42 @@ pub fn report(p: &Project) -> serde_json::Value {
     run.success();
     serde_json::from_str(&run.stdout).expect("report --json is JSON")
 }
+
+/// The addresses `report --json` lists as `uncertain_members`.
+pub fn uncertain_addresses(r: &serde_json::Value) -> std::collections::HashSet<String> {
+    r["uncertain_members"]
+        .as_array()
+        .unwrap_or_else(|| panic!("uncertain_members in {r}"))
+        .iter()
+        .map(|u| u["address"].as_str().expect("an uncertain member's address").to_owned())
+        .collect()
+}
+
+/// `m{i}@example.org`, the `i`th member of [`members`] (from 1).
+pub fn addr(i: usize) -> String {
+    format!("m{i}@example.org")
+}
+
+/// A list of `n` members: `m1@example.org,Member1`, … with an `email,first_name` header.
+pub fn members(n: usize) -> String {
+    let mut csv = String::from("email,first_name\n");
+    for i in 1..=n {
+        csv.push_str(&format!("{},Member{i}\n", addr(i)));
+    }
+    csv
+}
+
+/// A project that sends `n.md` to `m.csv` through the relay at `url` with [`DEFAULT_CONFIG`]
+/// and quick retries (`retry_delay = 0.01`, `timeout = 2`, `concurrency = 2`); lines of
+/// `extra_smtp` replace the defaults with the same key and add the rest to `[smtp]`.
+pub fn sending(url: &str, newsletter: &str, csv: String, extra_smtp: &str) -> Project {
+    let url = format!("url = \"{url}\"");
+    let mut lines: Vec<&str> = vec![&url, "retry_delay = 0.01", "timeout = 2", "concurrency = 2"];
+    let key = |l: &str| l.split('=').next().unwrap_or("").trim().to_owned();
+    lines.retain(|d| !extra_smtp.lines().any(|e| key(e) == key(d)));
+    let config = format!("{DEFAULT_CONFIG}\n[smtp]\n{}\n{extra_smtp}", lines.join("\n"));
+    Project::new()
+        .file("bulletin.toml", config)
+        .file("n.md", newsletter)
+        .file("m.csv", csv)
+}

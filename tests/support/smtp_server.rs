@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::io::ErrorKind::{Interrupted, TimedOut, UnexpectedEof, WouldBlock};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -39,6 +40,8 @@ pub struct Received {
     pub rcpt_to: Vec<String>,
     /// Raw message after dot-unstuffing, without the final `.\r\n` line.
     pub data: Vec<u8>,
+    /// `MAIL FROM` carried the SMTPUTF8 parameter (RFC 6531).
+    pub smtputf8: bool,
 }
 
 /// Points in an SMTP session where the fault hook is consulted.
@@ -100,6 +103,9 @@ pub struct Options {
     pub max_message_bytes: Option<usize>,
     /// Advertise PIPELINING (RFC 2920).
     pub pipelining: bool,
+    /// Advertise SMTPUTF8 (RFC 6531). Either way a non-ASCII address in a transaction whose
+    /// `MAIL FROM` lacks the SMTPUTF8 parameter gets 553 5.6.7, as RFC 6531 3.4 says.
+    pub smtputf8: bool,
 }
 
 impl TestSmtp {
@@ -144,6 +150,48 @@ impl TestSmtp {
     /// Accepted messages, in acceptance order.
     pub fn messages(&self) -> Vec<Received> {
         self.shared.lock().messages.clone()
+    }
+
+    /// Address → how many messages the server accepted for it (each message has exactly one
+    /// recipient: bulletin never sends one message to two members).
+    pub fn received(&self) -> HashMap<String, usize> {
+        let mut out = HashMap::new();
+        for m in self.messages() {
+            assert_eq!(m.rcpt_to.len(), 1, "one recipient per message: {:?}", m.rcpt_to);
+            *out.entry(m.rcpt_to[0].clone()).or_default() += 1;
+        }
+        out
+    }
+
+    /// Waits until the server has accepted `n` messages in all, from the run `child`. Panics
+    /// (killing `child`) if it exits first or the wait exceeds [`PATIENCE`].
+    pub fn wait_for(&self, n: usize, child: &mut Child) {
+        wait_until(
+            &format!("{n} accepted messages"),
+            Duration::from_millis(5),
+            child,
+            |c| {
+                if let Some(status) = c.try_wait().expect("try_wait") {
+                    let got = self.messages().len();
+                    assert!(
+                        got >= n,
+                        "bulletin exited ({status}) after {got} accepted messages, before {n}"
+                    );
+                }
+                self.messages().len() >= n
+            },
+        );
+    }
+
+    /// Waits until the server has accepted `n` messages in all or `child` has exited, whichever
+    /// comes first; polls often, so a kill that follows lands right after an acceptance.
+    pub fn wait_for_or_exit(&self, n: usize, child: &mut Child) {
+        wait_until(
+            &format!("{n} accepted messages or the end of the run"),
+            Duration::from_micros(200),
+            child,
+            |c| self.messages().len() >= n || c.try_wait().expect("try_wait").is_some(),
+        );
     }
 
     /// How many times `stage` was reached, over all sessions and recipients.
@@ -227,6 +275,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             authed: false,
             from: None,
             rcpts: Vec::new(),
+            utf8: false,
         };
         let mut st = shared.lock();
         st.sessions += 1;
@@ -255,6 +304,8 @@ struct Session {
     authed: bool,
     from: Option<String>,
     rcpts: Vec<String>,
+    /// This transaction's `MAIL FROM` carried SMTPUTF8.
+    utf8: bool,
 }
 
 impl Session {
@@ -362,6 +413,9 @@ impl Session {
             if self.shared.opts.pipelining {
                 lines.push("PIPELINING".into());
             }
+            if self.shared.opts.smtputf8 {
+                lines.push("SMTPUTF8".into());
+            }
             if self.shared.opts.auth.is_some() {
                 lines.push("AUTH PLAIN LOGIN".into());
             }
@@ -424,17 +478,20 @@ impl Session {
     }
 
     fn mail(&mut self, arg: &str) -> io::Result<Reply> {
-        let Some((from, _)) = parse_path(arg, "FROM:") else {
+        let Some((from, params)) = parse_path(arg, "FROM:") else {
             return Ok(reply(501, "5.5.4 Syntax: MAIL FROM:<address>"));
         };
+        let utf8 = params.split_whitespace().any(|p| p.eq_ignore_ascii_case("SMTPUTF8"));
         let r = match self.fire(Stage::Mail, Some(&from))? {
             Some(r) => r,
+            None if utf8 && !self.shared.opts.smtputf8 => reply(555, "5.5.4 SMTPUTF8 not supported"),
+            None if !utf8 && !from.is_ascii() => reply(553, "5.6.7 Non-ASCII address needs SMTPUTF8"),
             None if self.shared.opts.auth.is_some() && !self.authed => reply(530, "5.7.0 Authentication required"),
             None if self.from.is_some() => reply(503, "5.5.1 Nested MAIL command"),
             None => reply(250, "2.1.0 Ok"),
         };
         if r.0 < 400 {
-            (self.from, self.rcpts) = (Some(from), Vec::new());
+            (self.from, self.rcpts, self.utf8) = (Some(from), Vec::new(), utf8);
         }
         Ok(r)
     }
@@ -446,6 +503,7 @@ impl Session {
         let r = match self.fire(Stage::Rcpt, Some(&to))? {
             Some(r) => r,
             None if self.from.is_none() => reply(503, "5.5.1 Need MAIL before RCPT"),
+            None if !self.utf8 && !to.is_ascii() => reply(553, "5.6.7 Non-ASCII address needs SMTPUTF8"),
             None => reply(250, "2.1.5 Ok"),
         };
         if r.0 < 400 {
@@ -492,6 +550,7 @@ impl Session {
                 mail_from,
                 rcpt_to,
                 data,
+                smtputf8: self.utf8,
             });
         }
         Ok(r)
@@ -521,4 +580,23 @@ fn b64decode(s: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// How long a test waits for a child process to bring something about before it gives up: far
+/// more than a healthy run needs, so a run that died or hung fails the test instead of hanging
+/// it. Not a timing assertion.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `done` every `every` until it holds. After [`PATIENCE`] it kills and reaps `child`, so
+/// no run outlives its test, and panics saying it was waiting for `what`.
+pub fn wait_until(what: &str, every: Duration, child: &mut Child, mut done: impl FnMut(&mut Child) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done(child) {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let status = child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            panic!("gave up after {PATIENCE:?} waiting for {what}; killed bulletin ({status})");
+        }
+        std::thread::sleep(every);
+    }
 }

@@ -48,6 +48,12 @@ pub enum ConnectError {
     /// Wrong credentials or no common mechanism: retrying will not help.
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// A user is configured, but the relay offers no AUTH bulletin can use — none at all, none
+    /// before a STARTTLS this URL does not use, or only mechanisms other than PLAIN and LOGIN.
+    /// Never a reason to send unauthenticated: the relay would take the mail from anyone, or
+    /// refuse every member one by one.
+    #[error("{0}")]
+    NoAuth(String),
     /// TLS could not be set up or the certificate did not verify.
     #[error("TLS failed: {0}")]
     Tls(String),
@@ -181,21 +187,32 @@ impl Relay {
                     other => other,
                 })?;
         }
-        // lettre keeps no record of PIPELINING, so ask again (one round trip per session).
-        let pipelining = match conn.command(Ehlo::new(self.hello.clone())) {
-            Ok(reply) => reply.message().skip(1).any(|line| {
-                line.split_whitespace()
-                    .next()
-                    .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
-            }),
+        // lettre keeps no record of PIPELINING, so ask again (one round trip per session); SMTPUTF8
+        // and AUTH are read from the same answer.
+        let extensions: Vec<String> = match conn.command(Ehlo::new(self.hello.clone())) {
+            // (Postfix's smtp-sink ends the list with an empty `250 ` line.)
+            Ok(reply) => reply
+                .message()
+                .skip(1)
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
             Err(e) => {
                 conn.abort();
                 return Err(classify_connect(&e));
             }
         };
-        if let (Some(user), Some(password)) = (&self.user, &self.password) {
+        let offers = Offers::from_extensions(&extensions);
+        if let Some(user) = &self.user {
+            // A URL naming a user always has a password (`with_password`); without one, AUTH
+            // cannot happen either, and the session must not go on as if it had.
+            let (Some(password), Some(_)) = (&self.password, conn.server_info().get_auth_mechanism(MECHANISMS)) else {
+                conn.abort();
+                return Err(ConnectError::NoAuth(self.no_auth(&extensions)));
+            };
             let creds = Credentials::new(user.clone(), password.expose().to_owned());
-            if let Err(e) = conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds) {
+            if let Err(e) = conn.auth(MECHANISMS, &creds) {
                 conn.abort();
                 return Err(match e.status() {
                     Some(code) if e.is_transient() => ConnectError::Transient(format!("{code} during AUTH: {e}")),
@@ -203,8 +220,72 @@ impl Relay {
                 });
             }
         }
-        Ok(Session::new(conn, pipelining))
+        Ok(Session::new(conn, offers))
     }
+
+    /// Whether the relay offers SMTPUTF8 (RFC 6531), asked in a session of its own, closed at
+    /// once: preflight needs to know before the members who need it are counted.
+    pub fn offers_smtputf8(&self) -> Result<bool, ConnectError> {
+        let session = self.connect()?;
+        let offered = session.smtputf8();
+        session.quit();
+        Ok(offered)
+    }
+
+    /// Why a session with a user cannot authenticate, from the relay's EHLO `extensions`.
+    fn no_auth(&self, extensions: &[String]) -> String {
+        let host = &self.host;
+        let listed = if extensions.is_empty() {
+            "nothing".to_owned()
+        } else {
+            extensions.join(", ")
+        };
+        let has = |k: &str| extensions.iter().any(|l| keyword(l).eq_ignore_ascii_case(k));
+        let what = if let Some(auth) = extensions.iter().find(|l| keyword(l).eq_ignore_ascii_case("AUTH")) {
+            match auth.split_whitespace().skip(1).collect::<Vec<_>>().join(" ") {
+                none if none.is_empty() => format!("the relay {host} offers AUTH with no mechanism"),
+                offered => {
+                    format!("the relay {host} offers AUTH only as {offered}, and bulletin speaks PLAIN and LOGIN")
+                }
+            }
+        } else if has("STARTTLS") && self.security == Security::None {
+            format!("the relay {host} offers no AUTH before STARTTLS, which this plain-text URL does not use")
+        } else {
+            format!("the relay {host} offers no AUTH")
+        };
+        format!(
+            "{what} (its EHLO lists: {listed}); bulletin will not send unauthenticated when a user is configured \
+             — check the URL's port/TLS or remove the user"
+        )
+    }
+}
+
+/// The EHLO keywords bulletin acts on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Offers {
+    /// PIPELINING (RFC 2920): MAIL, RCPT and DATA in one write.
+    pub pipelining: bool,
+    /// SMTPUTF8 (RFC 6531): addresses with a non-ASCII local part, UTF-8 headers.
+    pub smtputf8: bool,
+}
+
+impl Offers {
+    /// From the EHLO reply's extension lines (`PIPELINING`, `AUTH PLAIN LOGIN`…).
+    fn from_extensions(extensions: &[String]) -> Offers {
+        let has = |k: &str| extensions.iter().any(|l| keyword(l).eq_ignore_ascii_case(k));
+        Offers {
+            pipelining: has("PIPELINING"),
+            smtputf8: has("SMTPUTF8"),
+        }
+    }
+}
+
+/// The AUTH mechanisms bulletin uses, in order of preference.
+const MECHANISMS: &[Mechanism] = &[Mechanism::Plain, Mechanism::Login];
+
+/// An EHLO extension line's keyword (`AUTH` in `AUTH PLAIN LOGIN`).
+fn keyword(line: &str) -> &str {
+    line.split_whitespace().next().unwrap_or_default()
 }
 
 fn classify_connect(e: &lettre::transport::smtp::Error) -> ConnectError {
@@ -255,6 +336,35 @@ mod tests {
         assert!(err("smtp://u@smtp.example.org", false).contains("BULLETIN_SMTP_PASSWORD"));
         assert!(err("http://smtp.example.org", false).contains("scheme"));
         assert!(err("smtp://smtp.example.org?tls=maybe", false).contains("unknown option"));
+    }
+
+    #[test]
+    fn no_auth_says_what_the_relay_offers_and_what_to_check() {
+        let lines = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let plain = parse("smtp://u@127.0.0.1:2525", true).unwrap();
+        let tls = parse("smtps://u@smtp.example.org", true).unwrap();
+        let tail = "; bulletin will not send unauthenticated when a user is configured \
+                    — check the URL's port/TLS or remove the user";
+        assert_eq!(
+            plain.no_auth(&lines(&["SIZE 10240000", "8BITMIME"])),
+            format!("the relay 127.0.0.1 offers no AUTH (its EHLO lists: SIZE 10240000, 8BITMIME){tail}")
+        );
+        assert_eq!(
+            plain.no_auth(&lines(&["PIPELINING", "STARTTLS"])),
+            format!(
+                "the relay 127.0.0.1 offers no AUTH before STARTTLS, which this plain-text URL does not use \
+                 (its EHLO lists: PIPELINING, STARTTLS){tail}"
+            )
+        );
+        assert_eq!(
+            tls.no_auth(&lines(&["AUTH CRAM-MD5 GSSAPI"])),
+            format!(
+                "the relay smtp.example.org offers AUTH only as CRAM-MD5 GSSAPI, and bulletin speaks PLAIN and LOGIN \
+                 (its EHLO lists: AUTH CRAM-MD5 GSSAPI){tail}"
+            )
+        );
+        assert!(tls.no_auth(&[]).contains("offers no AUTH (its EHLO lists: nothing)"));
+        assert!(tls.no_auth(&lines(&["auth"])).contains("offers AUTH with no mechanism"));
     }
 
     #[test]

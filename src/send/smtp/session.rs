@@ -14,6 +14,8 @@ use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 
+use super::Offers;
+
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -25,6 +27,21 @@ pub enum Outcome {
     Permanent(String),
     /// The connection broke after the final `.`: the server may have the message.
     Uncertain(String),
+    /// The relay refused the sender or the session, not this recipient (530 authentication
+    /// required, relaying denied, any 5xx to MAIL FROM): nothing was delivered, and no other
+    /// member would fare better, so the run stops and the member stays pending.
+    Session(String),
+    /// The relay did not answer a command before the end of DATA in time: nothing was
+    /// delivered; the member is tried again after the others.
+    Stalled(String),
+}
+
+/// The command a refusal before the body answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Mail,
+    Rcpt,
+    Data,
 }
 
 /// A message the relay is ready to take: it accepted the envelope and answered DATA with
@@ -56,11 +73,17 @@ pub struct Session {
     conn: SmtpConnection,
     /// The server offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write.
     pipelining: bool,
+    /// The server offers SMTPUTF8 (RFC 6531): a non-ASCII local part can be sent.
+    smtputf8: bool,
 }
 
 impl Session {
-    pub(super) fn new(conn: SmtpConnection, pipelining: bool) -> Session {
-        Session { conn, pipelining }
+    pub(super) fn new(conn: SmtpConnection, offers: Offers) -> Session {
+        Session {
+            conn,
+            pipelining: offers.pipelining,
+            smtputf8: offers.smtputf8,
+        }
     }
 
     /// Is the session still usable?
@@ -71,6 +94,11 @@ impl Session {
     /// Does the server take commands in batches (PIPELINING)?
     pub fn pipelines(&self) -> bool {
         self.pipelining
+    }
+
+    /// Does the server take addresses with a non-ASCII local part (SMTPUTF8)?
+    pub fn smtputf8(&self) -> bool {
+        self.smtputf8
     }
 
     /// Closes the session at once (e.g. with a message open whose body must not be sent:
@@ -91,13 +119,13 @@ impl Session {
             }
         } else {
             if let Err(e) = self.conn.command(mail) {
-                return Err(self.refused(&e));
+                return Err(self.refused(Stage::Mail, &e));
             }
             if let Err(e) = self.conn.command(rcpt) {
-                return Err(self.refused(&e));
+                return Err(self.refused(Stage::Rcpt, &e));
             }
             if let Err(e) = self.conn.command(Data) {
-                return Err(self.refused(&e));
+                return Err(self.refused(Stage::Data, &e));
             }
         }
         Ok(Ready::new(message))
@@ -160,9 +188,21 @@ impl Session {
         }
     }
 
-    /// MAIL and RCPT for this message (8BITMIME when it is not ASCII).
+    /// MAIL and RCPT for this message (8BITMIME when it is not ASCII; SMTPUTF8 when an address
+    /// is not: RFC 6531 3.4, and its headers then carry the address as UTF-8, RFC 6532).
     fn envelope(&self, from: &Address, to: &Address, message: &[u8]) -> Result<(Mail, Rcpt), Outcome> {
         let mut params = Vec::new();
+        let ascii = |a: &Address| AsRef::<str>::as_ref(a).is_ascii();
+        if !ascii(from) || !ascii(to) {
+            if !self.smtputf8 {
+                // Preflight skips these members when the relay lacks SMTPUTF8: only a relay
+                // that stopped offering it since then gets here.
+                return Err(Outcome::Permanent(
+                    "the address is not ASCII and the server lacks SMTPUTF8".into(),
+                ));
+            }
+            params.push(MailParameter::SmtpUtfEight);
+        }
         if !message.is_ascii() {
             if !self.conn.server_info().supports_feature(Extension::EightBitMime) {
                 return Err(Outcome::Permanent(
@@ -180,22 +220,25 @@ impl Session {
     fn envelope_replies(&mut self, mail_reply: Result<Response, lettre::transport::smtp::Error>) -> Option<Outcome> {
         let mut refusal = None;
         let mut first = Some(mail_reply);
-        for i in 0..3 {
+        for stage in [Stage::Mail, Stage::Rcpt, Stage::Data] {
             let reply = first.take().unwrap_or_else(|| self.conn.read_response());
             match reply {
                 // A 354 after a refused MAIL or RCPT: never send a body into that.
-                Ok(_) if i == 2 && refusal.is_some() => self.conn.abort(),
+                Ok(_) if stage == Stage::Data && refusal.is_some() => self.conn.abort(),
                 Ok(_) => {}
                 Err(e) if e.status().is_none() => {
                     self.conn.abort();
-                    return Some(refusal.as_ref().map_or_else(|| status_outcome(&e), status_outcome));
+                    return Some(match &refusal {
+                        Some((stage, refused)) => refusal_outcome(*stage, refused),
+                        None => refusal_outcome(stage, &e),
+                    });
                 }
                 Err(e) => {
-                    refusal.get_or_insert(e);
+                    refusal.get_or_insert((stage, e));
                 }
             }
         }
-        refusal.map(|e| self.refused(&e))
+        refusal.map(|(stage, e)| self.refused(stage, &e))
     }
 
     /// The body and the final `.` (already dot-stuffed) in a single write, then the reply.
@@ -254,8 +297,8 @@ impl Session {
     }
 
     /// A failure before DATA completed: classify it and leave the session clean.
-    fn refused(&mut self, e: &lettre::transport::smtp::Error) -> Outcome {
-        let outcome = status_outcome(e);
+    fn refused(&mut self, stage: Stage, e: &lettre::transport::smtp::Error) -> Outcome {
+        let outcome = refusal_outcome(stage, e);
         let closing = e.status().is_some_and(|c| c.to_string() == "421");
         if e.status().is_none() || closing || self.conn.has_broken() || self.conn.command(Rset).is_err() {
             self.conn.abort();
@@ -297,6 +340,30 @@ fn status_outcome(e: &lettre::transport::smtp::Error) -> Outcome {
     }
 }
 
+/// A failure before the body left, by what it says: a command the relay never answered, a
+/// refusal of the sender or the session, or one about this recipient or message.
+fn refusal_outcome(stage: Stage, e: &lettre::transport::smtp::Error) -> Outcome {
+    use std::io::ErrorKind::{TimedOut, WouldBlock};
+    let Some(code) = e.status() else {
+        return match io_kind(e) {
+            Some(TimedOut | WouldBlock) => Outcome::Stalled(format!("no answer in time: {e}")),
+            _ => status_outcome(e),
+        };
+    };
+    let code = code.to_string();
+    let text = e.to_string().to_ascii_lowercase();
+    let about_the_session = code == "530"
+        || (code.starts_with('5') && stage == Stage::Mail)
+        || (code.starts_with('5') && text.contains("relay"))
+        || text.contains("authentication required")
+        || text.contains("must issue a starttls");
+    if about_the_session {
+        Outcome::Session(e.to_string())
+    } else {
+        status_outcome(e)
+    }
+}
+
 fn io_kind(e: &lettre::transport::smtp::Error) -> Option<std::io::ErrorKind> {
     std::error::Error::source(e)
         .and_then(|s| s.downcast_ref::<std::io::Error>())
@@ -318,6 +385,14 @@ mod tests {
     /// A one-connection server on 127.0.0.1 that offers PIPELINING and answers each command
     /// with `answer(VERB)` (`None`: hang up without a word). Yields every byte it read.
     fn pipelining_server(answer: fn(&str) -> Option<&'static str>) -> (Relay, std::thread::JoinHandle<String>) {
+        server_offering("250-test\r\n250-PIPELINING\r\n250 8BITMIME", answer)
+    }
+
+    /// [`pipelining_server`] answering EHLO with `ehlo`.
+    fn server_offering(
+        ehlo: &'static str,
+        answer: fn(&str) -> Option<&'static str>,
+    ) -> (Relay, std::thread::JoinHandle<String>) {
         use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("smtp://{}", listener.local_addr().unwrap());
@@ -332,7 +407,7 @@ mod tests {
                 seen.push_str(&line);
                 let verb = line.split([' ', ':', '\r']).next().unwrap_or("").to_ascii_uppercase();
                 let mut reply = match verb.as_str() {
-                    "EHLO" => Some("250-test\r\n250-PIPELINING\r\n250 8BITMIME"),
+                    "EHLO" => Some(ehlo),
                     "RSET" => Some("250 2.0.0 reset"),
                     "QUIT" => Some("221 bye"),
                     other => answer(other),
@@ -407,7 +482,8 @@ mod tests {
         });
         let mut s = relay.connect().unwrap();
         match send_one(&mut s, "a@example.org") {
-            Outcome::Permanent(reply) => assert!(reply.contains("not from you"), "{reply}"),
+            // A refused MAIL FROM is about the sender, not this recipient.
+            Outcome::Session(reply) => assert!(reply.contains("not from you"), "{reply}"),
             other => panic!("{other:?}"),
         }
         assert!(!s.is_broken(), "every reply read, RSET sent: the session goes on");
@@ -523,6 +599,61 @@ mod tests {
         assert!(matches!(done, Outcome::Transient(r) if r.contains("shutting down")));
         assert!(matches!(b, Err(Outcome::Transient(_))));
         assert!(s.is_broken());
+    }
+
+    #[test]
+    fn a_non_ascii_local_part_goes_with_smtputf8_when_offered() {
+        let (relay, server) =
+            server_offering(
+                "250-test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8",
+                |verb| match verb {
+                    "DATA" => Some("354 go ahead"),
+                    _ => Some("250 2.0.0 ok"),
+                },
+            );
+        let mut s = relay.connect().unwrap();
+        assert!(s.smtputf8());
+        assert_eq!(
+            send_one(&mut s, "josé@example.org"),
+            Outcome::Sent("250 2.0.0 ok".into())
+        );
+        assert_eq!(
+            send_one(&mut s, "ana@example.org"),
+            Outcome::Sent("250 2.0.0 ok".into())
+        );
+        s.quit();
+        let seen = server.join().unwrap();
+        assert!(
+            seen.contains("MAIL FROM:<news@example.org> SMTPUTF8\r\nRCPT TO:<josé@example.org>\r\n"),
+            "{seen}"
+        );
+        assert!(
+            seen.contains("MAIL FROM:<news@example.org>\r\nRCPT TO:<ana@example.org>\r\n"),
+            "{seen}"
+        );
+    }
+
+    #[test]
+    fn a_non_ascii_local_part_never_leaves_without_smtputf8() {
+        let (relay, server) = pipelining_server(|verb| match verb {
+            "DATA" => Some("354 go ahead"),
+            _ => Some("250 2.0.0 ok"),
+        });
+        assert!(!relay.offers_smtputf8().unwrap());
+        drop(server);
+        let (relay, server) = pipelining_server(|verb| match verb {
+            "DATA" => Some("354 go ahead"),
+            _ => Some("250 2.0.0 ok"),
+        });
+        let mut s = relay.connect().unwrap();
+        assert!(!s.smtputf8());
+        match send_one(&mut s, "josé@example.org") {
+            Outcome::Permanent(why) => assert!(why.contains("SMTPUTF8"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        s.quit();
+        let seen = server.join().unwrap();
+        assert!(!seen.contains("MAIL FROM"), "{seen}");
     }
 
     #[test]

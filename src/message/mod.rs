@@ -1,0 +1,293 @@
+//! The MIME message: `multipart/alternative` with text first and HTML last, UTF-8, one `To`,
+//! a unique `Message-ID` on the sender's domain, list headers. The same builder serves
+//! `preview`, dry runs and real sends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result, bail};
+use lettre::Message;
+use lettre::address::Envelope;
+use lettre::message::header::{self, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+
+mod encoding;
+mod headers;
+
+use crate::config::Config;
+use crate::dkim::{Key, Signer};
+use crate::email::Email;
+use crate::list::Recipient;
+use crate::newsletter::Newsletter;
+use crate::render::{Rendered, header_safe};
+use crate::unsubscribe::Unsubscribe;
+use encoding::text_body;
+
+/// What every message of a campaign shares.
+pub struct Letterhead {
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
+    pub list_id: Option<String>,
+    /// Domain of the `Message-ID`s (the sender's).
+    pub domain: String,
+    pub unsubscribe: Option<Arc<Unsubscribe>>,
+    /// `Feedback-ID` value: campaign and the configured identifier.
+    pub feedback_id: Option<String>,
+    /// The DKIM signer, when `[dkim]` is configured.
+    dkim: Option<Signer>,
+    /// Random per run, so Message-IDs never repeat across runs or machines.
+    nonce: String,
+    counter: AtomicU64,
+}
+
+impl Letterhead {
+    pub fn new(n: &Newsletter, config: &Config, unsubscribe: Option<Arc<Unsubscribe>>) -> Result<Letterhead> {
+        let file = n.path.display();
+        let from_raw = n.front.from.as_deref().or(config.from.as_deref()).with_context(|| {
+            format!("{file}: no sender: add `from: \"Name <news@example.org>\"` to the front matter or `from` to bulletin.toml")
+        })?;
+        let from = mailbox(from_raw).with_context(|| format!("sender {from_raw:?} is not `Name <address>`"))?;
+        let reply_to = match n.front.reply_to.as_deref().or(config.reply_to.as_deref()) {
+            Some(r) => Some(mailbox(r).with_context(|| format!("reply_to {r:?} is not an address"))?),
+            None => None,
+        };
+        if let Some(id) = &config.list_id {
+            let inner = id.rsplit_once('<').and_then(|(_, r)| r.strip_suffix('>'));
+            if !inner.is_some_and(|i| i.contains('.') && !i.contains('@') && !i.contains(' ')) {
+                bail!("list_id {id:?} must look like `Members <members.example.org>` (RFC 2919)");
+            }
+        }
+        let domain = from.email.domain().to_ascii_lowercase();
+        let feedback_id = config
+            .feedback_id
+            .as_deref()
+            .map(|f| header_safe(&format!("{}:{f}", n.campaign_id())));
+        let dkim = match &config.dkim {
+            None => None,
+            Some(d) => {
+                let key = Key::load(&config.resolve(&d.private_key), &d.domain, &d.selector)?;
+                // Sign what a receiver judges and what a relay must not change; only headers
+                // the messages carry. Content-Type is not listed, as it was not with lettre's
+                // signer, which could not sign it (lettre writes it outside the message headers).
+                let mut headers = vec!["From", "To", "Subject", "Date", "Message-ID", "MIME-Version"];
+                let present = [
+                    ("Reply-To", reply_to.is_some()),
+                    ("List-Id", config.list_id.is_some()),
+                    ("List-Unsubscribe", unsubscribe.is_some()),
+                    (
+                        "List-Unsubscribe-Post",
+                        unsubscribe.as_ref().is_some_and(|u| u.one_click()),
+                    ),
+                    ("Feedback-ID", feedback_id.is_some()),
+                ];
+                headers.extend(present.iter().filter(|(_, here)| *here).map(|(h, _)| *h));
+                Some(key.signer(&headers))
+            }
+        };
+        Ok(Letterhead {
+            from,
+            reply_to,
+            list_id: config.list_id.as_deref().map(header_safe),
+            domain,
+            unsubscribe,
+            feedback_id,
+            dkim,
+            nonce: format!("{:016x}", fastrand::u64(..)),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// A new unique Message-ID, `<nonce.counter.random@domain>`.
+    pub fn message_id(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("<{}.{n}.{:08x}@{}>", self.nonce, fastrand::u32(..), self.domain)
+    }
+
+    /// Builds the message for one member.
+    pub fn build(&self, r: &Recipient, content: &Rendered, message_id: String) -> Result<Message> {
+        // A non-ASCII domain goes out in its IDNA form; a non-ASCII local part as it is (RFC
+        // 6532), for the relays that offer SMTPUTF8 (the others never get it: see preflight).
+        let address: lettre::Address = r.email.smtp().parse().context("invalid recipient address")?;
+        let name = r.display_name().map(|n| header_safe(&n)).filter(|n| !n.is_empty());
+        // The envelope is the From and To headers, given here so lettre need not parse them
+        // back out of the headers it just wrote (a tenth of the time to build a message).
+        let envelope = Envelope::new(Some(self.from.email.clone()), vec![address.clone()])?;
+        let to = Mailbox::new(name, address);
+        let mut b = Message::builder()
+            .envelope(envelope)
+            .raw_header(headers::mailbox::<header::From>(&self.from))
+            .raw_header(headers::mailbox::<header::To>(&to))
+            .raw_header(headers::unstructured("Subject", &content.subject))
+            .message_id(Some(message_id))
+            .date_now();
+        if let Some(r) = &self.reply_to {
+            b = b.raw_header(headers::mailbox::<header::ReplyTo>(r));
+        }
+        if let Some(id) = &self.list_id {
+            b = b.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("List-Id"), id.clone()));
+        }
+        if let Some(u) = &self.unsubscribe {
+            b = b.raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                u.header(&r.email),
+            ));
+            if u.one_click() {
+                b = b.raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".into(),
+                ));
+            }
+        }
+        if let Some(f) = &self.feedback_id {
+            b = b.raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Feedback-ID"),
+                f.clone(),
+            ));
+        }
+        let body = MultiPart::alternative()
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(text_body(&content.text)),
+            )
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(text_body(&content.html)),
+            );
+        let mut message = b.multipart(body).context("cannot build the message")?;
+        if let Some(dkim) = &self.dkim {
+            dkim.sign(&mut message).context("cannot DKIM-sign the message")?;
+        }
+        Ok(message)
+    }
+}
+
+/// Parses `Name <address>` or a bare address, refusing header-breaking characters, with a
+/// non-ASCII domain in its IDNA form. The sender's addresses are in every message: one that
+/// needs SMTPUTF8 would make every message need it, so it is refused.
+pub fn mailbox(s: &str) -> Result<Mailbox> {
+    if s.chars().any(|c| c.is_control()) {
+        bail!("it contains a line break or control character");
+    }
+    let m: Mailbox = s.trim().parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let email = Email::parse(m.email.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if email.needs_smtputf8() {
+        bail!(
+            "the part before `@` is not ASCII: only relays that offer SMTPUTF8 could carry it, in every message; use an ASCII address"
+        );
+    }
+    let address = email.smtp().parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Mailbox::new(m.name, address))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::list::Columns;
+
+    fn letterhead(settings: &str) -> Letterhead {
+        let n = Newsletter::parse("---\nsubject: Hi\n---\nHello.\n", Path::new("n.md")).unwrap();
+        let config = Config::parse(settings, Path::new("bulletin.toml")).unwrap();
+        Letterhead::new(&n, &config, None).unwrap()
+    }
+
+    fn member(email: &str, name: &str) -> Recipient {
+        Recipient {
+            email: Email::parse(email).unwrap(),
+            columns: Arc::new(Columns {
+                path: PathBuf::from("members.csv"),
+                names: vec!["email".into(), "name".into()],
+                email: 0,
+            }),
+            line: 2,
+            row: 1,
+            values: vec![email.into(), name.into()],
+        }
+    }
+
+    fn build(l: &Letterhead, r: &Recipient, subject: &str, body: &str) -> Vec<u8> {
+        let content = Rendered {
+            subject: subject.into(),
+            html: format!("<p>{body}</p>"),
+            text: body.into(),
+        };
+        l.build(r, &content, l.message_id()).unwrap().formatted()
+    }
+
+    fn assert_lines_within_998(raw: &[u8]) {
+        for (i, line) in raw.split(|&b| b == b'\n').enumerate() {
+            assert!(line.len() <= 999, "line {} has {} octets", i + 1, line.len());
+        }
+    }
+
+    #[test]
+    fn long_values_keep_every_line_within_998_octets() {
+        let l = letterhead("from = \"News <news@example.org>\"\nreply_to = \"info@example.org\"\n");
+        let word = "x".repeat(20_000);
+        let cell = "ab ".repeat(350_000);
+        let r = member("ana@example.org", &format!("Ana {word}"));
+        let raw = build(&l, &r, &format!("Read {word} now"), &format!("{word}\n{cell}\n"));
+        assert_lines_within_998(&raw);
+        let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(m.subject(), Some(format!("Read {word} now").as_str()));
+        let to = m.to().and_then(|t| t.first()).unwrap();
+        assert_eq!(to.name(), Some(format!("Ana {word}").as_str()));
+        assert_eq!(m.body_text(0).unwrap(), format!("{word}\r\n{cell}\r\n"));
+    }
+
+    #[test]
+    fn a_non_ascii_domain_goes_out_as_idna_in_envelope_and_headers() {
+        let l = letterhead("from = \"Bücher <news@bücher.example>\"\nreply_to = \"info@bücher.example\"\n");
+        let r = member("ana@müller.example", "Ana");
+        let content = Rendered {
+            subject: "Hi".into(),
+            html: "<p>Hi</p>".into(),
+            text: "Hi".into(),
+        };
+        let message = l.build(&r, &content, l.message_id()).unwrap();
+        let e = message.envelope();
+        assert_eq!(
+            e.from().map(ToString::to_string).as_deref(),
+            Some("news@xn--bcher-kva.example")
+        );
+        assert_eq!(e.to()[0].to_string(), "ana@xn--mller-kva.example");
+        let raw = message.formatted();
+        let head = String::from_utf8(raw.clone()).unwrap();
+        let head = head.split("\r\n\r\n").next().unwrap();
+        assert!(head.is_ascii(), "{head}");
+        assert!(head.contains("To: Ana <ana@xn--mller-kva.example>"), "{head}");
+        assert!(head.contains("Reply-To: info@xn--bcher-kva.example"), "{head}");
+        assert!(
+            head.contains("@xn--bcher-kva.example>\r\n"),
+            "Message-ID on the sender's domain: {head}"
+        );
+    }
+
+    #[test]
+    fn a_non_ascii_local_part_is_written_raw_in_to() {
+        let l = letterhead("from = \"News <news@example.org>\"\n");
+        let r = member("josé@bücher.example", "José");
+        let raw = build(&l, &r, "Hi", "Hi");
+        let text = String::from_utf8(raw.clone()).unwrap();
+        assert!(
+            text.contains("To: =?utf-8?b?Sm9zw6k=?= <josé@xn--bcher-kva.example>\r\n"),
+            "{text}"
+        );
+        let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let to = m.to().and_then(|t| t.first()).unwrap();
+        assert_eq!(to.address(), Some("josé@xn--bcher-kva.example"));
+    }
+
+    #[test]
+    fn a_sender_that_needs_smtputf8_is_refused() {
+        let err = mailbox("José <josé@example.org>").unwrap_err().to_string();
+        assert!(err.contains("SMTPUTF8"), "{err}");
+        assert_eq!(
+            mailbox("News <news@Bücher.example>").unwrap().email.to_string(),
+            "news@xn--bcher-kva.example"
+        );
+    }
+}

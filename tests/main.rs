@@ -1,0 +1,17 @@
+//! The integration tests, one binary: each module is an area, all of them sharing `support`
+//! (the temporary project, the in-process SMTP test server, the HTML oracle), compiled once.
+//! Run one area with `cargo test --test main cli::`, one test by its path's tail.
+
+mod support;
+
+mod cli;
+mod crash;
+mod deliverability;
+mod fault_matrix;
+mod fuzz;
+mod hardening_mime;
+mod hardening_retry;
+mod security;
+mod send;
+mod smtp_server_selftest;
+mod smtp_sink;
