@@ -11,6 +11,7 @@ mod fault_matrix;
 mod fuzz;
 mod hardening_mime;
 mod hardening_retry;
+mod inbox;
 mod security;
 mod send;
 mod smtp_server_selftest;

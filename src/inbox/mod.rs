@@ -2,3 +2,5 @@
 //! mailed unsubscribes go back into the suppression file and the journal.
 
 pub mod classify;
+pub mod settings;
+pub mod verp;
