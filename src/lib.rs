@@ -59,6 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send(args) => cmd::send::run(config, &args, cli.quiet),
         Command::Report(args) => cmd::report::run(config, &args),
         Command::Suppress { addresses } => cmd::suppress::run(config, &addresses),
+        Command::Inbox(args) => cmd::inbox::run(config, &args, cli.quiet),
         Command::Dkim { command } => cmd::dkim::run(&command),
         Command::UnsubscribeToken { command } => cmd::token::run(config, &command),
     }

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod dkim;
+pub mod inbox;
 pub mod init;
 pub mod preview;
 pub mod report;

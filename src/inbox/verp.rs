@@ -86,6 +86,10 @@ impl<'v> Index<'v> {
         Index { verp, tokens: None }
     }
 
+    pub fn verp(&self) -> &'v Verp {
+        self.verp
+    }
+
     /// The member `token` was made for, if any.
     pub fn resolve(&mut self, journal: &Journal, token: &str) -> Result<Option<Member>> {
         if self.tokens.is_none() {

@@ -19,12 +19,13 @@ pub struct Member {
 
 /// What one processed message changed.
 #[derive(Debug, Clone)]
-pub struct Processed<'a> {
+pub struct Processed {
     /// Every key the message is known by (Message-ID, mailbox location).
-    pub keys: &'a [String],
+    pub keys: Vec<String>,
     /// The class as text, for the record.
-    pub class: &'a str,
-    pub outcome: Option<(&'a Member, Outcome, &'a str)>,
+    pub class: &'static str,
+    /// The member it matched, what it says about them, and the report's detail.
+    pub outcome: Option<(Member, Outcome, String)>,
     pub at: i64,
 }
 
@@ -40,21 +41,21 @@ impl Journal {
         Ok(false)
     }
 
-    /// Records a processed message: its outcome (first one per member, campaign and kind
-    /// kept) and its keys, in one transaction.
-    pub fn inbox_record(&mut self, p: &Processed) -> Result<()> {
+    /// Records processed messages: their outcomes (the first one per member, campaign and
+    /// kind is kept) and their keys, all in one transaction.
+    pub fn inbox_record(&mut self, batch: &[Processed]) -> Result<()> {
         let tx = self.db.transaction()?;
-        if let Some((m, outcome, detail)) = p.outcome {
-            tx.execute(
-                "INSERT OR IGNORE INTO inbox_outcome (campaign, address, kind, message, detail, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![m.campaign, m.address, outcome, p.keys.first().map_or("", String::as_str), detail, p.at],
-            )?;
-        }
-        for k in p.keys {
-            tx.execute(
-                "INSERT OR IGNORE INTO inbox_seen (key, class, at) VALUES (?1, ?2, ?3)",
-                params![k, p.class, p.at],
-            )?;
+        for p in batch {
+            if let Some((m, outcome, detail)) = &p.outcome {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO inbox_outcome (campaign, address, kind, message, detail, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![m.campaign, m.address, outcome, p.keys.first().map_or("", String::as_str), detail, p.at])?;
+            }
+            for k in &p.keys {
+                tx.prepare_cached("INSERT OR IGNORE INTO inbox_seen (key, class, at) VALUES (?1, ?2, ?3)")?
+                    .execute(params![k, p.class, p.at])?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -100,14 +101,18 @@ impl Journal {
         Ok(())
     }
 
-    /// In how many distinct campaigns `address` soft-bounced.
-    pub fn soft_bounce_campaigns(&self, address: &str) -> Result<usize> {
-        let n: i64 = self.db.query_row(
-            "SELECT count(DISTINCT campaign) FROM inbox_outcome WHERE address = ?1 AND kind = ?2",
-            params![address, Outcome::BouncedSoft],
-            |r| r.get(0),
-        )?;
-        Ok(usize::try_from(n).unwrap_or(0))
+    /// In how many distinct campaigns `address` soft-bounced, counting `also` (the campaigns
+    /// of soft bounces not recorded yet) too.
+    pub fn soft_bounce_campaigns(&self, address: &str, also: &[&str]) -> Result<usize> {
+        let mut campaigns: std::collections::HashSet<String> = also.iter().map(|c| (*c).to_owned()).collect();
+        let mut stmt = self
+            .db
+            .prepare_cached("SELECT DISTINCT campaign FROM inbox_outcome WHERE address = ?1 AND kind = ?2")?;
+        for c in stmt.query_map(params![address, Outcome::BouncedSoft], |r| r.get::<_, String>(0))? {
+            campaigns.insert(c?);
+        }
+        let n = campaigns.len();
+        Ok(n)
     }
 
     /// How many members of `campaign` had each outcome.
@@ -174,19 +179,18 @@ mod tests {
         assert_eq!(j.latest_campaign("a@example.org").unwrap().as_deref(), Some("c2"));
         assert!(j.latest_campaign("b@example.org").unwrap().is_none());
 
-        let keys = ["id:<b1@mx>".to_owned(), "maildir:/x/1".to_owned()];
+        let keys = vec!["id:<b1@mx>".to_owned(), "maildir:/x/1".to_owned()];
         assert!(!j.inbox_seen(&keys).unwrap());
-        for _ in 0..2 {
-            j.inbox_record(&Processed {
-                keys: &keys,
-                class: "soft bounce",
-                outcome: Some((&m, Outcome::BouncedSoft, "4.2.2")),
-                at: 30,
-            })
-            .unwrap();
-        }
+        let p = Processed {
+            keys: keys.clone(),
+            class: "soft bounce",
+            outcome: Some((m, Outcome::BouncedSoft, "4.2.2".into())),
+            at: 30,
+        };
+        j.inbox_record(&[p.clone(), p]).unwrap();
         assert!(j.inbox_seen(&keys[1..]).unwrap());
-        assert_eq!(j.soft_bounce_campaigns("a@example.org").unwrap(), 1);
+        assert_eq!(j.soft_bounce_campaigns("a@example.org", &[]).unwrap(), 1);
+        assert_eq!(j.soft_bounce_campaigns("a@example.org", &["c1", "c2"]).unwrap(), 2);
         assert_eq!(j.outcome_counts("c1").unwrap()[&Outcome::BouncedSoft], 1);
         let mut all = Vec::new();
         j.each_handed_off(|m| all.push(m.campaign)).unwrap();
