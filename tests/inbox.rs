@@ -11,7 +11,7 @@ const NEWSLETTER: &str = "---\nsubject: \"December news\"\nid: news-1\n---\nDear
 const SECRET: &str = "inbox-test-secret";
 
 /// A project with VERP that sent `n.md` to `n` members through `smtp`.
-fn sent(smtp: &TestSmtp, n: usize) -> Project {
+pub(crate) fn sent(smtp: &TestSmtp, n: usize) -> Project {
     let p = sending(
         &smtp.url(),
         NEWSLETTER,
@@ -48,7 +48,7 @@ fn with_a_bounce_address_each_message_has_its_own_verp_envelope_sender() {
 }
 
 /// A fixture from tests/fixtures/inbox/ with `(from, to)` replacements.
-fn fixture(name: &str, replace: &[(&str, &str)]) -> String {
+pub(crate) fn fixture(name: &str, replace: &[(&str, &str)]) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/inbox")
         .join(name);
@@ -79,7 +79,7 @@ fn token(p: &Project, address: &str) -> String {
 }
 
 /// A mailbox of what came back after the send: one message of each kind, for members m1–m6.
-fn mailbox(p: &Project, smtp: &TestSmtp) -> Vec<(String, String)> {
+pub(crate) fn mailbox(p: &Project, smtp: &TestSmtp) -> Vec<(String, String)> {
     let (_, id1) = sent_to(smtp, "m1@example.org");
     let (verp2, _) = sent_to(smtp, "m2@example.org");
     let (_, id3) = sent_to(smtp, "m3@example.org");
@@ -152,11 +152,11 @@ fn maildir(p: Project, messages: &[(String, String)]) -> Project {
     p
 }
 
-fn json(run: &crate::support::project::Run) -> serde_json::Value {
+pub(crate) fn json(run: &crate::support::project::Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
 }
 
-fn suppressed(v: &serde_json::Value) -> Vec<(String, String, String)> {
+pub(crate) fn suppressed(v: &serde_json::Value) -> Vec<(String, String, String)> {
     let mut out: Vec<_> = v["suppressed"]
         .as_array()
         .unwrap()

@@ -12,6 +12,7 @@ mod fuzz;
 mod hardening_mime;
 mod hardening_retry;
 mod inbox;
+mod inbox_servers;
 mod security;
 mod send;
 mod smtp_server_selftest;
