@@ -12,10 +12,16 @@ const SECRET: &str = "inbox-test-secret";
 
 /// A project with VERP that sent `n.md` to `n` members through `smtp`.
 pub(crate) fn sent(smtp: &TestSmtp, n: usize) -> Project {
+    sent_through(&smtp.url(), &members(n))
+}
+
+/// A project with VERP (and a suppression file) that sent `n.md` to the members in `csv`
+/// through the relay at `url`.
+pub(crate) fn sent_through(url: &str, csv: &str) -> Project {
     let p = sending(
-        &smtp.url(),
+        url,
         NEWSLETTER,
-        members(n),
+        csv.to_owned(),
         "\n[inbox]\nbounce_address = \"bounces@example.org\"\nsoft_limit = 2\n",
     )
     .file("lists/unsubscribed.csv", "email,reason,date,campaign\n")
