@@ -243,3 +243,49 @@ fn a_maildir_of_bounces_complaints_and_requests_suppresses_exactly_the_matched_m
         .success()
         .stdout_has("0 processed");
 }
+
+#[test]
+fn an_mbox_with_a_huge_and_a_broken_message_reports_and_skips_them_and_completes() {
+    let smtp = TestSmtp::start();
+    let p = sent(&smtp, 2);
+    let (_, id1) = sent_to(&smtp, "m1@example.org");
+    let bounce = fixture(
+        "postfix-hard.eml",
+        &[
+            ("gone.member@example.net", "m1@example.org"),
+            ("<r1.1.00000001@example.org>", &id1),
+        ],
+    );
+    let huge = format!("Subject: attachment\n\n{}\n", "x".repeat(11 * 1024 * 1024));
+    let mbox = format!(
+        "From MAILER-DAEMON Tue Dec  1 10:00:00 2026\n{bounce}\n\
+         From someone Tue Dec  1 10:00:01 2026\n{huge}\n\
+         From nobody Tue Dec  1 10:00:02 2026\n\n\n"
+    );
+    let p = p.file("bounces.mbox", mbox);
+    let run = p.run(&["inbox", "--mbox", "bounces.mbox", "--json"]);
+    let v = json(run.success());
+    assert_eq!(
+        (v["processed"].as_u64(), v["hard"].as_u64(), v["skipped"].as_u64()),
+        (Some(1), Some(1), Some(2)),
+        "{v:#}"
+    );
+    assert!(run.stderr.contains("over the 10 MB limit"), "{}", run.stderr);
+    assert_eq!(
+        suppressed(&v),
+        [("m1@example.org".to_owned(), "bounce".to_owned(), "news-1".to_owned())]
+    );
+}
+
+#[test]
+fn without_a_mailbox_or_a_journal_inbox_says_what_to_do() {
+    let p = Project::new();
+    p.run(&["inbox"]).code(1).stderr_has("--maildir");
+    let p = p.file("Maildir/new/.keep", "");
+    p.run(&["inbox", "--maildir", "Maildir"])
+        .code(1)
+        .stderr_has("no journal");
+    p.run(&["inbox", "--imap", "imap://u@imap.example.org/INBOX"])
+        .code(1)
+        .stderr_has("imaps://");
+}
