@@ -289,3 +289,23 @@ fn without_a_mailbox_or_a_journal_inbox_says_what_to_do() {
         .code(1)
         .stderr_has("imaps://");
 }
+
+#[test]
+fn check_refuses_a_bounce_address_without_the_secret_naming_its_line() {
+    let p = Project::new().file("n.md", NEWSLETTER).file("m.csv", members(1));
+    let config = format!(
+        "{}\n[inbox]\nbounce_address = \"bounces@example.org\"\n",
+        p.read("bulletin.toml")
+    );
+    let p = p.file("bulletin.toml", config);
+    let line = p
+        .read("bulletin.toml")
+        .lines()
+        .position(|l| l.starts_with("bounce_address"))
+        .unwrap()
+        + 1;
+    p.run(&["check", "n.md", "--list", "m.csv"])
+        .code(1)
+        .stdout_has(&format!("bulletin.toml:{line}"))
+        .stdout_has("BULLETIN_UNSUBSCRIBE_SECRET");
+}
