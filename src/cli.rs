@@ -227,7 +227,7 @@ pub struct InboxArgs {
     #[arg(long)]
     pub json: bool,
     /// IMAP: move processed messages to this folder instead of flagging them \Seen
-    #[arg(long, value_name = "FOLDER")]
+    #[arg(long, value_name = "FOLDER", conflicts_with_all = ["maildir", "mbox"])]
     pub move_to: Option<String>,
     /// Journal file
     #[arg(long, value_name = "FILE", env = "BULLETIN_JOURNAL", default_value = DEFAULT_JOURNAL)]
