@@ -37,7 +37,9 @@ for n in $SIZES; do
     printf 'from = "Bench <news@example.org>"\nsuppress = ["lists/unsubscribed.csv"]\n' >"$dir/bulletin.toml"
     for run in first "second (all seen)"; do
         out="$dir/run-${run%% *}"
-        (cd "$dir" && timed "$out" -- "$BULLETIN" inbox --maildir Maildir --json --quiet)
+        cd "$dir"
+        timed "$out" -- "$BULLETIN" inbox --maildir Maildir --json --quiet
+        cd "$ROOT"
         [[ $STATUS == 0 ]] || fail "inbox" "$out"
         rate=$(awk -v n="$n" -v s="$SECS" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
         printf '%-10s %-22s %8s %8s %10s %8s\n' "$n" "$run" "$SECS" "$CPU" "$rate" "$RSS_MB"
