@@ -59,6 +59,8 @@ pub enum Command {
         #[arg(required = true, value_name = "ADDRESS")]
         addresses: Vec<String>,
     },
+    /// Read the bounce mailbox: suppress hard bounces, complaints and mailed unsubscribes
+    Inbox(InboxArgs),
     /// DKIM keys: generate a key pair and the DNS record to publish
     Dkim {
         #[command(subcommand)]
@@ -269,4 +271,30 @@ pub struct ReportArgs {
     /// any .bulletin/journal-shard-*.db]
     #[arg(long, value_name = "FILE", env = "BULLETIN_JOURNAL")]
     pub journal: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    /// IMAP mailbox, e.g. imaps://bounces%40example.org@imap.example.org:993/INBOX
+    /// [default: [inbox] imap; password from BULLETIN_IMAP_PASSWORD or [inbox] password_command]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["maildir", "mbox"])]
+    pub imap: Option<String>,
+    /// Read a Maildir (its new/ and cur/) instead
+    #[arg(long, value_name = "DIR", conflicts_with = "mbox")]
+    pub maildir: Option<PathBuf>,
+    /// Read an mbox file instead
+    #[arg(long, value_name = "FILE")]
+    pub mbox: Option<PathBuf>,
+    /// Print what would be done; change nothing (no suppression, journal or mailbox change)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// IMAP: move processed messages to this folder instead of flagging them \Seen
+    #[arg(long, value_name = "FOLDER", conflicts_with_all = ["maildir", "mbox"])]
+    pub move_to: Option<String>,
+    /// Journal file
+    #[arg(long, value_name = "FILE", env = "BULLETIN_JOURNAL", default_value = DEFAULT_JOURNAL)]
+    pub journal: PathBuf,
 }

@@ -43,6 +43,8 @@ pub struct Config {
     pub social: Vec<Social>,
     #[serde(default)]
     pub archive: Archive,
+    #[serde(default)]
+    pub inbox: Inbox,
     /// Directory the file was found in; relative paths are resolved against it.
     #[serde(skip)]
     pub root: PathBuf,
@@ -111,6 +113,21 @@ pub struct Unsubscribe {
     pub mailto: Option<String>,
     /// Command whose output is the token secret (else `BULLETIN_UNSUBSCRIBE_SECRET`).
     pub secret_command: Option<String>,
+}
+
+/// `[inbox]`: the mailbox `bulletin inbox` reads, and VERP. Resolved by
+/// [`crate::inbox::settings`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inbox {
+    /// `imaps://user@host:993/INBOX` (plain `imap://` only to a loopback host).
+    pub imap: Option<Spanned<String>>,
+    /// Command whose standard output is the IMAP password (else `BULLETIN_IMAP_PASSWORD`).
+    pub password_command: Option<String>,
+    /// Envelope sender base for VERP: `bounces@example.org` sends as `bounces+TOKEN@example.org`.
+    pub bounce_address: Option<Spanned<String>>,
+    /// Soft bounces, in distinct campaigns, before an address is suppressed (default 3).
+    pub soft_limit: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

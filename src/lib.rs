@@ -26,6 +26,7 @@ pub mod diagnostic;
 pub mod dkim;
 pub(crate) mod doctor;
 pub mod email;
+pub(crate) mod inbox;
 pub(crate) mod journal;
 pub mod list;
 pub mod message;
@@ -66,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send(args) => cmd::send::run(config, &args, cli.quiet),
         Command::Report(args) => cmd::report::run(config, &args),
         Command::Suppress { addresses } => cmd::suppress::run(config, &addresses),
+        Command::Inbox(args) => cmd::inbox::run(config, &args, cli.quiet),
         Command::Dkim { command } => cmd::dkim::run(&command),
         Command::Doctor(args) => cmd::doctor::run(
             config,

@@ -22,6 +22,13 @@ pub(crate) fn is_address_failure(reply: &str) -> bool {
             "invalid recipient",
             "address rejected",
             "account disabled",
+            // The wording of bounces that carry no status code (qmail, Yahoo, Gmail's text).
+            "no mailbox here",
+            "user doesn't have a",
+            "address not found",
+            "address couldn't be found",
+            "recipientnotfound",
+            "recipient not found",
         ]
         .iter()
         .any(|p| r.contains(p))
@@ -52,5 +59,10 @@ mod tests {
             "permanent error (554): 5.7.1 Message rejected as spam"
         ));
         assert!(!is_address_failure("permanent error (552): 5.3.4 Message too big"));
+        assert!(is_address_failure("5.1.10 RESOLVER.ADR.RecipientNotFound"));
+        assert!(is_address_failure(
+            "554: delivery error: dd This user doesn't have a yahoo.example account"
+        ));
+        assert!(!is_address_failure("452 4.2.2 Mailbox full"));
     }
 }

@@ -19,6 +19,8 @@ mod hardening_dryrun;
 mod hardening_inputs;
 mod hardening_mime;
 mod hardening_retry;
+mod inbox;
+mod inbox_servers;
 mod security;
 mod send;
 mod smtp_server_selftest;

@@ -25,6 +25,9 @@ pub(crate) fn run(
 ) -> Result<ExitCode> {
     let mut p = Project::load(config, newsletter, lists)?;
     Settings::resolve(&p.config, relay, &mut p.diags).review(&p.config, &mut p.diags);
+    // `[inbox]`: what send (VERP) and inbox would refuse.
+    crate::inbox::settings::resolve(&p.config, &mut p.diags);
+    crate::inbox::settings::verp(&p.config, &mut p.diags);
     let file = p.newsletter.path.display().to_string();
     if lists.is_empty() {
         p.diags.warning(

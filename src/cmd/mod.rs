@@ -4,6 +4,7 @@ pub(crate) mod archive;
 pub(crate) mod check;
 pub(crate) mod dkim;
 pub(crate) mod doctor;
+pub(crate) mod inbox;
 pub(crate) mod init;
 pub(crate) mod preview;
 pub(crate) mod report;

@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use crate::cli::ReportArgs;
 use crate::config::Config;
 use crate::email::Email;
-use crate::journal::{Campaign, Delivery, Journal, Status};
+use crate::journal::{Campaign, Delivery, Journal, Outcome, Status};
 use crate::list::{Reason, Suppression, append_suppression};
 use crate::newsletter::Newsletter;
 use crate::paths::DEFAULT_JOURNAL;
@@ -51,6 +51,11 @@ struct Counts {
     /// Uncertain rows and rows still in flight: those belong to a run that is going on or was
     /// killed.
     uncertain: usize,
+    /// What `bulletin inbox` matched to members of the campaign afterwards.
+    bounced_hard: usize,
+    bounced_soft: usize,
+    complaints: usize,
+    unsubscribed: usize,
 }
 
 impl Counts {
@@ -61,7 +66,20 @@ impl Counts {
             failed: count(Status::Failed),
             pending: count(Status::Pending),
             uncertain: count(Status::Uncertain) + count(Status::InFlight),
+            bounced_hard: 0,
+            bounced_soft: 0,
+            complaints: 0,
+            unsubscribed: 0,
         }
+    }
+
+    /// Adds the inbox outcomes one journal holds for the campaign.
+    fn add_outcomes(&mut self, outcomes: &std::collections::HashMap<Outcome, usize>) {
+        let n = |o: Outcome| outcomes.get(&o).copied().unwrap_or(0);
+        self.bounced_hard += n(Outcome::BouncedHard);
+        self.bounced_soft += n(Outcome::BouncedSoft);
+        self.complaints += n(Outcome::Complained);
+        self.unsubscribed += n(Outcome::Unsubscribed);
     }
 }
 
@@ -100,7 +118,10 @@ impl Report {
         let Some(campaign) = campaign else {
             bail!("campaign {id} has not been sent yet (journal {shown})");
         };
-        let counts = Counts::of(&rows);
+        let mut counts = Counts::of(&rows);
+        for journal in &opened {
+            counts.add_outcomes(&journal.outcome_counts(&id)?);
+        }
         Ok(Report { campaign, rows, counts })
     }
 
@@ -128,6 +149,13 @@ impl Report {
         println!("  failed     {}", counts.failed);
         println!("  pending    {}", counts.pending);
         println!("  uncertain  {}", counts.uncertain);
+        if counts.bounced_hard + counts.bounced_soft + counts.complaints + counts.unsubscribed > 0 {
+            println!("after sending (bulletin inbox):");
+            println!("  bounced (hard)  {}", counts.bounced_hard);
+            println!("  bounced (soft)  {}", counts.bounced_soft);
+            println!("  complaints      {}", counts.complaints);
+            println!("  unsubscribed    {}", counts.unsubscribed);
+        }
         for (reply, who) in &self.by_reply() {
             println!("failed ({}): {reply}", who.len());
             for a in who.iter().take(5) {
@@ -159,6 +187,10 @@ impl Report {
             "failed": self.counts.failed,
             "pending": self.counts.pending,
             "uncertain": self.counts.uncertain,
+            "bounced_hard": self.counts.bounced_hard,
+            "bounced_soft": self.counts.bounced_soft,
+            "complaints": self.counts.complaints,
+            "unsubscribed": self.counts.unsubscribed,
             "failures": failures,
             "uncertain_members": uncertain_list,
         });

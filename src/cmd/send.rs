@@ -15,6 +15,7 @@ use super::{Project, about_journal};
 use crate::bulk::Compliance;
 use crate::cli::SendArgs;
 use crate::diagnostic::{Diagnostics, Level};
+use crate::inbox::verp::Verp;
 use crate::journal::{Campaign, Journal};
 use crate::list::Sources;
 use crate::message::Letterhead;
@@ -36,11 +37,12 @@ use crate::{EXIT_INTERRUPTED, EXIT_SOME_FAILED};
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCode> {
-    let loaded = Loaded::load(config, args, quiet)?;
+    let mut loaded = Loaded::load(config, args, quiet)?;
     if args.dry_run {
         return dry_run(&loaded, args);
     }
     let plan = Plan::make(&loaded, args, quiet)?;
+    loaded.bounce_to(&plan.campaign.id);
     plan.show(quiet && args.yes);
     if plan.counts.jobs == 0 {
         println!(
@@ -68,6 +70,8 @@ struct Loaded {
     /// What the bulk-sender rules need, and whether `--allow-noncompliant` waives them.
     compliance: Compliance,
     allow_noncompliant: bool,
+    /// `[inbox] bounce_address`: the envelope sender becomes `bounces+TOKEN@…` per member.
+    verp: Option<std::sync::Arc<Verp>>,
 }
 
 impl Loaded {
@@ -85,6 +89,7 @@ impl Loaded {
             mut diags,
         } = Project::load(config, &args.newsletter, &args.lists.lists)?;
         let settings = Settings::resolve(&config, &args.relay, &mut diags);
+        let verp = crate::inbox::settings::verp(&config, &mut diags).map(std::sync::Arc::new);
         let diags = diags.into_result()?;
         let (Some(compiled), Some(letterhead)) = (compiled, letterhead) else {
             bail!("the newsletter did not compile; run `bulletin check` for details");
@@ -102,7 +107,16 @@ impl Loaded {
             compiled,
             letterhead,
             settings,
+            verp,
         })
+    }
+
+    /// With VERP, makes each member's envelope sender carry their token for `campaign`.
+    fn bounce_to(&mut self, campaign: &str) {
+        if let Some(verp) = self.verp.clone() {
+            let campaign = campaign.to_owned();
+            self.letterhead.envelope_sender = Some(std::sync::Arc::new(move |e| verp.address(&campaign, e.key())));
+        }
     }
 
     /// Pass one over the lists: personalises every member `selection` picks, keeping none;

@@ -14,9 +14,13 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 
+mod inbox;
+mod outcome;
 mod schema;
 mod status;
 
+pub(crate) use inbox::{Member, Processed};
+pub(crate) use outcome::Outcome;
 pub(crate) use status::Status;
 
 /// A campaign as recorded.

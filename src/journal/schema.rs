@@ -38,6 +38,30 @@ CREATE TABLE IF NOT EXISTS delivery (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE handed_off IS NOT NULL;
 ",
+    // 2: what `bulletin inbox` learns after the relay's 250. A bounce, complaint or mailed
+    // unsubscribe is an event about a member who stays `sent` (resume and rate windows read
+    // `delivery.status` and must not change meaning), so it gets its own table rather than new
+    // statuses; `inbox_outcome.kind` is read back strictly like a status. `inbox_seen` remembers
+    // every message processed (by Message-ID and by mailbox location) so a second run over the
+    // same mailbox changes nothing. Bounces name the original Message-ID: index it.
+    "
+CREATE TABLE inbox_outcome (
+    campaign TEXT NOT NULL,
+    address TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL,
+    detail TEXT,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (campaign, address, kind)
+) WITHOUT ROWID;
+CREATE INDEX inbox_outcome_address ON inbox_outcome(address, kind);
+CREATE TABLE inbox_seen (
+    key TEXT PRIMARY KEY,
+    class TEXT NOT NULL,
+    at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX delivery_message_id ON delivery(message_id) WHERE message_id IS NOT NULL;
+",
 ];
 
 /// The journal format this bulletin reads and writes.
@@ -164,7 +188,7 @@ CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE han
     }
 
     #[test]
-    fn a_journal_bulletin_0_1_wrote_opens_as_version_1_with_its_data() {
+    fn a_journal_bulletin_0_1_wrote_opens_as_the_current_version_with_its_data() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.db");
         v0_journal(&path);
@@ -172,8 +196,13 @@ CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE han
         assert_eq!(user_version(&path), 0);
 
         let j = Journal::open(&path).unwrap();
-        assert_eq!(user_version(&path), 1);
-        assert_eq!(dump(&path), before, "the data is untouched");
+        assert_eq!(user_version(&path), 2);
+        let rows = |d: Vec<String>| {
+            d.into_iter()
+                .filter(|l| !l.starts_with("table ") && !l.starts_with("index "))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rows(dump(&path)), rows(before), "the data is untouched");
         let c = j.campaign("c1").unwrap().unwrap();
         assert_eq!(
             (c.subject.as_str(), c.fingerprint.as_str(), c.started),
@@ -207,24 +236,25 @@ CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE han
     }
 
     #[test]
-    fn a_new_journal_gets_version_1() {
+    fn a_new_journal_gets_version_2() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.db");
         drop(Journal::open(&path).unwrap());
-        assert_eq!(VERSION, 1);
-        assert_eq!(user_version(&path), 1);
+        assert_eq!(VERSION, 2);
+        assert_eq!(user_version(&path), 2);
         let db = Connection::open(&path).unwrap();
         let page_size: i64 = db.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
         let mode: String = db.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!((page_size, mode.as_str()), (1024, "wal"));
         let tables: i64 = db
             .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name IN ('campaign', 'delivery', 'delivery_handed_off')",
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('campaign', 'delivery', 'delivery_handed_off', \
+                 'inbox_outcome', 'inbox_seen', 'delivery_message_id')",
                 [],
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 3);
+        assert_eq!(tables, 6);
     }
 
     #[test]
@@ -237,7 +267,7 @@ CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE han
         let j = Journal::open(&path).unwrap();
         assert_eq!(j.deliveries("c1").unwrap().len(), 5);
         drop(j);
-        assert_eq!(user_version(&path), 1);
+        assert_eq!(user_version(&path), 2);
         assert_eq!(dump(&path), rows);
         assert!(
             std::fs::read(&path).unwrap() == bytes,
@@ -305,9 +335,8 @@ CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE han
         assert!(format!("{e:#}").contains("format version 4"), "{e:#}");
         assert_eq!(user_version(&path), 2);
         assert_eq!(dump(&path), rows);
-        // And this bulletin (version 1) refuses the version 2 journal.
-        drop(db);
-        let e = Journal::open(&path).err().expect("refused");
+        // And a bulletin that knows only version 1 refuses the version 2 journal.
+        let e = migrate(&mut db, &path, &v2[..1]).unwrap_err();
         assert!(format!("{e:#}").contains("upgrade bulletin"), "{e:#}");
     }
 }

@@ -23,6 +23,9 @@ use crate::render::{Rendered, header_safe};
 use crate::unsubscribe::Unsubscribe;
 use encoding::text_body;
 
+/// Makes a member's envelope sender.
+pub type EnvelopeSender = Arc<dyn Fn(&Email) -> String + Send + Sync>;
+
 /// What every message of a campaign shares.
 pub struct Letterhead {
     pub from: Mailbox,
@@ -33,6 +36,9 @@ pub struct Letterhead {
     pub unsubscribe: Option<Arc<Unsubscribe>>,
     /// `Feedback-ID` value: campaign and the configured identifier.
     pub feedback_id: Option<String>,
+    /// The envelope sender for a member (VERP, set from `[inbox] bounce_address`); the From
+    /// address when unset.
+    pub envelope_sender: Option<EnvelopeSender>,
     /// The DKIM signers, one per key of `[dkim]` (none when it is not configured).
     dkim: Vec<Signer>,
     /// Random per run, so Message-IDs never repeat across runs or machines.
@@ -111,6 +117,7 @@ impl Letterhead {
             domain,
             unsubscribe,
             feedback_id,
+            envelope_sender: None,
             dkim,
             nonce: format!("{:016x}", fastrand::u64(..)),
             counter: AtomicU64::new(0),
@@ -131,7 +138,11 @@ impl Letterhead {
         let name = r.display_name().map(|n| header_safe(&n)).filter(|n| !n.is_empty());
         // The envelope is the From and To headers, given here so lettre need not parse them
         // back out of the headers it just wrote (a tenth of the time to build a message).
-        let envelope = Envelope::new(Some(self.from.email.clone()), vec![address.clone()])?;
+        let sender = match &self.envelope_sender {
+            Some(f) => f(&r.email).parse().context("invalid envelope sender")?,
+            None => self.from.email.clone(),
+        };
+        let envelope = Envelope::new(Some(sender), vec![address.clone()])?;
         let to = Mailbox::new(name, address);
         let mut b = Message::builder()
             .envelope(envelope)
