@@ -107,6 +107,24 @@ pub struct ListArgs {
     /// Subscriber CSV; repeat to merge several (addresses are deduplicated)
     #[arg(long = "list", short = 'l', value_name = "CSV")]
     pub lists: Vec<PathBuf>,
+    /// Only the members for whom this minijinja expression over their fields is true, e.g.
+    /// 'city == "Salinas"' or '"volunteer" in tags' [front matter: audience.where]
+    #[arg(long = "where", value_name = "EXPR")]
+    pub segment: Option<String>,
+    /// Nobody on this list gets it; repeat for several [front matter: audience.exclude]
+    #[arg(long, value_name = "CSV")]
+    pub exclude: Vec<PathBuf>,
+}
+
+impl ListArgs {
+    /// The audience flags, as `audience::Audience::resolve` takes them.
+    pub fn flags(&self) -> crate::audience::Flags<'_> {
+        crate::audience::Flags {
+            lists: &self.lists,
+            segment: self.segment.as_deref(),
+            exclude: &self.exclude,
+        }
+    }
 }
 
 fn parse_shard(s: &str) -> Result<Shard, String> {

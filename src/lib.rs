@@ -13,6 +13,7 @@
 //!
 //! Each subcommand lives in `cmd/`; `run` dispatches and returns the exit code.
 
+pub mod audience;
 pub mod cli;
 mod cmd;
 pub mod config;
@@ -53,7 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             newsletter,
             lists,
             relay,
-        } => cmd::check::run(config, &newsletter, &lists.lists, &relay, cli.quiet),
+        } => cmd::check::run(config, &newsletter, &lists, &relay, cli.quiet),
         Command::Preview(args) => cmd::preview::run(config, &args),
         Command::Send(args) => cmd::send::run(config, &args, cli.quiet),
         Command::Report(args) => cmd::report::run(config, &args),

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod audience;
 mod cli;
 mod crash;
 mod deliverability;

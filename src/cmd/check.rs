@@ -2,13 +2,13 @@
 //! anything is sent. Exits non-zero when there are errors. The lists are streamed: findings
 //! about rows are printed as they are read, so a million-row list needs no more memory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use super::Project;
-use crate::cli::RelayArgs;
+use crate::cli::{ListArgs, RelayArgs};
 use crate::diagnostic::{Diagnostics, Level};
 use crate::list::{Item, Skip};
 use crate::preflight::Preflight;
@@ -17,14 +17,14 @@ use crate::settings::Settings;
 pub fn run(
     config: Option<&Path>,
     newsletter: &Path,
-    lists: &[PathBuf],
+    lists: &ListArgs,
     relay: &RelayArgs,
     quiet: bool,
 ) -> Result<ExitCode> {
-    let mut p = Project::load(config, newsletter, lists)?;
+    let mut p = Project::load(config, newsletter, lists.flags())?;
     Settings::resolve(&p.config, relay, &mut p.diags).review(&p.config, &mut p.diags);
     let file = p.newsletter.path.display().to_string();
-    if lists.is_empty() {
+    if p.audience.lists.is_empty() {
         p.diags.warning(
             Some((&file, 0)),
             "no --list given: merge fields were not checked against any list",
@@ -41,7 +41,7 @@ pub fn run(
     };
     p.diags.items.iter().for_each(&mut print);
 
-    let (mut recipients, mut skipped) = (0usize, 0usize);
+    let (mut recipients, mut skipped, mut outside) = (0usize, 0usize, 0usize);
     let mut pre = Preflight::default();
     for item in p.sources.stream() {
         match item? {
@@ -51,6 +51,7 @@ pub fn run(
                     pre.check(compiled, letterhead, &r);
                 }
             }
+            Item::Skipped(s) if matches!(s.why, Skip::Outside | Skip::Excluded { .. }) => outside += 1,
             Item::Skipped(s) => {
                 skipped += 1;
                 if matches!(s.why, Skip::Invalid { .. } | Skip::Duplicate { .. }) {
@@ -81,7 +82,12 @@ pub fn run(
     }
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     let mut summary = format!(
-        "{file}: {recipients} recipients, {skipped} rows skipped; {errors} error{}, {warnings} warning{}",
+        "{file}: {recipients} recipients, {}{skipped} rows skipped; {errors} error{}, {warnings} warning{}",
+        if outside > 0 {
+            format!("{outside} outside the audience, ")
+        } else {
+            String::new()
+        },
         plural(errors),
         plural(warnings),
     );

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use crate::audience::{Audience, Flags};
 use crate::config::Config;
 use crate::diagnostic::Diagnostics;
 use crate::list::Sources;
@@ -26,6 +27,8 @@ use crate::unsubscribe::Unsubscribe;
 /// stream them (`sources.stream()`), so memory does not grow with the number of members.
 pub struct Project {
     pub config: Config,
+    /// The lists, segment and exclusions: flags, else the front matter.
+    pub audience: Audience,
     pub newsletter: Newsletter,
     pub sources: Sources,
     pub compiled: Option<Compiled>,
@@ -37,11 +40,19 @@ impl Project {
     /// Loads settings, newsletter and lists and compiles. File-level failures (unreadable
     /// settings, broken front matter, a list that is not UTF-8) are returned as errors;
     /// everything else is collected in `diags`.
-    pub fn load(config: Option<&Path>, newsletter: &Path, lists: &[PathBuf]) -> Result<Project> {
+    pub fn load(config: Option<&Path>, newsletter: &Path, flags: Flags<'_>) -> Result<Project> {
         let config = Config::load(config)?;
         let newsletter = Newsletter::load(newsletter)?;
-        let sources = Sources::open(lists, &config.suppress_files())?;
+        let audience = Audience::resolve(flags, newsletter.front.audience.as_ref(), |p| config.resolve(p));
+        let lists: &[PathBuf] = &audience.lists;
+        let mut sources = Sources::open(lists, &config.suppress_files())?;
         let mut diags = Diagnostics::default();
+        if let Err(message) = audience.install(&mut sources)? {
+            let file = newsletter.path.display().to_string();
+            let at = (flags.segment.is_none() && newsletter.front.audience.is_some())
+                .then(|| (file.as_str(), newsletter.line_of_key("audience")));
+            diags.error(at, message);
+        }
         let unsubscribe = match Unsubscribe::from_config(&config) {
             Ok(u) => u.map(Arc::new),
             Err(e) => {
@@ -60,6 +71,7 @@ impl Project {
         };
         Ok(Project {
             config,
+            audience,
             newsletter,
             sources,
             compiled,

@@ -13,10 +13,10 @@ use crate::list::{Found, Pick};
 use crate::private::{private_dir, private_file};
 
 pub fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
-    if args.lists.lists.is_empty() {
+    let p = Project::load(config, &args.newsletter, args.lists.flags())?;
+    if p.audience.lists.is_empty() {
         bail!("preview needs a list to take the member from: add --list lists/test.csv");
     }
-    let p = Project::load(config, &args.newsletter, &args.lists.lists)?;
     let diags = p.diags.into_result()?;
     let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) else {
         bail!("the newsletter did not compile; run `bulletin check` for details");

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Result, bail};
 
 use super::{Project, about_journal};
+use crate::audience::Changed;
 use crate::cli::SendArgs;
 use crate::diagnostic::{Diagnostics, Level};
 use crate::journal::{Campaign, Journal};
@@ -59,6 +60,8 @@ pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCo
 /// The newsletter compiled, its lists opened and the delivery settings resolved, with no
 /// error among them.
 struct Loaded {
+    /// The campaign fingerprint: the newsletter's, with the audience folded in.
+    fingerprint: String,
     newsletter: Newsletter,
     sources: Sources,
     compiled: Compiled,
@@ -69,17 +72,18 @@ struct Loaded {
 impl Loaded {
     /// Loads everything and prints the warnings; any error stops here, before anything is sent.
     fn load(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<Loaded> {
-        if args.lists.lists.is_empty() {
-            bail!("send needs at least one --list");
-        }
         let Project {
             config,
+            audience,
             newsletter,
             sources,
             compiled,
             letterhead,
             mut diags,
-        } = Project::load(config, &args.newsletter, &args.lists.lists)?;
+        } = Project::load(config, &args.newsletter, args.lists.flags())?;
+        if audience.lists.is_empty() {
+            bail!("send needs at least one --list (or `audience: {{ lists: [...] }}` in the front matter)");
+        }
         let settings = Settings::resolve(&config, &args.relay, &mut diags);
         let diags = diags.into_result()?;
         let (Some(compiled), Some(letterhead)) = (compiled, letterhead) else {
@@ -91,6 +95,7 @@ impl Loaded {
             }
         }
         Ok(Loaded {
+            fingerprint: audience.fingerprint(&newsletter.fingerprint),
             newsletter,
             sources,
             compiled,
@@ -159,9 +164,10 @@ fn dry_run(loaded: &Loaded, args: &SendArgs) -> Result<ExitCode> {
         &loaded.letterhead,
     )?;
     println!(
-        "dry run: wrote {written} messages to {} (nothing sent; journal untouched; {} rows skipped)",
+        "dry run: wrote {written} messages to {} (nothing sent; journal untouched; {} rows skipped, {} outside the audience)",
         out.display(),
-        counts.skipped
+        counts.skipped,
+        counts.outside
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -180,8 +186,8 @@ struct Plan {
     relay: Relay,
     rate_text: String,
     concurrency: usize,
-    /// The newsletter changed since the campaign began.
-    changed: bool,
+    /// The newsletter or its audience changed since the campaign began.
+    changed: Option<Changed>,
     /// Members a stopped run left in flight, now `uncertain`.
     recovered: usize,
     clock: SystemClock,
@@ -203,7 +209,7 @@ impl Plan {
         let previous = journal.campaign(&id)?;
         let changed = previous
             .as_ref()
-            .is_some_and(|c| c.fingerprint != loaded.newsletter.fingerprint);
+            .and_then(|c| crate::audience::changed(&c.fingerprint, &loaded.fingerprint));
         let recovered = journal.recover(&id)?;
         let mut selection = Selection {
             done: journal.done(&id)?,
@@ -226,7 +232,7 @@ impl Plan {
         let campaign = Campaign {
             id,
             subject: loaded.newsletter.front.subject.clone().unwrap_or_default(),
-            fingerprint: loaded.newsletter.fingerprint.clone(),
+            fingerprint: loaded.fingerprint.clone(),
             newsletter: loaded.newsletter.path.display().to_string(),
             started: previous.map_or_else(|| clock.unix_ms(), |c| c.started),
         };
@@ -275,7 +281,7 @@ impl Plan {
                 if self.test { " (test send, recorded apart)" } else { "" }
             ),
             format!(
-                "recipients: {} to send now{}, {} already sent, {} failed earlier{}, {} skipped{}{}",
+                "recipients: {} to send now{}, {} already sent, {} failed earlier{}, {} skipped{}{}{}",
                 c.jobs,
                 self.retried_text(),
                 c.sent_before,
@@ -286,6 +292,11 @@ impl Plan {
                     Some(_) => " (not retried)",
                 },
                 c.skipped,
+                if c.outside > 0 {
+                    format!(", {} outside the audience", c.outside)
+                } else {
+                    String::new()
+                },
                 self.shard.map_or(String::new(), |s| format!(
                     ", {} in other shards (this is shard {s})",
                     c.other_shard
@@ -310,11 +321,11 @@ impl Plan {
                 c.uncertain
             ));
         }
-        if self.changed {
-            lines.push(
-                "warning:    the newsletter changed since this campaign began; members already sent got the earlier version"
-                    .into(),
-            );
+        if let Some(what) = self.changed {
+            lines.push(format!(
+                "warning:    {} since this campaign began; members already sent got the earlier version",
+                changed_text(what)
+            ));
         }
         for line in &lines {
             eprintln!("{line}");
@@ -326,9 +337,13 @@ impl Plan {
 /// needs `--allow-changed` when nobody can be asked.
 fn confirm(plan: &Plan, args: &SendArgs) -> Result<bool> {
     let terminal = std::io::stdin().is_terminal();
-    if plan.changed && !args.allow_changed && !terminal {
+    if let Some(what) = plan.changed
+        && !args.allow_changed
+        && !terminal
+    {
         bail!(
-            "the newsletter changed since {} began; pass --allow-changed to resume with the new version (nothing sent)",
+            "{} since {} began; pass --allow-changed to resume with the new version (nothing sent)",
+            changed_text(what),
             plan.campaign.id
         );
     }
@@ -343,6 +358,15 @@ fn confirm(plan: &Plan, args: &SendArgs) -> Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+/// What changed in a campaign under way, in words.
+fn changed_text(what: Changed) -> &'static str {
+    match what {
+        Changed::Newsletter => "the newsletter changed",
+        Changed::Audience => "the audience (--where, --exclude or the front matter's audience) changed",
+        Changed::Both => "the newsletter and its audience (--where, --exclude) changed",
+    }
 }
 
 /// What a delivery did, for [`conclude`].

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::email::Email;
 
 pub use file::{CsvFile, normalise_column};
-pub use sources::{Found, Item, Lists, Pick, Sources, Stream};
+pub use sources::{Filter, Found, Item, Lists, Pick, Sources, Stream};
 pub use suppression::{Reason, Suppression, append_suppression, read_suppression};
 
 /// One list file's header.
@@ -53,6 +53,12 @@ impl Recipient {
         (!v.is_empty()).then_some(v)
     }
 
+    /// A multi-valued field (`tags`) as its items: comma-separated (`a, b`) or Mailchimp's
+    /// quoted form (`"a","b"`). Empty when the column is absent or blank.
+    pub fn items(&self, name: &str) -> Vec<String> {
+        self.field(name).map(split_items).unwrap_or_default()
+    }
+
     /// `path:line`, for messages.
     pub fn location(&self) -> String {
         format!("{}:{}", self.columns.path.display(), self.line)
@@ -71,13 +77,50 @@ impl Recipient {
     }
 }
 
+/// Columns that hold several values, read as lists in templates and `--where`.
+pub const MULTI_VALUED: [&str; 1] = ["tags"];
+
+/// Splits a multi-valued cell: commas outside double quotes separate items, which are trimmed
+/// and unquoted (`"a","b"` and `a, b` both give `a`, `b`); empty items are dropped.
+pub fn split_items(cell: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in cell.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => items.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    items.push(current);
+    items
+        .into_iter()
+        .map(|i| i.trim().to_owned())
+        .filter(|i| !i.is_empty())
+        .collect()
+}
+
 /// Why a row was left out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
-    Invalid { value: String, reason: &'static str },
-    Duplicate { first: String },
+    Invalid {
+        value: String,
+        reason: &'static str,
+    },
+    Duplicate {
+        first: String,
+    },
     Status(String),
-    Suppressed { by: PathBuf },
+    Suppressed {
+        by: PathBuf,
+    },
+    /// On a list given with `--exclude` (or the front matter's `audience.exclude`).
+    Excluded {
+        by: PathBuf,
+    },
+    /// Outside the segment: the `--where` expression is false for this member.
+    Outside,
 }
 
 /// A row left out, with where it was.
@@ -101,6 +144,8 @@ impl std::fmt::Display for Skipped {
             Skip::Duplicate { first } => write!(f, "duplicate of the address at {first}; row skipped"),
             Skip::Status(s) => write!(f, "status is `{s}`; row skipped"),
             Skip::Suppressed { by } => write!(f, "address is in {}; row skipped", by.display()),
+            Skip::Excluded { by } => write!(f, "address is on the excluded list {}; row skipped", by.display()),
+            Skip::Outside => write!(f, "outside the segment (--where); row skipped"),
         }
     }
 }
@@ -115,4 +160,20 @@ pub fn key_hash(key: &str) -> KeyHash {
     let digest = Sha256::digest(key.as_bytes());
     let half = |i: usize| u64::from_be_bytes(digest[i..i + 8].try_into().expect("8 bytes"));
     [half(0), half(8)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_items;
+
+    #[test]
+    fn tags_split_on_commas_or_mailchimp_quotes() {
+        assert_eq!(split_items("volunteer, donor"), ["volunteer", "donor"]);
+        assert_eq!(
+            split_items("\"volunteer\",\"board, east\""),
+            ["volunteer", "board, east"]
+        );
+        assert_eq!(split_items(" , "), Vec::<String>::new());
+        assert_eq!(split_items("solo"), ["solo"]);
+    }
 }

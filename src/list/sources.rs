@@ -59,6 +59,22 @@ pub struct Sources {
     distinct: AtomicUsize,
     /// Every column name any list has (normalised), sorted.
     pub fields: Vec<String>,
+    /// Who of the remaining members is in the audience (`--where`, `--exclude`); see
+    /// [`Sources::set_filter`].
+    filter: Option<Installed>,
+}
+
+/// Decides whether a member who would otherwise be mailed is in the audience: `Ok(None)` keeps
+/// them, `Ok(Some(why))` leaves them out, an error stops the pass (naming the row).
+pub type Filter = Box<dyn Fn(&Recipient) -> Result<Option<Skip>> + Send + Sync>;
+
+/// A [`Filter`] held by `Sources` (which is `Debug`).
+struct Installed(Filter);
+
+impl std::fmt::Debug for Installed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Filter")
+    }
 }
 
 /// One row of the lists: a member to mail, or a row left out and why.
@@ -89,7 +105,14 @@ impl Sources {
             suppressed,
             fields,
             distinct: AtomicUsize::new(0),
+            filter: None,
         })
+    }
+
+    /// Applies `filter` to every member on every later pass, after dedupe, status and
+    /// suppression: what it leaves out is skipped with its reason.
+    pub fn set_filter(&mut self, filter: Filter) {
+        self.filter = Some(Installed(filter));
     }
 
     /// A pass over every row of every list.
@@ -193,23 +216,28 @@ impl Iterator for Stream<'_> {
                 Some(Ok(row)) => row,
             };
             self.row += 1;
-            return Some(Ok(self.classify(line, values, columns)));
+            let item = self.classify(line, values, columns);
+            if item.is_err() {
+                self.file = self.sources.lists.len();
+                self.reader = None;
+            }
+            return Some(item);
         }
     }
 }
 
 impl Stream<'_> {
-    fn classify(&mut self, line: u64, values: Vec<Box<str>>, columns: Arc<Columns>) -> Item {
+    fn classify(&mut self, line: u64, values: Vec<Box<str>>, columns: Arc<Columns>) -> Result<Item> {
         let path = &self.sources.lists[self.file];
         let row = self.row;
         let skip = |key: Option<&str>, why: Skip| {
-            Item::Skipped(Skipped {
+            Ok(Item::Skipped(Skipped {
                 path: path.clone(),
                 line,
                 row,
                 key: key.map(str::to_owned),
                 why,
-            })
+            }))
         };
         let raw = values[columns.email].trim();
         let email = match Email::parse(raw) {
@@ -248,7 +276,12 @@ impl Stream<'_> {
             let by = self.sources.suppress[by as usize].clone();
             return skip(Some(recipient.email.key()), Skip::Suppressed { by });
         }
-        Item::Member(recipient)
+        if let Some(filter) = &self.sources.filter
+            && let Some(why) = (filter.0)(&recipient)?
+        {
+            return skip(Some(recipient.email.key()), why);
+        }
+        Ok(Item::Member(recipient))
     }
 }
 

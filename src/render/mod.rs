@@ -417,16 +417,32 @@ impl Object for Fields {
         match key {
             "email" => Some(Value::from(self.email.as_str())),
             "unsubscribe_url" => self.unsubscribe_url.as_deref().map(Value::from),
-            _ => {
-                let i = self.columns.names.iter().position(|n| &**n == key)?;
-                let v = self.values.get(i)?.trim();
-                (!v.is_empty()).then(|| Value::from(v))
-            }
+            _ => column_value(&self.columns, &self.values, key),
         }
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::NonEnumerable
+    }
+}
+
+/// A column's value as templates and `--where` see it: for the multi-valued columns (`tags`)
+/// a list, empty when blank (so `"x" in tags` works for everyone); otherwise the text,
+/// undefined when absent or blank.
+pub fn column_value(columns: &Columns, values: &[Box<str>], name: &str) -> Option<Value> {
+    let i = columns.names.iter().position(|n| &**n == name)?;
+    let v = values.get(i)?.trim();
+    if crate::list::MULTI_VALUED.contains(&name) {
+        return Some(Value::from(crate::list::split_items(v)));
+    }
+    (!v.is_empty()).then(|| Value::from(v))
+}
+
+/// A member's field by name (`email` included), as [`column_value`].
+pub fn member_value(r: &Recipient, name: &str) -> Option<Value> {
+    match name {
+        "email" => Some(Value::from(r.email.as_str())),
+        _ => column_value(&r.columns, &r.values, name),
     }
 }
 

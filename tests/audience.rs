@@ -1,0 +1,106 @@
+//! Audiences end to end: segments (`--where`, `--exclude`, front matter `audience:`), lists
+//! as other tools export them, `bulletin lists`, and one newsletter in several languages —
+//! the real binary, the in-process SMTP test server, and mail-parser as the oracle.
+
+use std::collections::BTreeMap;
+
+use crate::support::project::{Project, report, sending};
+use crate::support::smtp_server::TestSmtp;
+
+const MEMBERS: &str = "email,first_name,city,tags\n\
+ana@example.org,Ana,Salinas,\"volunteer, donor\"\n\
+ben@example.org,Ben,Oakland,\"\"\"volunteer\"\",\"\"board\"\"\"\n\
+cruz@example.org,Cruz,Salinas,\n\
+dee@example.org,Dee,Fresno,donor\n";
+
+const NEWSLETTER: &str = "---\nsubject: \"News for {{ first_name }}\"\nid: seg-1\n---\n\
+Dear {{ first_name }},\n\n{% if \"volunteer\" in tags %}Thank you for volunteering.{% endif %}\n";
+
+/// Who the server got a message for, with its subject, parsed independently.
+fn received(smtp: &TestSmtp) -> BTreeMap<String, String> {
+    smtp.messages()
+        .iter()
+        .map(|m| {
+            let parsed = mail_parser::MessageParser::default().parse(&m.data).expect("parses");
+            (m.rcpt_to[0].clone(), parsed.subject().unwrap_or("").to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn where_and_exclude_pick_who_gets_it_and_a_resume_keeps_the_audience() {
+    let smtp = TestSmtp::start();
+    let p = sending(&smtp.url(), NEWSLETTER, MEMBERS.into(), "").file("staff.csv", "email\nCRUZ@example.org\n");
+    let args = [
+        "send",
+        "n.md",
+        "--list",
+        "m.csv",
+        "--where",
+        "city == \"Salinas\" or \"volunteer\" in tags",
+        "--exclude",
+        "staff.csv",
+        "--yes",
+    ];
+    p.run(&args).success().stdout_has("2 sent, 0 failed");
+    let got = received(&smtp);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        ["ana@example.org", "ben@example.org"],
+        "Cruz is excluded, Dee is outside the segment"
+    );
+    assert_eq!(got["ben@example.org"], "News for Ben");
+    // The same audience again: nothing more to send.
+    p.run(&args).success().stdout_has("nothing to send");
+    // A different audience for the campaign under way is refused, like a changed newsletter.
+    p.run(&["send", "n.md", "--list", "m.csv", "--yes"])
+        .code(1)
+        .stderr_has("the audience")
+        .stderr_has("--allow-changed");
+    assert_eq!(smtp.messages().len(), 2);
+    p.run(&["send", "n.md", "--list", "m.csv", "--yes", "--allow-changed"])
+        .success()
+        .stdout_has("2 sent");
+    assert_eq!(report(&p)["sent"].as_u64(), Some(4));
+}
+
+#[test]
+fn the_front_matter_holds_the_audience_and_flags_override_it() {
+    let front = "---\nsubject: \"Hi {{ first_name }}\"\naudience:\n  lists: [m.csv]\n  where: 'city == \"Salinas\"'\n---\nHello\n";
+    let p = Project::new().file("n.md", front).file("m.csv", MEMBERS);
+    p.run(&["check", "n.md"])
+        .success()
+        .stdout_has("2 recipients, 2 outside the audience");
+    p.run(&["check", "n.md", "--where", "\"board\" in tags"])
+        .success()
+        .stdout_has("1 recipients, 3 outside the audience");
+    p.run(&["preview", "n.md", "--to", "dee@example.org"])
+        .code(1)
+        .stderr_has("outside the segment");
+    p.run(&["preview", "n.md", "--to", "cruz@example.org"]).success();
+}
+
+#[test]
+fn an_unknown_field_or_a_broken_expression_is_a_preflight_error() {
+    let p = Project::new()
+        .file("n.md", "---\nsubject: Hi\n---\nHello\n")
+        .file("m.csv", MEMBERS);
+    p.run(&["check", "n.md", "--list", "m.csv", "--where", "town == \"Salinas\""])
+        .code(1)
+        .stdout_has("--where `town == \"Salinas\"`: no list has a field `town`");
+    p.run(&["send", "n.md", "--list", "m.csv", "--where", "city ==", "--dry-run"])
+        .code(1)
+        .stderr_has("--where `city ==` is not an expression");
+}
+
+#[test]
+fn tags_are_a_list_in_templates() {
+    let body = "---\nsubject: Hi\n---\nYour tags: {{ tags | join(\" + \") }} ({{ tags | length }}).\n";
+    let p = Project::new().file("n.md", body).file("m.csv", MEMBERS);
+    let preview = p.preview("n.md", &["m.csv"], &["--to", "ben@example.org"]);
+    assert!(
+        preview.text.contains("Your tags: volunteer + board (2)."),
+        "{}",
+        preview.text
+    );
+}
