@@ -114,6 +114,9 @@ pub struct ListArgs {
     /// Nobody on this list gets it; repeat for several [front matter: audience.exclude]
     #[arg(long, value_name = "CSV")]
     pub exclude: Vec<PathBuf>,
+    /// Read the lists as this export instead of recognising it from the header
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<crate::list::Format>,
 }
 
 impl ListArgs {
@@ -123,6 +126,7 @@ impl ListArgs {
             lists: &self.lists,
             segment: self.segment.as_deref(),
             exclude: &self.exclude,
+            format: self.format,
         }
     }
 }

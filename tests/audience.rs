@@ -104,3 +104,106 @@ fn tags_are_a_list_in_templates() {
         preview.text
     );
 }
+
+/// An example list from `lists/examples/`.
+fn example(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("lists/examples")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn exports_are_read_as_they_are_and_unsubscribed_members_are_never_mailed() {
+    let n = "---\nsubject: Hi\n---\nHello {{ first_name | default(\"friend\") }}.\n";
+    let p = Project::new()
+        .file("n.md", n)
+        .file("c.md", "---\nsubject: Hi\n---\nHello {{ name }} in {{ city }}.\n")
+        .file("mc.zip", example("mailchimp-audience.zip"))
+        .file("unsub.csv", example("mailchimp-unsubscribed.csv"))
+        .file("lm.csv", example("listmonk-subscribers.csv"))
+        .file("google.csv", example("google-contacts.csv"))
+        .file("outlook.csv", example("outlook-contacts.csv"));
+    // The ZIP: the file each row came from gives its status.
+    p.run(&["check", "n.md", "--list", "mc.zip"])
+        .success()
+        .stdout_has("3 recipients, 2 rows skipped")
+        .stdout_has("mc.zip/unsubscribed_members_export_5f3a.csv:2: status is `unsubscribed`")
+        .stdout_has("mc.zip/cleaned_members_export_5f3a.csv:2: status is `cleaned`");
+    let preview = p.preview("n.md", &["mc.zip"], &["--to", "ines.okafor@example.com"]);
+    assert!(preview.text.contains("Hello Inés."), "{}", preview.text);
+    // Mailchimp's unsubscribed export on its own, whatever its name: nobody is mailed.
+    p.run(&["check", "n.md", "--list", "unsub.csv"])
+        .success()
+        .stdout_has("0 recipients, 1 rows skipped");
+    // listmonk: only `enabled` members; the attributes' keys are fields.
+    p.run(&["check", "c.md", "--list", "lm.csv"])
+        .success()
+        .stdout_has("2 recipients, 2 rows skipped");
+    let preview = p.preview("c.md", &["lm.csv"], &["--row", "1"]);
+    assert!(
+        preview.text.contains("Hello Lupe Arroyo in Salinas."),
+        "{}",
+        preview.text
+    );
+    p.run(&["check", "c.md", "--list", "lm.csv", "--where", "\"volunteer\" in tags"])
+        .success()
+        .stdout_has("1 recipients, 1 outside the audience");
+    // Google and Outlook contacts: their address columns, their names.
+    p.run(&["check", "n.md", "--list", "google.csv", "--list", "outlook.csv"])
+        .success()
+        .stdout_has("4 recipients, 0 rows skipped");
+    let preview = p.preview("n.md", &["google.csv"], &["--row", "2"]);
+    assert!(preview.text.contains("Hello Owen."), "{}", preview.text);
+    // A dry run of everything: exactly the subscribed, enabled members and the contacts.
+    p.run(&[
+        "send",
+        "n.md",
+        "--list",
+        "mc.zip",
+        "--list",
+        "unsub.csv",
+        "--list",
+        "lm.csv",
+        "--list",
+        "google.csv",
+        "--list",
+        "outlook.csv",
+        "--dry-run",
+        "--out",
+        "out",
+    ])
+    .success()
+    .stdout_has("wrote 9 messages");
+}
+
+#[test]
+fn broken_exports_are_clear_errors_naming_file_and_line() {
+    let n = "---\nsubject: Hi\n---\nHello.\n";
+    let bad_json = "uuid,email,name,attributes,status\n\
+        u1,a@example.org,A,{},enabled\n\
+        u2,b@example.org,B,\"{\"\"city\"\": \",enabled\n";
+    let mut damaged = example("mailchimp-audience.zip");
+    let middle = damaged.len() / 2;
+    damaged[40..middle].fill(0x5a);
+    let p = Project::new()
+        .file("n.md", n)
+        .file("bad.csv", bad_json)
+        .file("notzip.zip", b"PK\x03\x04 this is not really a zip")
+        .file("damaged.zip", damaged)
+        .file("plain.csv", "email,first_name\na@example.org,A\n");
+    p.run(&["check", "n.md", "--list", "bad.csv"])
+        .code(1)
+        .stderr_has("bad.csv:3: the `attributes` column is not valid JSON");
+    p.run(&["check", "n.md", "--list", "notzip.zip"])
+        .code(1)
+        .stderr_has("notzip.zip: not a readable ZIP archive");
+    p.run(&["check", "n.md", "--list", "damaged.zip"])
+        .code(1)
+        .stderr_has("damaged.zip");
+    p.run(&["check", "n.md", "--list", "plain.csv", "--format", "google"])
+        .code(1)
+        .stderr_has("plain.csv:1: --format google needs a `e_mail_1_value` column");
+}

@@ -33,6 +33,8 @@ pub struct Flags<'a> {
     pub lists: &'a [PathBuf],
     pub segment: Option<&'a str>,
     pub exclude: &'a [PathBuf],
+    /// `--format`: read every list as this export layout instead of recognising it.
+    pub format: Option<crate::list::Format>,
 }
 
 /// Separates the newsletter's part of a campaign fingerprint from the audience's.
@@ -176,6 +178,7 @@ mod tests {
             lists: &lists,
             segment: Some("\"a\" in tags"),
             exclude: &[],
+            format: None,
         };
         let a = Audience::resolve(flags, Some(&front), project);
         assert_eq!(a.lists, lists);

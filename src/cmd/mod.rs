@@ -45,7 +45,7 @@ impl Project {
         let newsletter = Newsletter::load(newsletter)?;
         let audience = Audience::resolve(flags, newsletter.front.audience.as_ref(), |p| config.resolve(p));
         let lists: &[PathBuf] = &audience.lists;
-        let mut sources = Sources::open(lists, &config.suppress_files())?;
+        let mut sources = Sources::open_as(lists, &config.suppress_files(), flags.format)?;
         let mut diags = Diagnostics::default();
         if let Err(message) = audience.install(&mut sources)? {
             let file = newsletter.path.display().to_string();

@@ -8,6 +8,7 @@
 //! `file` reads one CSV file, `sources` streams the members of all lists, `suppression` reads
 //! and extends the files of addresses never to mail.
 
+pub mod export;
 mod file;
 mod sources;
 mod suppression;
@@ -19,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::email::Email;
 
+pub use export::Format;
 pub use file::{CsvFile, normalise_column};
 pub use sources::{Filter, Found, Item, Lists, Pick, Sources, Stream};
 pub use suppression::{Reason, Suppression, append_suppression, read_suppression};
@@ -27,9 +29,33 @@ pub use suppression::{Reason, Suppression, append_suppression, read_suppression}
 #[derive(Debug)]
 pub struct Columns {
     pub path: PathBuf,
-    /// Normalised column names, in file order.
+    /// Normalised column names, in file order, then the columns the layout adds (a `status`
+    /// the file gives, listmonk's attribute keys).
     pub names: Vec<Box<str>>,
     pub email: usize,
+    /// The layout the file was read as.
+    pub format: export::Format,
+    /// How many columns the file itself has (the rest of `names` are added).
+    pub raw: usize,
+    /// The status every row has, added as the `status` column.
+    pub status: Option<&'static str>,
+    /// listmonk's `attributes` column, whose keys are the added columns after `status`.
+    pub attributes: Option<usize>,
+}
+
+impl Columns {
+    /// A plain CSV's header: these columns and no others.
+    pub fn plain(path: PathBuf, names: Vec<Box<str>>, email: usize) -> Columns {
+        Columns {
+            path,
+            raw: names.len(),
+            names,
+            email,
+            format: export::Format::Csv,
+            status: None,
+            attributes: None,
+        }
+    }
 }
 
 /// A member who will receive the newsletter.
