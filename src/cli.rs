@@ -49,6 +49,8 @@ pub enum Command {
     Send(SendArgs),
     /// Summarise a campaign's journal: who got it, who failed, who is pending
     Report(ReportArgs),
+    /// Survey the lists and the audience: counts per file, fields filled, receiving domains
+    Lists(ListsArgs),
     /// Add addresses to the main suppression file: they are never mailed again
     Suppress {
         /// Addresses to suppress
@@ -203,6 +205,16 @@ pub struct SendArgs {
     /// Journal file [shards: .bulletin/journal-shard-K-of-N.db]
     #[arg(long, value_name = "FILE", env = "BULLETIN_JOURNAL", default_value = DEFAULT_JOURNAL)]
     pub journal: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ListsArgs {
+    /// [default: every .csv and .zip in lists/ but the suppression files]
+    #[command(flatten)]
+    pub lists: ListArgs,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

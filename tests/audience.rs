@@ -207,3 +207,53 @@ fn broken_exports_are_clear_errors_naming_file_and_line() {
         .code(1)
         .stderr_has("plain.csv:1: --format google needs a `e_mail_1_value` column");
 }
+
+#[test]
+fn lists_surveys_files_fields_and_providers_after_the_segment() {
+    let csv = "email,first_name,city,status\n\
+        a@gmail.com,Ann,Salinas,\n\
+        b@yahoo.com,,Salinas,\n\
+        bad-address,,,\n\
+        A@GMAIL.com,,,\n\
+        c@hotmail.com,Cy,Salinas,unsubscribed\n\
+        d@outlook.com,Di,Oakland,\n\
+        e@example.org,Ed,Salinas,\n";
+    let p = Project::new()
+        .file(
+            "bulletin.toml",
+            format!(
+                "suppress = [\"lists/unsubscribed.csv\"]\n{}",
+                crate::support::project::DEFAULT_CONFIG
+            ),
+        )
+        .file("lists/members.csv", csv)
+        .file("lists/unsubscribed.csv", "email\ne@example.org\n");
+    let run = p.run(&["lists", "--where", "city == \"Salinas\"", "--json"]);
+    run.success();
+    let s: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let f = &s["files"][0];
+    assert_eq!(f["path"], "lists/members.csv");
+    let counts: Vec<u64> = ["rows", "valid", "invalid", "duplicate", "suppressed", "unsubscribed"]
+        .iter()
+        .map(|k| f[k].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts, [7, 3, 1, 1, 1, 1]);
+    assert_eq!(
+        (s["audience"].as_u64(), s["outside_segment"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let first = s["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["field"] == "first_name")
+        .unwrap();
+    assert_eq!(first["percent"].as_f64(), Some(50.0));
+    assert_eq!(s["providers"]["gmail"].as_f64(), Some(50.0));
+    assert_eq!(s["providers"]["yahoo_aol"].as_f64(), Some(50.0));
+    assert_eq!(s["providers"]["microsoft"].as_f64(), Some(0.0));
+    p.run(&["lists"])
+        .success()
+        .stdout_has("lists/members.csv (csv): 7 rows — 3 valid, 1 invalid, 1 duplicate, 1 suppressed, 1 unsubscribed")
+        .stdout_has("Gmail 33.3%, Yahoo/AOL 33.3%, Microsoft 33.3%");
+}

@@ -7,6 +7,7 @@
 //! newsletter.
 
 mod segment;
+pub mod survey;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

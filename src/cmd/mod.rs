@@ -3,6 +3,7 @@
 pub mod check;
 pub mod dkim;
 pub mod init;
+pub mod lists;
 pub mod preview;
 pub mod report;
 pub mod send;
