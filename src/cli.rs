@@ -155,6 +155,9 @@ pub struct PreviewArgs {
     /// Open the HTML in the default browser
     #[arg(long)]
     pub open: bool,
+    /// Preview this language's variant (`NAME.es.md`), whatever the member's language
+    #[arg(long, value_name = "CODE")]
+    pub lang: Option<String>,
 }
 
 #[derive(Debug, Args)]

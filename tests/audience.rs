@@ -257,3 +257,85 @@ fn lists_surveys_files_fields_and_providers_after_the_segment() {
         .stdout_has("lists/members.csv (csv): 7 rows — 3 valid, 1 invalid, 1 duplicate, 1 suppressed, 1 unsubscribed")
         .stdout_has("Gmail 33.3%, Yahoo/AOL 33.3%, Microsoft 33.3%");
 }
+
+#[test]
+fn a_two_language_segmented_campaign_reaches_each_member_in_their_language() {
+    let smtp = TestSmtp::start();
+    let en = "---\nsubject: \"News for {{ first_name }}\"\nid: bilingual-1\n---\n\
+        Dear {{ first_name }}, see you on {{ \"2027-03-05\" | date }}.\n";
+    let es = "---\nsubject: \"Noticias para {{ first_name }}\"\n---\n\
+        Hola {{ first_name }}, nos vemos el {{ \"2027-03-05\" | date }}.\n";
+    let csv = "email,first_name,city,lang\n\
+        ana@example.org,Ana,Salinas,es-MX\n\
+        ben@example.org,Ben,Salinas,EN\n\
+        cruz@example.org,Cruz,Salinas,fr\n\
+        dee@example.org,Dee,Fresno,es\n\
+        eva@example.org,Eva,Salinas,ES\n";
+    let p = sending(&smtp.url(), en, csv.into(), "").file("n.es.md", es);
+    p.run(&["check", "n.md", "--list", "m.csv", "--where", "city == \"Salinas\""])
+        .success()
+        .stdout_has(
+            "languages: en 2, es 2; 1 member asked for a language with no variant (fr 1) and gets the default (en)",
+        );
+    let args = [
+        "send",
+        "n.md",
+        "--list",
+        "m.csv",
+        "--where",
+        "city == \"Salinas\"",
+        "--yes",
+        "--limit",
+        "2",
+    ];
+    p.run(&args).success().stdout_has("2 sent");
+    // One journal, one resume for both languages.
+    p.run(&args[..args.len() - 2]).success().stdout_has("2 sent");
+    let mut got: BTreeMap<String, (String, String, String)> = BTreeMap::new();
+    for m in smtp.messages() {
+        let parsed = mail_parser::MessageParser::default().parse(&m.data).expect("parses");
+        let html = parsed.body_html(0).expect("an HTML part").into_owned();
+        let lang = html
+            .split("<html lang=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("")
+            .to_owned();
+        let text = parsed.body_text(0).expect("a text part").into_owned();
+        let to = m.rcpt_to[0].clone();
+        assert!(
+            got.insert(to, (parsed.subject().unwrap_or("").to_owned(), lang, text))
+                .is_none(),
+            "sent twice"
+        );
+    }
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        [
+            "ana@example.org",
+            "ben@example.org",
+            "cruz@example.org",
+            "eva@example.org"
+        ],
+        "Dee is outside the segment"
+    );
+    let (subject, lang, text) = &got["ana@example.org"];
+    assert_eq!((subject.as_str(), lang.as_str()), ("Noticias para Ana", "es"));
+    assert!(text.contains("nos vemos el 5 de marzo de 2027"), "{text}");
+    assert!(text.contains("Cancelar la suscripción"), "{text}");
+    assert_eq!(got["eva@example.org"].1, "es");
+    for who in ["ben@example.org", "cruz@example.org"] {
+        let (subject, lang, text) = &got[who];
+        assert!(subject.starts_with("News for "), "{subject}");
+        assert_eq!(lang, "en");
+        assert!(
+            text.contains("see you on March 5, 2027") && text.contains("Unsubscribe:"),
+            "{text}"
+        );
+    }
+    assert_eq!(report(&p)["sent"].as_u64(), Some(4));
+    // The Spanish preview of an English-speaking member.
+    let preview = p.preview("n.md", &["m.csv"], &["--to", "ben@example.org", "--lang", "es"]);
+    assert!(preview.text.contains("Hola Ben"), "{}", preview.text);
+    assert!(preview.html.contains("<html lang=\"es\""));
+}

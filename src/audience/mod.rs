@@ -6,6 +6,7 @@
 //! audience in its fingerprint: resuming with a different one is refused like a changed
 //! newsletter.
 
+pub mod lang;
 mod segment;
 pub mod survey;
 

@@ -43,10 +43,14 @@ pub fn run(
 
     let (mut recipients, mut skipped, mut outside) = (0usize, 0usize, 0usize);
     let mut pre = Preflight::default();
+    let mut langs = crate::audience::lang::Counts::default();
     for item in p.sources.stream() {
         match item? {
             Item::Member(r) => {
                 recipients += 1;
+                if let Some(compiled) = &p.compiled {
+                    langs.count(compiled, &r);
+                }
                 if let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) {
                     pre.check(compiled, letterhead, &r);
                 }
@@ -72,6 +76,11 @@ pub fn run(
         d.items.iter().for_each(&mut print);
     }
 
+    if let Some(compiled) = &p.compiled
+        && !compiled.variants.is_empty()
+    {
+        println!("{}", langs.summary(compiled));
+    }
     if !quiet && !dns.is_empty() {
         println!(
             "DNS records to publish for deliverability (bulletin cannot look them up; check them with your DNS host):"

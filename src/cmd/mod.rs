@@ -43,7 +43,9 @@ impl Project {
     /// everything else is collected in `diags`.
     pub fn load(config: Option<&Path>, newsletter: &Path, flags: Flags<'_>) -> Result<Project> {
         let config = Config::load(config)?;
-        let newsletter = Newsletter::load(newsletter)?;
+        let mut newsletter = Newsletter::load(newsletter)?;
+        let variants = crate::audience::lang::variants(&newsletter)?;
+        newsletter.fingerprint = crate::audience::lang::fingerprint(&newsletter, &variants);
         let audience = Audience::resolve(flags, newsletter.front.audience.as_ref(), |p| config.resolve(p));
         let lists: &[PathBuf] = &audience.lists;
         let mut sources = Sources::open_as(lists, &config.suppress_files(), flags.format)?;
@@ -62,7 +64,13 @@ impl Project {
             }
         };
         let fields = (!lists.is_empty()).then_some(sources.fields.as_slice());
-        let compiled = Compiled::compile(&newsletter, &config, fields, unsubscribe.clone(), &mut diags);
+        let mut compiled = Compiled::compile(&newsletter, &config, fields, unsubscribe.clone(), &mut diags);
+        for (tag, variant) in &variants {
+            let v = Compiled::compile(variant, &config, fields, unsubscribe.clone(), &mut diags);
+            if let (Some(c), Some(v)) = (compiled.as_mut(), v) {
+                c.add_variant(tag, v);
+            }
+        }
         let letterhead = match Letterhead::new(&newsletter, &config, unsubscribe) {
             Ok(l) => Some(l),
             Err(e) => {

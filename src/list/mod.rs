@@ -85,6 +85,13 @@ impl Recipient {
         self.field(name).map(split_items).unwrap_or_default()
     }
 
+    /// The member's language tag (`lang` or `language` column), lower-case, `_` as `-`.
+    pub fn language(&self) -> Option<String> {
+        self.field("lang")
+            .or_else(|| self.field("language"))
+            .map(|t| t.to_lowercase().replace('_', "-"))
+    }
+
     /// `path:line`, for messages.
     pub fn location(&self) -> String {
         format!("{}:{}", self.columns.path.display(), self.line)
