@@ -397,10 +397,13 @@ fn deliver(loaded: &Loaded, plan: Plan, quiet: bool) -> Result<Ran> {
     let now = clock.unix_ms();
     let longest = rates.iter().map(|r| r.per).max().unwrap_or_default();
     let mut record = || -> Result<Vec<i64>> {
-        let members = selection
-            .jobs(&loaded.sources)
-            .map(|r| r.map(|r| (r.email.key().to_owned(), r.location())));
-        journal.start(&campaign, members, now)?;
+        let members = selection.jobs(&loaded.sources).map(|r| {
+            r.map(|r| {
+                let lang = loaded.compiled.variant_for(&r).lang.clone();
+                (r.email.key().to_owned(), r.location(), Some(lang))
+            })
+        });
+        journal.start_in(&campaign, members, now)?;
         journal.handoffs_since(now - i64::try_from(longest.as_millis()).unwrap_or(i64::MAX))
     };
     let history = record().map_err(|e| {
