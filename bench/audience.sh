@@ -33,9 +33,10 @@ two="$WORK/two"
 mkdir -p "$two"
 cp -r "$one/." "$two/"
 cp "$ROOT/newsletters/2026-12-first-hundred-days.es.md" "$two/newsletters/n.es.md"
-# A `lang` column and a `tags` column at the end of every row (gen-list.py writes no
+# A `lang` column and a `tags` column at the end of every row (gen-list.py writes CRLF and no
 # multi-line fields).
-awk 'NR == 1 { print $0 ",lang,tags"; next }
+awk '{ sub(/\r$/, "") }
+     NR == 1 { print $0 ",lang,tags"; next }
      { print $0 "," (NR % 3 == 0 ? "es-MX" : "en") "," (NR % 5 == 0 ? "\"volunteer, donor\"" : "donor") }' \
     "$one/lists/members.csv" >"$two/lists/members.csv"
 
