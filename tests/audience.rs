@@ -336,7 +336,9 @@ fn a_two_language_segmented_campaign_reaches_each_member_in_their_language() {
     let r = report(&p);
     assert_eq!(r["sent"].as_u64(), Some(4));
     assert_eq!(r["sent_by_language"], serde_json::json!({ "en": 2, "es": 2 }));
-    p.run(&["report", "n.md"]).success().stdout_has("sent per language: en 2, es 2");
+    p.run(&["report", "n.md"])
+        .success()
+        .stdout_has("sent per language: en 2, es 2");
     // The Spanish preview of an English-speaking member.
     let preview = p.preview("n.md", &["m.csv"], &["--to", "ben@example.org", "--lang", "es"]);
     assert!(preview.text.contains("Hola Ben"), "{}", preview.text);
