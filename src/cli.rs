@@ -53,6 +53,8 @@ pub enum Command {
     Send(SendArgs),
     /// Summarise a campaign's journal: who got it, who failed, who is pending
     Report(ReportArgs),
+    /// Survey the lists and the audience: counts per file, fields filled, receiving domains
+    Lists(ListsArgs),
     /// Add addresses to the main suppression file: they are never mailed again
     Suppress {
         /// Addresses to suppress
@@ -149,6 +151,28 @@ pub struct ListArgs {
     /// Subscriber CSV; repeat to merge several (addresses are deduplicated)
     #[arg(long = "list", short = 'l', value_name = "CSV")]
     pub lists: Vec<PathBuf>,
+    /// Only the members for whom this minijinja expression over their fields is true, e.g.
+    /// 'city == "Salinas"' or '"volunteer" in tags' [front matter: audience.where]
+    #[arg(long = "where", value_name = "EXPR")]
+    pub segment: Option<String>,
+    /// Nobody on this list gets it; repeat for several [front matter: audience.exclude]
+    #[arg(long, value_name = "CSV")]
+    pub exclude: Vec<PathBuf>,
+    /// Read the lists as this export instead of recognising it from the header
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<crate::list::Format>,
+}
+
+impl ListArgs {
+    /// The audience flags, as `audience::Audience::resolve` takes them.
+    pub fn flags(&self) -> crate::audience::Flags<'_> {
+        crate::audience::Flags {
+            lists: &self.lists,
+            segment: self.segment.as_deref(),
+            exclude: &self.exclude,
+            format: self.format,
+        }
+    }
 }
 
 fn parse_shard(s: &str) -> Result<Shard, String> {
@@ -173,6 +197,9 @@ pub struct PreviewArgs {
     /// Open the HTML in the default browser
     #[arg(long)]
     pub open: bool,
+    /// Preview this language's variant (`NAME.es.md`), whatever the member's language
+    #[arg(long, value_name = "CODE")]
+    pub lang: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -248,6 +275,16 @@ pub struct DoctorArgs {
     pub dns: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub relay: RelayArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListsArgs {
+    /// [default: every .csv and .zip in lists/ but the suppression files]
+    #[command(flatten)]
+    pub lists: ListArgs,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@
 //! Each subcommand lives in `cmd/`; `run` dispatches and returns the exit code.
 
 pub(crate) mod archive;
+pub(crate) mod audience;
 pub(crate) mod bulk;
 pub mod cli;
 mod cmd;
@@ -62,17 +63,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             lists,
             relay,
             allow_noncompliant,
-        } => cmd::check::run(config, &newsletter, &lists.lists, &relay, allow_noncompliant, cli.quiet),
+        } => cmd::check::run(config, &newsletter, &lists, &relay, allow_noncompliant, cli.quiet),
         Command::Preview(args) => cmd::preview::run(config, &args),
         Command::Send(args) => cmd::send::run(config, &args, cli.quiet),
         Command::Report(args) => cmd::report::run(config, &args),
+        Command::Lists(args) => cmd::lists::run(config, &args),
         Command::Suppress { addresses } => cmd::suppress::run(config, &addresses),
         Command::Inbox(args) => cmd::inbox::run(config, &args, cli.quiet),
         Command::Dkim { command } => cmd::dkim::run(&command),
         Command::Doctor(args) => cmd::doctor::run(
             config,
             args.newsletter.as_deref(),
-            &args.lists.lists,
+            &args.lists,
             &args.relay,
             args.dns,
             args.json,

@@ -22,6 +22,22 @@ pub struct FrontMatter {
     pub id: Option<String>,
     /// Language of the text, for `<html lang>`; default `en`.
     pub lang: Option<String>,
+    /// Who the newsletter is for; `--list`, `--where` and `--exclude` override each part.
+    pub audience: Option<AudienceFront>,
+}
+
+/// Front matter `audience: { lists: [...], where: "...", exclude: [...] }`. Paths are relative
+/// to the project (the folder of `bulletin.toml`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudienceFront {
+    #[serde(default)]
+    pub lists: Vec<PathBuf>,
+    /// A minijinja expression over member fields, as `--where`.
+    #[serde(rename = "where")]
+    pub segment: Option<String>,
+    #[serde(default)]
+    pub exclude: Vec<PathBuf>,
 }
 
 /// A parsed newsletter.

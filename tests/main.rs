@@ -9,6 +9,7 @@
 
 mod support;
 
+mod audience;
 mod cli;
 mod crash;
 mod deliverability;

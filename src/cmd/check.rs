@@ -2,14 +2,14 @@
 //! anything is sent. Exits non-zero when there are errors. The lists are streamed: findings
 //! about rows are printed as they are read, so a million-row list needs no more memory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use super::Project;
 use crate::bulk::{Audience, Compliance};
-use crate::cli::RelayArgs;
+use crate::cli::{ListArgs, RelayArgs};
 use crate::diagnostic::{Diagnostics, Level};
 use crate::list::{Item, Skip};
 use crate::preflight::Preflight;
@@ -18,18 +18,18 @@ use crate::settings::Settings;
 pub(crate) fn run(
     config: Option<&Path>,
     newsletter: &Path,
-    lists: &[PathBuf],
+    lists: &ListArgs,
     relay: &RelayArgs,
     allow_noncompliant: bool,
     quiet: bool,
 ) -> Result<ExitCode> {
-    let mut p = Project::load(config, newsletter, lists)?;
+    let mut p = Project::load(config, newsletter, lists.flags())?;
     Settings::resolve(&p.config, relay, &mut p.diags).review(&p.config, &mut p.diags);
     // `[inbox]`: what send (VERP) and inbox would refuse.
     crate::inbox::settings::resolve(&p.config, &mut p.diags);
     crate::inbox::settings::verp(&p.config, &mut p.diags);
     let file = p.newsletter.path.display().to_string();
-    if lists.is_empty() {
+    if p.audience.lists.is_empty() {
         p.diags.warning(
             Some((&file, 0)),
             "no --list given: merge fields were not checked against any list",
@@ -46,18 +46,23 @@ pub(crate) fn run(
     };
     p.diags.items.iter().for_each(&mut print);
 
-    let (mut recipients, mut skipped) = (0usize, 0usize);
+    let (mut recipients, mut skipped, mut outside) = (0usize, 0usize, 0usize);
     let mut pre = Preflight::default();
     let mut audience = Audience::default();
+    let mut langs = crate::audience::lang::Counts::default();
     for item in p.sources.stream() {
         match item? {
             Item::Member(r) => {
                 recipients += 1;
                 audience.add(&r.email);
+                if let Some(compiled) = &p.compiled {
+                    langs.count(compiled, &r);
+                }
                 if let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) {
                     pre.check(compiled, letterhead, &r);
                 }
             }
+            Item::Skipped(s) if matches!(s.why, Skip::Outside | Skip::Excluded { .. }) => outside += 1,
             Item::Skipped(s) => {
                 skipped += 1;
                 if matches!(s.why, Skip::Invalid { .. } | Skip::Duplicate { .. }) {
@@ -81,6 +86,11 @@ pub(crate) fn run(
     audience.review(Compliance::of(&p.config), allow_noncompliant, at, &mut d);
     d.items.iter().for_each(&mut print);
 
+    if let Some(compiled) = &p.compiled
+        && !compiled.variants.is_empty()
+    {
+        println!("{}", langs.summary(compiled));
+    }
     if !quiet && !dns.is_empty() {
         println!("DNS records to publish for deliverability (`bulletin doctor` looks them up and tries the relay):");
         for line in &dns {
@@ -89,7 +99,12 @@ pub(crate) fn run(
     }
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     let mut summary = format!(
-        "{file}: {recipients} recipients, {skipped} rows skipped; {errors} error{}, {warnings} warning{}",
+        "{file}: {recipients} recipients, {}{skipped} rows skipped; {errors} error{}, {warnings} warning{}",
+        if outside > 0 {
+            format!("{outside} outside the audience, ")
+        } else {
+            String::new()
+        },
         plural(errors),
         plural(warnings),
     );

@@ -2,12 +2,13 @@
 //! the checks live in [`crate::doctor`].
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
 use super::Project;
+use crate::cli::ListArgs;
 use crate::config::Config;
 use crate::diagnostic::Diagnostics;
 use crate::doctor::{Inputs, run as diagnose};
@@ -17,14 +18,14 @@ use crate::settings::{RelayArgs, Settings};
 pub(crate) fn run(
     config: Option<&Path>,
     newsletter: Option<&Path>,
-    lists: &[PathBuf],
+    lists: &ListArgs,
     relay: &RelayArgs,
     dns: Option<SocketAddr>,
     json: bool,
 ) -> Result<ExitCode> {
     let project = match newsletter {
-        Some(n) => Some(Project::load(config, n, lists)?),
-        None if !lists.is_empty() => bail!("--list needs a NEWSLETTER to measure its messages"),
+        Some(n) => Some(Project::load(config, n, lists.flags())?),
+        None if !lists.lists.is_empty() => bail!("--list needs a NEWSLETTER to measure its messages"),
         None => None,
     };
     let loaded;

@@ -6,6 +6,7 @@ pub(crate) mod dkim;
 pub(crate) mod doctor;
 pub(crate) mod inbox;
 pub(crate) mod init;
+pub(crate) mod lists;
 pub(crate) mod preview;
 pub(crate) mod report;
 pub(crate) mod send;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use crate::audience::{Audience, Flags};
 use crate::config::Config;
 use crate::diagnostic::Diagnostics;
 use crate::list::Sources;
@@ -30,6 +32,8 @@ use crate::unsubscribe::Unsubscribe;
 /// stream them (`sources.stream()`), so memory does not grow with the number of members.
 pub(crate) struct Project {
     pub config: Config,
+    /// The lists, segment and exclusions: flags, else the front matter.
+    pub audience: Audience,
     pub newsletter: Newsletter,
     pub sources: Sources,
     pub compiled: Option<Compiled>,
@@ -41,11 +45,21 @@ impl Project {
     /// Loads settings, newsletter and lists and compiles. File-level failures (unreadable
     /// settings, broken front matter, a list that is not UTF-8) are returned as errors;
     /// everything else is collected in `diags`.
-    pub(crate) fn load(config: Option<&Path>, newsletter: &Path, lists: &[PathBuf]) -> Result<Project> {
+    pub(crate) fn load(config: Option<&Path>, newsletter: &Path, flags: Flags<'_>) -> Result<Project> {
         let config = Config::load(config)?;
-        let newsletter = Newsletter::load(newsletter)?;
-        let sources = Sources::open(lists, &config.suppress_files())?;
+        let mut newsletter = Newsletter::load(newsletter)?;
+        let variants = crate::audience::lang::variants(&newsletter)?;
+        newsletter.fingerprint = crate::audience::lang::fingerprint(&newsletter, &variants);
+        let audience = Audience::resolve(flags, newsletter.front.audience.as_ref(), |p| config.resolve(p));
+        let lists: &[PathBuf] = &audience.lists;
+        let mut sources = Sources::open_as(lists, &config.suppress_files(), flags.format)?;
         let mut diags = Diagnostics::default();
+        if let Err(message) = audience.install(&mut sources)? {
+            let file = newsletter.path.display().to_string();
+            let at = (flags.segment.is_none() && newsletter.front.audience.is_some())
+                .then(|| (file.as_str(), newsletter.line_of_key("audience")));
+            diags.error(at, message);
+        }
         let unsubscribe = match Unsubscribe::from_config(&config) {
             Ok(u) => u.map(Arc::new),
             Err(e) => {
@@ -54,7 +68,13 @@ impl Project {
             }
         };
         let fields = (!lists.is_empty()).then_some(sources.fields.as_slice());
-        let compiled = Compiled::compile(&newsletter, &config, fields, unsubscribe.clone(), &mut diags);
+        let mut compiled = Compiled::compile(&newsletter, &config, fields, unsubscribe.clone(), &mut diags);
+        for (tag, variant) in &variants {
+            let v = Compiled::compile(variant, &config, fields, unsubscribe.clone(), &mut diags);
+            if let (Some(c), Some(v)) = (compiled.as_mut(), v) {
+                c.add_variant(tag, v);
+            }
+        }
         let letterhead = match Letterhead::new(&newsletter, &config, unsubscribe) {
             Ok(l) => Some(l),
             Err(e) => {
@@ -64,6 +84,7 @@ impl Project {
         };
         Ok(Project {
             config,
+            audience,
             newsletter,
             sources,
             compiled,

@@ -13,10 +13,10 @@ use crate::list::{Found, Pick};
 use crate::private::{private_dir, private_file};
 
 pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
-    if args.lists.lists.is_empty() {
+    let p = Project::load(config, &args.newsletter, args.lists.flags())?;
+    if p.audience.lists.is_empty() {
         bail!("preview needs a list to take the member from: add --list lists/test.csv");
     }
-    let p = Project::load(config, &args.newsletter, &args.lists.lists)?;
     let diags = p.diags.into_result()?;
     let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) else {
         bail!("the newsletter did not compile; run `bulletin check` for details");
@@ -36,8 +36,21 @@ pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode>
         (Found::Absent { .. }, Pick::Address(e)) => bail!("{e} is in none of the lists"),
     };
     let recipient = &recipient;
-    let rendered = compiled
-        .personalise(recipient)
+    let version = match &args.lang {
+        None => compiled.variant_for(recipient),
+        Some(tag) => compiled.variant(tag).ok_or_else(|| {
+            let have: Vec<&str> = std::iter::once(compiled.lang.as_str())
+                .chain(compiled.variants.iter().map(|(l, _)| l.as_str()))
+                .collect();
+            anyhow::anyhow!(
+                "--lang {tag}: no variant in that language (have: {}); write it as {}",
+                have.join(", "),
+                args.newsletter.with_extension(format!("{tag}.md")).display()
+            )
+        })?,
+    };
+    let rendered = version
+        .personalise_this(recipient)
         .map_err(|e| anyhow::anyhow!("{}: {}", recipient.location(), e.message))?;
     let message = letterhead.build(recipient, &rendered, letterhead.message_id())?;
     private_dir(&args.out)?;

@@ -141,6 +141,15 @@ impl Report {
         by_reply
     }
 
+    /// Sent members per language of the version they got (`-`: recorded before languages).
+    fn sent_by_language(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for d in self.rows.iter().filter(|d| d.status == Status::Sent) {
+            *out.entry(d.lang.clone().unwrap_or_else(|| "-".into())).or_default() += 1;
+        }
+        out
+    }
+
     fn print_text(&self) {
         let (campaign, counts) = (&self.campaign, &self.counts);
         println!("campaign {} — {}", campaign.id, campaign.subject);
@@ -149,6 +158,11 @@ impl Report {
         println!("  failed     {}", counts.failed);
         println!("  pending    {}", counts.pending);
         println!("  uncertain  {}", counts.uncertain);
+        let langs = self.sent_by_language();
+        if langs.len() > 1 || langs.keys().any(|l| l != "-") {
+            let each: Vec<String> = langs.iter().map(|(l, n)| format!("{l} {n}")).collect();
+            println!("  sent per language: {}", each.join(", "));
+        }
         if counts.bounced_hard + counts.bounced_soft + counts.complaints + counts.unsubscribed > 0 {
             println!("after sending (bulletin inbox):");
             println!("  bounced (hard)  {}", counts.bounced_hard);
@@ -193,6 +207,7 @@ impl Report {
             "unsubscribed": self.counts.unsubscribed,
             "failures": failures,
             "uncertain_members": uncertain_list,
+            "sent_by_language": self.sent_by_language(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         Ok(())

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Result, bail};
 
 use super::{Project, about_journal};
+use crate::audience::Changed;
 use crate::bulk::Compliance;
 use crate::cli::SendArgs;
 use crate::diagnostic::{Diagnostics, Level};
@@ -62,6 +63,8 @@ pub(crate) fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result
 /// The newsletter compiled, its lists opened and the delivery settings resolved, with no
 /// error among them.
 struct Loaded {
+    /// The campaign fingerprint: the newsletter's, with the audience folded in.
+    fingerprint: String,
     newsletter: Newsletter,
     sources: Sources,
     compiled: Compiled,
@@ -77,17 +80,18 @@ struct Loaded {
 impl Loaded {
     /// Loads everything and prints the warnings; any error stops here, before anything is sent.
     fn load(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<Loaded> {
-        if args.lists.lists.is_empty() {
-            bail!("send needs at least one --list");
-        }
         let Project {
             config,
+            audience,
             newsletter,
             sources,
             compiled,
             letterhead,
             mut diags,
-        } = Project::load(config, &args.newsletter, &args.lists.lists)?;
+        } = Project::load(config, &args.newsletter, args.lists.flags())?;
+        if audience.lists.is_empty() {
+            bail!("send needs at least one --list (or `audience: {{ lists: [...] }}` in the front matter)");
+        }
         let settings = Settings::resolve(&config, &args.relay, &mut diags);
         let verp = crate::inbox::settings::verp(&config, &mut diags).map(std::sync::Arc::new);
         let diags = diags.into_result()?;
@@ -102,6 +106,7 @@ impl Loaded {
         Ok(Loaded {
             compliance: Compliance::of(&config),
             allow_noncompliant: args.allow_noncompliant,
+            fingerprint: audience.fingerprint(&newsletter.fingerprint),
             newsletter,
             sources,
             compiled,
@@ -203,10 +208,14 @@ fn dry_run(loaded: &Loaded, args: &SendArgs) -> Result<ExitCode> {
             (dir, loaded.dry_run_into(folder, &selection)?)
         }
     };
+    let outside = match counts.outside {
+        0 => String::new(),
+        n => format!(", {n} outside the audience"),
+    };
     println!(
-        "dry run: wrote {written} messages to {} (nothing sent; journal untouched; {} rows skipped)",
+        "dry run: wrote {written} messages to {} (nothing sent; journal untouched; {} rows skipped{outside})",
         place.display(),
-        counts.skipped
+        counts.skipped,
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -225,8 +234,8 @@ struct Plan {
     relay: Relay,
     rate_text: String,
     concurrency: usize,
-    /// The newsletter changed since the campaign began.
-    changed: bool,
+    /// The newsletter or its audience changed since the campaign began.
+    changed: Option<Changed>,
     /// Members a stopped run left in flight, now `uncertain`.
     recovered: usize,
     clock: SystemClock,
@@ -248,7 +257,7 @@ impl Plan {
         let previous = journal.campaign(&id)?;
         let changed = previous
             .as_ref()
-            .is_some_and(|c| c.fingerprint != loaded.newsletter.fingerprint);
+            .and_then(|c| crate::audience::changed(&c.fingerprint, &loaded.fingerprint));
         let recovered = journal.recover(&id)?;
         let mut selection = Selection {
             done: journal.done(&id)?,
@@ -271,7 +280,7 @@ impl Plan {
         let campaign = Campaign {
             id,
             subject: loaded.newsletter.front.subject.clone().unwrap_or_default(),
-            fingerprint: loaded.newsletter.fingerprint.clone(),
+            fingerprint: loaded.fingerprint.clone(),
             newsletter: loaded.newsletter.path.display().to_string(),
             started: previous.map_or_else(|| clock.unix_ms(), |c| c.started),
         };
@@ -320,7 +329,7 @@ impl Plan {
                 if self.test { " (test send, recorded apart)" } else { "" }
             ),
             format!(
-                "recipients: {} to send now{}, {} already sent, {} failed earlier{}, {} skipped{}{}",
+                "recipients: {} to send now{}, {} already sent, {} failed earlier{}, {} skipped{}{}{}",
                 c.jobs,
                 self.retried_text(),
                 c.sent_before,
@@ -331,6 +340,11 @@ impl Plan {
                     Some(_) => " (not retried)",
                 },
                 c.skipped,
+                if c.outside > 0 {
+                    format!(", {} outside the audience", c.outside)
+                } else {
+                    String::new()
+                },
                 self.shard.map_or(String::new(), |s| format!(
                     ", {} in other shards (this is shard {s})",
                     c.other_shard
@@ -355,11 +369,11 @@ impl Plan {
                 c.uncertain
             ));
         }
-        if self.changed {
-            lines.push(
-                "warning:    the newsletter changed since this campaign began; members already sent got the earlier version"
-                    .into(),
-            );
+        if let Some(what) = self.changed {
+            lines.push(format!(
+                "warning:    {} since this campaign began; members already sent got the earlier version",
+                changed_text(what)
+            ));
         }
         for line in &lines {
             eprintln!("{line}");
@@ -371,9 +385,13 @@ impl Plan {
 /// needs `--allow-changed` when nobody can be asked.
 fn confirm(plan: &Plan, args: &SendArgs) -> Result<bool> {
     let terminal = std::io::stdin().is_terminal();
-    if plan.changed && !args.allow_changed && !terminal {
+    if let Some(what) = plan.changed
+        && !args.allow_changed
+        && !terminal
+    {
         bail!(
-            "the newsletter changed since {} began; pass --allow-changed to resume with the new version (nothing sent)",
+            "{} since {} began; pass --allow-changed to resume with the new version (nothing sent)",
+            changed_text(what),
             plan.campaign.id
         );
     }
@@ -388,6 +406,15 @@ fn confirm(plan: &Plan, args: &SendArgs) -> Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+/// What changed in a campaign under way, in words.
+fn changed_text(what: Changed) -> &'static str {
+    match what {
+        Changed::Newsletter => "the newsletter changed",
+        Changed::Audience => "the audience (--where, --exclude or the front matter's audience) changed",
+        Changed::Both => "the newsletter and its audience (--where, --exclude) changed",
+    }
 }
 
 /// What a delivery did, for [`conclude`].
@@ -418,10 +445,13 @@ fn deliver(loaded: &Loaded, plan: Plan, quiet: bool) -> Result<Ran> {
     let now = clock.unix_ms();
     let longest = rates.iter().map(|r| r.per).max().unwrap_or_default();
     let mut record = || -> Result<Vec<i64>> {
-        let members = selection
-            .jobs(&loaded.sources)
-            .map(|r| r.map(|r| (r.email.key().to_owned(), r.location())));
-        journal.start(&campaign, members, now)?;
+        let members = selection.jobs(&loaded.sources).map(|r| {
+            r.map(|r| {
+                let lang = loaded.compiled.variant_for(&r).lang.clone();
+                (r.email.key().to_owned(), r.location(), Some(lang))
+            })
+        });
+        journal.start_in(&campaign, members, now)?;
         journal.handoffs_since(now - i64::try_from(longest.as_millis()).unwrap_or(i64::MAX))
     };
     let history = record().map_err(|e| {

@@ -44,6 +44,8 @@ pub struct Delivery {
     pub source: Option<String>,
     /// The member's CSV fields as JSON, kept for failed members (for `--failed-csv`).
     pub fields: Option<String>,
+    /// The language of the version the member gets (none in journals from before languages).
+    pub lang: Option<String>,
 }
 
 pub struct Journal {
@@ -181,6 +183,16 @@ impl Journal {
         members: impl IntoIterator<Item = Result<(String, String)>>,
         now: i64,
     ) -> Result<()> {
+        self.start_in(c, members.into_iter().map(|m| m.map(|(a, s)| (a, s, None))), now)
+    }
+
+    /// As [`Journal::start`], each member with the language of the version they get.
+    pub fn start_in(
+        &mut self,
+        c: &Campaign,
+        members: impl IntoIterator<Item = Result<(String, String, Option<String>)>>,
+        now: i64,
+    ) -> Result<()> {
         let campaign = &c.id;
         let tx = self.db.transaction()?;
         tx.execute(
@@ -190,11 +202,11 @@ impl Journal {
         )?;
         {
             let mut stmt = tx.prepare(
-                "INSERT OR IGNORE INTO delivery (campaign, address, status, updated, source) VALUES (?1, ?2, 'pending', ?3, ?4)",
+                "INSERT OR IGNORE INTO delivery (campaign, address, status, updated, source, lang) VALUES (?1, ?2, 'pending', ?3, ?4, ?5)",
             )?;
             for member in members {
-                let (address, source) = member?;
-                stmt.execute(params![campaign, address, now, source])?;
+                let (address, source, lang) = member?;
+                stmt.execute(params![campaign, address, now, source, lang])?;
             }
         }
         tx.commit()?;
@@ -236,7 +248,7 @@ impl Journal {
     /// Every member of a campaign.
     pub fn deliveries(&self, campaign: &str) -> Result<Vec<Delivery>> {
         let mut stmt = self.db.prepare(
-            "SELECT address, status, attempts, reply, message_id, source, fields FROM delivery WHERE campaign = ?1 ORDER BY source, address",
+            "SELECT address, status, attempts, reply, message_id, source, fields, lang FROM delivery WHERE campaign = ?1 ORDER BY source, address",
         )?;
         let rows = stmt.query_map([campaign], |r| {
             Ok(Delivery {
@@ -247,6 +259,7 @@ impl Journal {
                 message_id: r.get(4)?,
                 source: r.get(5)?,
                 fields: r.get(6)?,
+                lang: r.get(7)?,
             })
         })?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(unreadable)

@@ -62,6 +62,8 @@ CREATE TABLE inbox_seen (
 ) WITHOUT ROWID;
 CREATE INDEX delivery_message_id ON delivery(message_id) WHERE message_id IS NOT NULL;
 ",
+    // 3: the language of the version each member gets (`NAME.es.md`), for `report`.
+    "ALTER TABLE delivery ADD COLUMN lang TEXT;",
 ];
 
 /// The journal format this bulletin reads and writes.
@@ -196,7 +198,7 @@ CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE han
         assert_eq!(user_version(&path), 0);
 
         let j = Journal::open(&path).unwrap();
-        assert_eq!(user_version(&path), 2);
+        assert_eq!(user_version(&path), VERSION as i64);
         let rows = |d: Vec<String>| {
             d.into_iter()
                 .filter(|l| !l.starts_with("table ") && !l.starts_with("index "))
@@ -236,12 +238,12 @@ CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE han
     }
 
     #[test]
-    fn a_new_journal_gets_version_2() {
+    fn a_new_journal_gets_the_current_version() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.db");
         drop(Journal::open(&path).unwrap());
-        assert_eq!(VERSION, 2);
-        assert_eq!(user_version(&path), 2);
+        assert_eq!(VERSION, 3);
+        assert_eq!(user_version(&path), VERSION as i64);
         let db = Connection::open(&path).unwrap();
         let page_size: i64 = db.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
         let mode: String = db.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
@@ -267,7 +269,7 @@ CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE han
         let j = Journal::open(&path).unwrap();
         assert_eq!(j.deliveries("c1").unwrap().len(), 5);
         drop(j);
-        assert_eq!(user_version(&path), 2);
+        assert_eq!(user_version(&path), VERSION as i64);
         assert_eq!(dump(&path), rows);
         assert!(
             std::fs::read(&path).unwrap() == bytes,
@@ -309,11 +311,16 @@ CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE han
         let path = dir.path().join("journal.db");
         v0_journal(&path);
         let mut db = Connection::open(&path).unwrap();
-        // Version 2 as the next feature might add it: one more entry.
-        let v2 = [MIGRATIONS[0], "ALTER TABLE delivery ADD COLUMN bounce TEXT"];
-        migrate(&mut db, &path, &v2).unwrap();
-        migrate(&mut db, &path, &v2).unwrap();
-        assert_eq!(user_version(&path), 2);
+        // The next version as a later feature might add it: one more entry.
+        let next: Vec<&str> = MIGRATIONS
+            .iter()
+            .copied()
+            .chain(["ALTER TABLE delivery ADD COLUMN bounce TEXT"])
+            .collect();
+        let n = next.len();
+        migrate(&mut db, &path, &next).unwrap();
+        migrate(&mut db, &path, &next).unwrap();
+        assert_eq!(user_version(&path), n as i64);
         let bounce: Vec<Option<String>> = db
             .prepare("SELECT bounce FROM delivery")
             .unwrap()
@@ -325,18 +332,18 @@ CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE han
 
         // A step that fails leaves the journal as it was: not the steps before it either.
         let rows = dump(&path);
-        let v4 = [
-            v2[0],
-            v2[1],
+        let mut broken = next.clone();
+        broken.extend([
             "ALTER TABLE delivery ADD COLUMN complaint TEXT",
             "SELECT * FROM nowhere",
-        ];
-        let e = migrate(&mut db, &path, &v4).unwrap_err();
-        assert!(format!("{e:#}").contains("format version 4"), "{e:#}");
-        assert_eq!(user_version(&path), 2);
+        ]);
+        let e = migrate(&mut db, &path, &broken).unwrap_err();
+        assert!(format!("{e:#}").contains(&format!("format version {}", n + 2)), "{e:#}");
+        assert_eq!(user_version(&path), n as i64);
         assert_eq!(dump(&path), rows);
-        // And a bulletin that knows only version 1 refuses the version 2 journal.
-        let e = migrate(&mut db, &path, &v2[..1]).unwrap_err();
+        // And this bulletin refuses the newer journal.
+        drop(db);
+        let e = Journal::open(&path).err().expect("refused");
         assert!(format!("{e:#}").contains("upgrade bulletin"), "{e:#}");
     }
 }

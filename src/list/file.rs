@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail};
 
 use super::Columns;
+use super::export::{self, Format, Part};
 
 /// Column names accepted for the address, after normalisation.
 const EMAIL_COLUMNS: [&str; 4] = ["email", "email_address", "e_mail", "mail"];
@@ -112,9 +113,98 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// A CSV reader past its header, its line index, and the header's normalised names.
+type Header = (csv::Reader<Box<dyn Read + Send>>, Arc<Mutex<LineIndex>>, Vec<Box<str>>);
+
 impl CsvFile {
+    /// Opens a plain file, its layout recognised from its header.
     pub fn open(path: &Path) -> Result<CsvFile> {
-        let file = File::open(path).with_context(|| format!("cannot open list {}", path.display()))?;
+        CsvFile::open_part(&Part::file(path), None, None)
+    }
+
+    /// Opens one CSV (a file, or one unpacked from a ZIP) as `forced`, else as its header says;
+    /// `known` is the header read on an earlier pass (spares listmonk's scan of attributes).
+    pub fn open_part(part: &Part, forced: Option<Format>, known: Option<&Arc<Columns>>) -> Result<CsvFile> {
+        let path = part.shown.as_path();
+        let (reader, lines, names) = CsvFile::read_header(part)?;
+        if let Some(columns) = known {
+            return Ok(CsvFile {
+                columns: Arc::clone(columns),
+                reader,
+                record: csv::ByteRecord::new(),
+                lines,
+            });
+        }
+        let mut names = names;
+        let layout =
+            export::detect(&names, &part.name, forced).map_err(|e| anyhow::anyhow!("{}:1: {e}", path.display()))?;
+        for (from, to) in layout.renames {
+            if !names.iter().any(|n| &**n == *to)
+                && let Some(n) = names.iter_mut().find(|n| &***n == *from)
+            {
+                *n = (*to).into();
+            }
+        }
+        let email = if layout.email.is_empty() {
+            names.iter().position(|n| EMAIL_COLUMNS.contains(&&**n))
+        } else {
+            names.iter().position(|n| &**n == layout.email)
+        };
+        let Some(email) = email else {
+            bail!(
+                "{}:1: no address column (found: {}): name the column `email`, or pass --format if this is an export bulletin reads (mailchimp, listmonk, google, outlook)",
+                path.display(),
+                names.join(", ")
+            );
+        };
+        let raw = names.len();
+        if layout.status.is_some() {
+            names.push("status".into());
+        }
+        let mut columns = Columns {
+            path: path.to_owned(),
+            names,
+            email,
+            format: layout.format,
+            raw,
+            status: layout.status,
+            attributes: None,
+        };
+        if let Some(at) = layout.attributes {
+            let scan = CsvFile {
+                columns: Arc::new(Columns {
+                    names: columns.names.clone(),
+                    path: columns.path.clone(),
+                    ..columns
+                }),
+                reader,
+                record: csv::ByteRecord::new(),
+                lines,
+            };
+            let cells = scan.map(|row| row.map(|(line, values, _)| (line, values[at].to_string())));
+            let keys = export::attribute_keys(cells, path, &columns.names)?;
+            columns.names.extend(keys.into_iter().map(Into::into));
+            columns.attributes = Some(at);
+            let (reader, lines, _) = CsvFile::read_header(part)?;
+            return Ok(CsvFile {
+                columns: Arc::new(columns),
+                reader,
+                record: csv::ByteRecord::new(),
+                lines,
+            });
+        }
+        Ok(CsvFile {
+            columns: Arc::new(columns),
+            reader,
+            record: csv::ByteRecord::new(),
+            lines,
+        })
+    }
+
+    /// Opens the CSV and reads its header, normalised.
+    fn read_header(part: &Part) -> Result<Header> {
+        let path = part.shown.as_path();
+        let file = File::open(&part.read).with_context(|| format!("cannot open list {}", path.display()))?;
         let mut buf = BufReader::with_capacity(64 * 1024, file);
         // Strip a UTF-8 byte-order mark (Excel writes one).
         if buf.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
@@ -166,24 +256,7 @@ impl CsvFile {
             }
             names.push(name.into());
         }
-        let Some(email) = names.iter().position(|n| EMAIL_COLUMNS.contains(&&**n)) else {
-            bail!(
-                "{}:1: no address column (found: {}): name the column `email`",
-                path.display(),
-                names.join(", ")
-            );
-        };
-        let columns = Arc::new(Columns {
-            path: path.to_owned(),
-            names,
-            email,
-        });
-        Ok(CsvFile {
-            columns,
-            reader,
-            record: csv::ByteRecord::new(),
-            lines,
-        })
+        Ok((reader, lines, names))
     }
 }
 
@@ -215,7 +288,7 @@ impl Iterator for CsvFile {
             if self.record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
                 continue; // blank line
             }
-            let width = self.columns.names.len();
+            let width = self.columns.raw;
             if self.record.len() != width {
                 return Some(Err(anyhow::anyhow!(
                     "{}:{line}: this row has {} fields but the header has {width}: \
@@ -224,7 +297,7 @@ impl Iterator for CsvFile {
                     self.record.len()
                 )));
             }
-            let mut values = Vec::with_capacity(width);
+            let mut values = Vec::with_capacity(self.columns.names.len());
             for (i, field) in self.record.iter().enumerate() {
                 match std::str::from_utf8(field) {
                     Ok(s) => values.push(s.into()),
@@ -238,8 +311,32 @@ impl Iterator for CsvFile {
                     }
                 }
             }
+            if let Err(e) = self.add_columns(&mut values) {
+                return Some(Err(anyhow::anyhow!("{}:{line}: {e}", path.display())));
+            }
             return Some(Ok((line, values, Arc::clone(&self.columns))));
         }
+    }
+}
+
+impl CsvFile {
+    /// The values of the columns the layout adds: the file's status, listmonk's attributes.
+    fn add_columns(&self, values: &mut Vec<Box<str>>) -> Result<(), String> {
+        let c = &self.columns;
+        if let Some(status) = c.status {
+            values.push(status.into());
+        }
+        if let Some(at) = c.attributes {
+            let first = values.len();
+            values.resize(c.names.len(), "".into());
+            for (k, v) in export::attributes(&values[at])? {
+                let k = normalise_column(&k);
+                if let Some(i) = c.names[first..].iter().position(|n| **n == k) {
+                    values[first + i] = v.into();
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@
 //! `file` reads one CSV file, `sources` streams the members of all lists, `suppression` reads
 //! and extends the files of addresses never to mail.
 
+pub mod export;
 mod file;
 mod sources;
 mod suppression;
@@ -19,8 +20,9 @@ use sha2::{Digest, Sha256};
 
 use crate::email::Email;
 
+pub use export::Format;
 pub use file::{CsvFile, normalise_column};
-pub use sources::{Found, Item, Lists, Pick, Sources, Stream};
+pub use sources::{Filter, Found, Item, Lists, Pick, Sources, Stream};
 pub use suppression::{
     Appended, Known, Reason, Suppression, append_entries, append_entries_with, append_suppression, read_suppression,
     remove_unsubscribe,
@@ -30,9 +32,33 @@ pub use suppression::{
 #[derive(Debug)]
 pub struct Columns {
     pub path: PathBuf,
-    /// Normalised column names, in file order.
+    /// Normalised column names, in file order, then the columns the layout adds (a `status`
+    /// the file gives, listmonk's attribute keys).
     pub names: Vec<Box<str>>,
     pub email: usize,
+    /// The layout the file was read as.
+    pub format: export::Format,
+    /// How many columns the file itself has (the rest of `names` are added).
+    pub raw: usize,
+    /// The status every row has, added as the `status` column.
+    pub status: Option<&'static str>,
+    /// listmonk's `attributes` column, whose keys are the added columns after `status`.
+    pub attributes: Option<usize>,
+}
+
+impl Columns {
+    /// A plain CSV's header: these columns and no others.
+    pub fn plain(path: PathBuf, names: Vec<Box<str>>, email: usize) -> Columns {
+        Columns {
+            path,
+            raw: names.len(),
+            names,
+            email,
+            format: export::Format::Csv,
+            status: None,
+            attributes: None,
+        }
+    }
 }
 
 /// A member who will receive the newsletter.
@@ -56,6 +82,19 @@ impl Recipient {
         (!v.is_empty()).then_some(v)
     }
 
+    /// A multi-valued field (`tags`) as its items: comma-separated (`a, b`) or Mailchimp's
+    /// quoted form (`"a","b"`). Empty when the column is absent or blank.
+    pub fn items(&self, name: &str) -> Vec<String> {
+        self.field(name).map(split_items).unwrap_or_default()
+    }
+
+    /// The member's language tag (`lang` or `language` column), lower-case, `_` as `-`.
+    pub fn language(&self) -> Option<String> {
+        self.field("lang")
+            .or_else(|| self.field("language"))
+            .map(|t| t.to_lowercase().replace('_', "-"))
+    }
+
     /// `path:line`, for messages.
     pub fn location(&self) -> String {
         format!("{}:{}", self.columns.path.display(), self.line)
@@ -74,13 +113,50 @@ impl Recipient {
     }
 }
 
+/// Columns that hold several values, read as lists in templates and `--where`.
+pub const MULTI_VALUED: [&str; 1] = ["tags"];
+
+/// Splits a multi-valued cell: commas outside double quotes separate items, which are trimmed
+/// and unquoted (`"a","b"` and `a, b` both give `a`, `b`); empty items are dropped.
+pub fn split_items(cell: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in cell.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => items.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    items.push(current);
+    items
+        .into_iter()
+        .map(|i| i.trim().to_owned())
+        .filter(|i| !i.is_empty())
+        .collect()
+}
+
 /// Why a row was left out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
-    Invalid { value: String, reason: &'static str },
-    Duplicate { first: String },
+    Invalid {
+        value: String,
+        reason: &'static str,
+    },
+    Duplicate {
+        first: String,
+    },
     Status(String),
-    Suppressed { by: PathBuf },
+    Suppressed {
+        by: PathBuf,
+    },
+    /// On a list given with `--exclude` (or the front matter's `audience.exclude`).
+    Excluded {
+        by: PathBuf,
+    },
+    /// Outside the segment: the `--where` expression is false for this member.
+    Outside,
 }
 
 /// A row left out, with where it was.
@@ -104,6 +180,8 @@ impl std::fmt::Display for Skipped {
             Skip::Duplicate { first } => write!(f, "duplicate of the address at {first}; row skipped"),
             Skip::Status(s) => write!(f, "status is `{s}`; row skipped"),
             Skip::Suppressed { by } => write!(f, "address is in {}; row skipped", by.display()),
+            Skip::Excluded { by } => write!(f, "address is on the excluded list {}; row skipped", by.display()),
+            Skip::Outside => write!(f, "outside the segment (--where); row skipped"),
         }
     }
 }
@@ -118,4 +196,20 @@ pub fn key_hash(key: &str) -> KeyHash {
     let digest = Sha256::digest(key.as_bytes());
     let half = |i: usize| u64::from_be_bytes(digest[i..i + 8].try_into().expect("8 bytes"));
     [half(0), half(8)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_items;
+
+    #[test]
+    fn tags_split_on_commas_or_mailchimp_quotes() {
+        assert_eq!(split_items("volunteer, donor"), ["volunteer", "donor"]);
+        assert_eq!(
+            split_items("\"volunteer\",\"board, east\""),
+            ["volunteer", "board, east"]
+        );
+        assert_eq!(split_items(" , "), Vec::<String>::new());
+        assert_eq!(split_items("solo"), ["solo"]);
+    }
 }

@@ -8,13 +8,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Result;
 
+use super::export::{self, Format, Part};
 use super::file::CsvFile;
 use super::suppression::read_suppression;
 use super::{Columns, KeyHash, Recipient, Skip, Skipped, key_hash};
 use crate::email::Email;
 
-/// `status` values that mean "do not mail".
-const SKIP_STATUSES: [&str; 4] = ["unsubscribed", "cleaned", "bounced", "blocklisted"];
+/// `status` values that mean "do not mail": ours and Mailchimp's, and listmonk's `disabled`
+/// and `blocklisted` (it mails only `enabled`).
+const SKIP_STATUSES: [&str; 6] = [
+    "unsubscribed",
+    "cleaned",
+    "bounced",
+    "blocklisted",
+    "disabled",
+    "nonsubscribed",
+];
 
 /// All recipients of a send, after merging, dedupe and suppression, held in memory. For small
 /// lists and previews; `Sources::stream` reads big ones in constant memory.
@@ -49,7 +58,10 @@ impl Lists {
 /// address (for dedupe and suppression), never the rows themselves.
 #[derive(Debug)]
 pub struct Sources {
-    lists: Vec<PathBuf>,
+    /// Each CSV to read (a ZIP gives several) with its header as the first pass read it.
+    parts: Vec<(Part, Arc<Columns>)>,
+    /// Where the CSVs of ZIP archives were unpacked; removed with `Sources`.
+    _unpacked: Option<tempfile::TempDir>,
     suppress: Vec<PathBuf>,
     /// Hash of each suppressed address → which suppression file.
     suppressed: HashMap<KeyHash, u32>,
@@ -59,6 +71,22 @@ pub struct Sources {
     distinct: AtomicUsize,
     /// Every column name any list has (normalised), sorted.
     pub fields: Vec<String>,
+    /// Who of the remaining members is in the audience (`--where`, `--exclude`); see
+    /// [`Sources::set_filter`].
+    filter: Option<Installed>,
+}
+
+/// Decides whether a member who would otherwise be mailed is in the audience: `Ok(None)` keeps
+/// them, `Ok(Some(why))` leaves them out, an error stops the pass (naming the row).
+pub type Filter = Box<dyn Fn(&Recipient) -> Result<Option<Skip>> + Send + Sync>;
+
+/// A [`Filter`] held by `Sources` (which is `Debug`).
+struct Installed(Filter);
+
+impl std::fmt::Debug for Installed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Filter")
+    }
 }
 
 /// One row of the lists: a member to mail, or a row left out and why.
@@ -69,33 +97,63 @@ pub enum Item {
 }
 
 impl Sources {
-    /// Reads the suppression files and the lists' headers.
+    /// Reads the suppression files and the lists' headers, each list's layout recognised from
+    /// its header.
     pub fn open(lists: &[PathBuf], suppress: &[PathBuf]) -> Result<Sources> {
+        Sources::open_as(lists, suppress, None)
+    }
+
+    /// As [`Sources::open`], every list read as `format` when given; a ZIP is unpacked and each
+    /// of its CSVs read in turn.
+    pub fn open_as(lists: &[PathBuf], suppress: &[PathBuf], format: Option<Format>) -> Result<Sources> {
         let mut suppressed = HashMap::new();
         for (i, path) in suppress.iter().enumerate() {
             for key in read_suppression(path)? {
                 suppressed.entry(key_hash(&key)).or_insert(i as u32);
             }
         }
-        let mut fields: HashSet<String> = HashSet::new();
+        let mut unpacked = None;
+        let mut parts = Vec::new();
         for path in lists {
-            fields.extend(
-                CsvFile::open(path)?
-                    .columns
-                    .names
-                    .iter()
-                    .map(std::string::ToString::to_string),
-            );
+            if export::is_zip(path) {
+                let dir = match &unpacked {
+                    Some(d) => d,
+                    None => unpacked.insert(tempfile::Builder::new().prefix("bulletin-unpacked").tempdir()?),
+                };
+                parts.extend(export::unpack(path, dir.path())?);
+            } else {
+                parts.push(Part::file(path));
+            }
+        }
+        let mut fields: HashSet<String> = HashSet::new();
+        let mut opened = Vec::new();
+        for part in parts {
+            let columns = Arc::clone(&CsvFile::open_part(&part, format, None)?.columns);
+            fields.extend(columns.names.iter().map(std::string::ToString::to_string));
+            opened.push((part, columns));
         }
         let mut fields: Vec<String> = fields.into_iter().collect();
         fields.sort();
         Ok(Sources {
-            lists: lists.to_vec(),
+            parts: opened,
+            _unpacked: unpacked,
             suppress: suppress.to_vec(),
             suppressed,
             fields,
             distinct: AtomicUsize::new(0),
+            filter: None,
         })
+    }
+
+    /// Applies `filter` to every member on every later pass, after dedupe, status and
+    /// suppression: what it leaves out is skipped with its reason.
+    pub fn set_filter(&mut self, filter: Filter) {
+        self.filter = Some(Installed(filter));
+    }
+
+    /// Each CSV read (a ZIP's appear one by one, as `export.zip/name.csv`) and its header.
+    pub fn parts(&self) -> impl Iterator<Item = &Arc<Columns>> {
+        self.parts.iter().map(|(_, c)| c)
     }
 
     /// A pass over every row of every list.
@@ -172,11 +230,11 @@ impl Iterator for Stream<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if self.reader.is_none() {
-                let path = self.sources.lists.get(self.file)?;
-                match CsvFile::open(path) {
+                let (part, columns) = self.sources.parts.get(self.file)?;
+                match CsvFile::open_part(part, None, Some(columns)) {
                     Ok(r) => self.reader = Some(r),
                     Err(e) => {
-                        self.file = self.sources.lists.len();
+                        self.file = self.sources.parts.len();
                         return Some(Err(e));
                     }
                 }
@@ -186,36 +244,41 @@ impl Iterator for Stream<'_> {
                 None => {
                     self.reader = None;
                     self.file += 1;
-                    if self.file == self.sources.lists.len() {
+                    if self.file == self.sources.parts.len() {
                         self.sources.distinct.store(self.seen.len(), Ordering::Relaxed);
                     }
                     continue;
                 }
                 Some(Err(e)) => {
-                    self.file = self.sources.lists.len();
+                    self.file = self.sources.parts.len();
                     self.reader = None;
                     return Some(Err(e));
                 }
                 Some(Ok(row)) => row,
             };
             self.row += 1;
-            return Some(Ok(self.classify(line, values, columns)));
+            let item = self.classify(line, values, columns);
+            if item.is_err() {
+                self.file = self.sources.parts.len();
+                self.reader = None;
+            }
+            return Some(item);
         }
     }
 }
 
 impl Stream<'_> {
-    fn classify(&mut self, line: u64, values: Vec<Box<str>>, columns: Arc<Columns>) -> Item {
-        let path = &self.sources.lists[self.file];
+    fn classify(&mut self, line: u64, values: Vec<Box<str>>, columns: Arc<Columns>) -> Result<Item> {
+        let path = &self.sources.parts[self.file].0.shown;
         let row = self.row;
         let skip = |key: Option<&str>, why: Skip| {
-            Item::Skipped(Skipped {
+            Ok(Item::Skipped(Skipped {
                 path: path.clone(),
                 line,
                 row,
                 key: key.map(str::to_owned),
                 why,
-            })
+            }))
         };
         let raw = values[columns.email].trim();
         let email = match Email::parse(raw) {
@@ -232,7 +295,7 @@ impl Stream<'_> {
         };
         let hash = key_hash(email.key());
         if let Some(&(f, l)) = self.seen.get(&hash) {
-            let first = format!("{}:{l}", self.sources.lists[f as usize].display());
+            let first = format!("{}:{l}", self.sources.parts[f as usize].0.shown.display());
             return skip(Some(email.key()), Skip::Duplicate { first });
         }
         self.seen
@@ -254,7 +317,12 @@ impl Stream<'_> {
             let by = self.sources.suppress[by as usize].clone();
             return skip(Some(recipient.email.key()), Skip::Suppressed { by });
         }
-        Item::Member(recipient)
+        if let Some(filter) = &self.sources.filter
+            && let Some(why) = (filter.0)(&recipient)?
+        {
+            return skip(Some(recipient.email.key()), why);
+        }
+        Ok(Item::Member(recipient))
     }
 }
 

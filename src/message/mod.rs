@@ -226,11 +226,11 @@ mod tests {
     fn member(email: &str, name: &str) -> Recipient {
         Recipient {
             email: Email::parse(email).unwrap(),
-            columns: Arc::new(Columns {
-                path: PathBuf::from("members.csv"),
-                names: vec!["email".into(), "name".into()],
-                email: 0,
-            }),
+            columns: Arc::new(Columns::plain(
+                PathBuf::from("members.csv"),
+                vec!["email".into(), "name".into()],
+                0,
+            )),
             line: 2,
             row: 1,
             values: vec![email.into(), name.into()],

@@ -157,7 +157,7 @@ pub(super) fn layout(page: &Page<'_>, body: &str) -> String {
                                 @if let Some(reason) = &org.reason { p { (reason) } }
                                 p {
                                     @if let Some(u) = page.unsubscribe {
-                                        a href=(u) { "Unsubscribe" }
+                                        a href=(u) { (super::words::words(page.lang).unsubscribe) }
                                     }
                                     @if let (Some(_), Some(_)) = (page.unsubscribe, &org.website) { " · " }
                                     @if let Some(site) = &org.website { a href=(site) { (site.trim_start_matches("https://")) } }

@@ -10,6 +10,7 @@ mod scan;
 pub mod tags;
 pub mod text;
 pub mod url;
+pub mod words;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -43,6 +44,11 @@ pub struct Compiled {
     /// Per template: where each tag is in its source, and its line in the newsletter.
     tag_lines: HashMap<&'static str, Vec<(std::ops::Range<usize>, usize)>>,
     unsubscribe: Option<Arc<Unsubscribe>>,
+    /// The language it is written in (front matter `lang`, default `en`), lower-case.
+    pub lang: String,
+    /// Variants in other languages (`NAME.es.md`), by language tag; members whose `lang`
+    /// field picks one get it. See [`Compiled::variant_for`].
+    pub variants: Vec<(String, Compiled)>,
     /// The page in the archive, with `[archive] base_url`.
     pub web_url: Option<String>,
 }
@@ -134,6 +140,8 @@ impl Compiled {
 
         // Syntax and field checks on the tags alone, at their real lines.
         let mut env = environment();
+        let date_words = words::words(n.front.lang.as_deref().unwrap_or("en"));
+        env.add_filter("date", move |v: String| -> String { date_words.date(&v) });
         let skeleton = tags.skeleton();
         let (used, bare) = match env.template_from_named_str(&file, &skeleton) {
             Ok(t) => {
@@ -191,8 +199,10 @@ impl Compiled {
         }
         let brand = config.brand_color();
         let fragment = html::fragment(&blocks, config.allow_raw_html, brand);
+        let lang = n.front.lang.as_deref().unwrap_or("en").trim().to_lowercase();
+        let words = words::words(&lang);
         let page = html::Page {
-            lang: n.front.lang.as_deref().unwrap_or("en"),
+            lang: &lang,
             title: &subject,
             preheader: preheader.as_deref(),
             unsubscribe: unsubscribe.is_some().then_some(unsub_token.as_str()),
@@ -213,6 +223,7 @@ impl Compiled {
             &links,
             config,
             unsubscribe.as_deref().map(|u| (unsub_token.as_str(), u)),
+            words,
         );
         if let Some(url) = web_url.as_deref().filter(|_| audience == Audience::Mail) {
             let line = labelled("View in your browser", &tags::neutralise(url), url.len());
@@ -239,6 +250,8 @@ impl Compiled {
             tag_lines,
             unsubscribe,
             web_url,
+            lang,
+            variants: Vec::new(),
         })
     }
 
@@ -267,8 +280,37 @@ impl Compiled {
         })
     }
 
-    /// Renders one member's subject, HTML and text.
+    /// Adds a variant in another language (compiled from `NAME.LANG.md`).
+    pub fn add_variant(&mut self, lang: &str, variant: Compiled) {
+        self.variants.push((lang.to_lowercase(), variant));
+    }
+
+    /// The version a member gets: the variant for their `lang` (or `language`) field — the
+    /// whole tag first (`pt-br`), then its language (`es-MX` → `es`) — else this one.
+    pub fn variant_for(&self, r: &Recipient) -> &Compiled {
+        r.language().and_then(|tag| self.variant(&tag)).unwrap_or(self)
+    }
+
+    /// The variant for a language tag, `None` when there is none (this one's own language
+    /// gives this one).
+    pub fn variant(&self, tag: &str) -> Option<&Compiled> {
+        let tag = tag.trim().to_lowercase().replace('_', "-");
+        let primary = tag.split('-').next().unwrap_or("");
+        let find = |t: &str| {
+            (self.lang == t)
+                .then_some(self)
+                .or_else(|| self.variants.iter().find(|(l, _)| l == t).map(|(_, c)| c))
+        };
+        find(&tag).or_else(|| find(primary))
+    }
+
+    /// Renders one member's subject, HTML and text, in the member's language.
     pub fn personalise(&self, r: &Recipient) -> Result<Rendered, RenderError> {
+        self.variant_for(r).personalise_this(r)
+    }
+
+    /// Renders one member's message from this version, whatever their language.
+    pub fn personalise_this(&self, r: &Recipient) -> Result<Rendered, RenderError> {
         let unsubscribe_url = self.unsubscribe.as_ref().map(|u| u.link(&r.email));
         let ctx = Value::from_object(Fields {
             columns: Some(Arc::clone(&r.columns)),
@@ -458,11 +500,17 @@ pub fn web_url(config: &Config, campaign: &str) -> Option<String> {
 }
 
 /// Body text, link references and the footer, as the text template.
-fn text_document(body: &str, links: &[String], config: &Config, unsubscribe: Option<(&str, &Unsubscribe)>) -> String {
+fn text_document(
+    body: &str,
+    links: &[String],
+    config: &Config,
+    unsubscribe: Option<(&str, &Unsubscribe)>,
+    words: &words::Words,
+) -> String {
     // Settings are literal text: `neutralise` keeps a `{{` in them from running as a tag.
     let mut out = body.to_owned();
     if !links.is_empty() {
-        out.push_str("\nLinks:\n");
+        out.push_str(&format!("\n{}:\n", words.links));
         for (i, l) in links.iter().enumerate() {
             out.push_str(&format!("[{}] {}\n", i + 1, tags::neutralise(l)));
         }
@@ -490,7 +538,7 @@ fn text_document(body: &str, links: &[String], config: &Config, unsubscribe: Opt
     if let Some((token, u)) = unsubscribe {
         // The URL is only known per member: measure it for a typical 30-character address.
         let sample = crate::email::Email::parse("firstname.lastname@example.org").map(|e| u.link(&e).len());
-        out.push_str(&labelled("Unsubscribe", token, sample.unwrap_or(80)));
+        out.push_str(&labelled(words.unsubscribe, token, sample.unwrap_or(80)));
     }
     if let Some(site) = &org.website {
         out.push_str(&tags::neutralise(site));
@@ -525,16 +573,32 @@ impl Object for Fields {
             "email" => self.email.as_deref().map(Value::from),
             "unsubscribe_url" => self.unsubscribe_url.as_deref().map(Value::from),
             "web_url" => self.web_url.as_deref().map(Value::from),
-            _ => {
-                let i = self.columns.as_ref()?.names.iter().position(|n| &**n == key)?;
-                let v = self.values.get(i)?.trim();
-                (!v.is_empty()).then(|| Value::from(v))
-            }
+            _ => column_value(self.columns.as_ref()?, &self.values, key),
         }
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::NonEnumerable
+    }
+}
+
+/// A column's value as templates and `--where` see it: for the multi-valued columns (`tags`)
+/// a list, empty when blank (so `"x" in tags` works for everyone); otherwise the text,
+/// undefined when absent or blank.
+pub fn column_value(columns: &Columns, values: &[Box<str>], name: &str) -> Option<Value> {
+    let i = columns.names.iter().position(|n| &**n == name)?;
+    let v = values.get(i)?.trim();
+    if crate::list::MULTI_VALUED.contains(&name) {
+        return Some(Value::from(crate::list::split_items(v)));
+    }
+    (!v.is_empty()).then(|| Value::from(v))
+}
+
+/// A member's field by name (`email` included), as [`column_value`].
+pub fn member_value(r: &Recipient, name: &str) -> Option<Value> {
+    match name {
+        "email" => Some(Value::from(r.email.as_str())),
+        _ => column_value(&r.columns, &r.values, name),
     }
 }
 
@@ -583,6 +647,10 @@ mod tests {
             path: "m.csv".into(),
             names: vec!["email".into(), "first_name".into(), "link".into()],
             email: 0,
+            format: crate::list::Format::Csv,
+            raw: 3,
+            status: None,
+            attributes: None,
         });
         Recipient {
             email: crate::email::Email::parse("a@example.org").unwrap(),

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::Result;
 
 use crate::journal::Status;
-use crate::list::{Item, KeyHash, Recipient, Sources, Stream, key_hash};
+use crate::list::{Item, KeyHash, Recipient, Skip, Sources, Stream, key_hash};
 use crate::shard::Shard;
 
 /// The rules.
@@ -38,6 +38,8 @@ pub struct Counts {
     /// Unsubscribed, suppressed, invalid or duplicate rows, and members needing an SMTPUTF8
     /// the relay lacks.
     pub skipped: usize,
+    /// Members outside the audience: not in the `--where` segment, or on an `--exclude` list.
+    pub outside: usize,
     /// Members that belong to another shard.
     pub other_shard: usize,
     /// Members left for a later run by `--limit`.
@@ -103,8 +105,11 @@ impl Iterator for Jobs<'_> {
         loop {
             let r = match self.stream.next()? {
                 Err(e) => return Some(Err(e)),
-                Ok(Item::Skipped(_)) => {
-                    self.counts.skipped += 1;
+                Ok(Item::Skipped(s)) => {
+                    match s.why {
+                        Skip::Outside | Skip::Excluded { .. } => self.counts.outside += 1,
+                        _ => self.counts.skipped += 1,
+                    }
                     continue;
                 }
                 Ok(Item::Member(r)) => r,
