@@ -282,6 +282,29 @@ mod tests {
     }
 
     #[test]
+    fn header_lines_are_folded_within_78_octets() {
+        let l = letterhead(
+            "from = \"The Example Network for Tenants and Workers and Neighbours <news@example.org>\"\n\
+             reply_to = \"Information desk of the Example Network <info@example.org>\"\n\
+             list_id = \"Members of the Example Network in all chapters <members.example.org>\"\n",
+        );
+        let r = member(
+            "ana@example.org",
+            "Ana María de los Ángeles López-García y Fernández de Córdoba",
+        );
+        let subject = "We celebrate — and we get to work: our agenda for the first hundred days, \
+                       the assembly in March and what it means for every chapter of the network";
+        let raw = build(&l, &r, subject, "Hello");
+        let text = String::from_utf8(raw.clone()).unwrap();
+        let head = text.split("\r\n\r\n").next().unwrap();
+        for line in head.split("\r\n") {
+            assert!(line.len() <= 78, "header line of {} octets: {line:?}", line.len());
+        }
+        let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(m.subject(), Some(subject));
+    }
+
+    #[test]
     fn a_sender_that_needs_smtputf8_is_refused() {
         let err = mailbox("José <josé@example.org>").unwrap_err().to_string();
         assert!(err.contains("SMTPUTF8"), "{err}");
