@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod compose;
 mod crash;
 mod deliverability;
 mod fault_matrix;

@@ -3,7 +3,9 @@
 //! - a **button**: a link alone in its paragraph whose title is `button`,
 //!   `[Give today](https://example.org/donate "button")`;
 //! - an **image size**: an image title of the form `WIDTHxHEIGHT`,
-//!   `![Marchers at the rally](https://example.org/rally.jpg "600x338")`.
+//!   `![Marchers at the rally](https://example.org/rally.jpg "600x338")`;
+//! - a **caption** (a photo credit): an emphasised line right under an image, in the same
+//!   paragraph, `![Marchers](rally.jpg)` then `*Photo: Ana López*` on the next line.
 
 use pulldown_cmark::{CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
 
@@ -24,6 +26,8 @@ pub struct Image {
     pub alt: String,
     pub width: u32,
     pub height: u32,
+    /// The emphasised line right under the image.
+    pub caption: Option<String>,
 }
 
 /// Events our renderers add on top of pulldown-cmark's.
@@ -108,11 +112,16 @@ pub fn parse<'a>(body: &'a str, body_line: usize, file: &str, diags: &mut Diagno
                             (600, 400)
                         }
                     };
+                let caption = caption_at(&events[i + 1..]).map(|(text, len)| {
+                    i += len;
+                    text
+                });
                 out.push(Block::Image(Image {
                     url: Tags::mark_url(dest_url),
                     alt,
                     width,
                     height,
+                    caption,
                 }));
             }
             other => out.push(Block::Md(other.clone())),
@@ -152,6 +161,31 @@ fn button_at(events: &[(Event<'_>, std::ops::Range<usize>)]) -> Option<(Button, 
     ))
 }
 
+/// If `events` (after an image) are a line break and an emphasised line ending the paragraph,
+/// its text and the number of events it spans (break to emphasis end).
+fn caption_at(events: &[(Event<'_>, std::ops::Range<usize>)]) -> Option<(String, usize)> {
+    if !matches!(events.first(), Some((Event::SoftBreak | Event::HardBreak, _)))
+        || !matches!(events.get(1), Some((Event::Start(Tag::Emphasis), _)))
+    {
+        return None;
+    }
+    let end = events
+        .iter()
+        .position(|(e, _)| matches!(e, Event::End(TagEnd::Emphasis)))?;
+    if !matches!(events.get(end + 1), Some((Event::End(TagEnd::Paragraph), _))) {
+        return None;
+    }
+    let text: String = events[2..end]
+        .iter()
+        .filter_map(|(e, _)| match e {
+            Event::Text(t) | Event::Code(t) => Some(t.as_ref()),
+            Event::SoftBreak | Event::HardBreak => Some(" "),
+            _ => None,
+        })
+        .collect();
+    Some((text, end + 1))
+}
+
 /// `600x400` → (600, 400).
 fn parse_size(title: &str) -> Option<(u32, u32)> {
     let (w, h) = title.trim().split_once(['x', 'X', '×'])?;
@@ -182,6 +216,25 @@ mod tests {
         );
         let buttons = blocks.iter().filter(|b| matches!(b, Block::Button(_))).count();
         assert_eq!(buttons, 1);
+    }
+
+    #[test]
+    fn an_emphasised_line_under_an_image_is_its_caption() {
+        let mut d = Diagnostics::default();
+        let blocks = parse(
+            "![Marchers](r.jpg \"600x400\")\n*Photo: Ana López*\n\n![Coats](c.jpg \"600x400\")\n*not* a caption\n",
+            1,
+            "n.md",
+            &mut d,
+        );
+        let captions: Vec<Option<String>> = blocks
+            .iter()
+            .filter_map(|b| match b {
+                Block::Image(i) => Some(i.caption.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(captions, [Some("Photo: Ana López".to_owned()), None]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use minijinja::value::{Enumerator, Object, Value};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use percent_encoding::utf8_percent_encode;
 
-use crate::config::Config;
+use crate::config::{Config, Social, Theme};
 use crate::diagnostic::Diagnostics;
 use crate::list::{Columns, Recipient};
 use crate::newsletter::Newsletter;
@@ -139,17 +139,20 @@ impl Compiled {
         if diags.errors() > errors_before {
             return None;
         }
-        let brand = config.brand_color();
-        let fragment = html::fragment(&blocks, config.allow_raw_html, brand);
+        let issue = Issue::of(n, config, diags);
+        let fragment = html::fragment(&blocks, config.allow_raw_html, issue.theme.brand_color());
         let page = html::Page {
             lang: n.front.lang.as_deref().unwrap_or("en"),
             title: &subject,
             preheader: preheader.as_deref(),
             unsubscribe: unsubscribe.is_some().then_some(unsub_token.as_str()),
             config,
+            theme: &issue.theme,
+            social: issue.social,
+            footer: issue.footer,
         };
         let document = html::layout(&page, &fragment);
-        let inlined = match html::inline_css(&document) {
+        let inlined = match html::inline_css(&document, issue.theme.brand_color()) {
             Ok(h) => h,
             Err(e) => {
                 diags.error(None, format!("CSS inlining failed: {e}"));
@@ -161,6 +164,7 @@ impl Compiled {
             &body_text,
             &links,
             config,
+            &issue,
             unsubscribe.as_deref().map(|u| (unsub_token.as_str(), u)),
         );
 
@@ -351,8 +355,45 @@ pub fn header_safe(s: &str) -> String {
     cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The organisation-wide parts with this issue's front-matter overrides applied.
+struct Issue<'a> {
+    theme: Theme,
+    social: &'a [Social],
+    footer: Option<&'a str>,
+}
+
+impl<'a> Issue<'a> {
+    fn of(n: &'a Newsletter, config: &'a Config, diags: &mut Diagnostics) -> Issue<'a> {
+        let mut theme = match &n.front.theme {
+            Some(over) => config.theme.merged(over),
+            None => config.theme.clone(),
+        };
+        if let Some(c) = n.front.theme.as_ref().and_then(|t| t.brand_color.as_deref())
+            && crate::config::bad_colour(c)
+        {
+            let file = n.path.display().to_string();
+            diags.warning(
+                Some((&file, n.line_of_key("theme"))),
+                format!("theme brand_color {c:?} is not a colour: write it as \"#rrggbb\"; using bulletin.toml's"),
+            );
+            theme.brand_color.clone_from(&config.theme.brand_color);
+        }
+        Issue {
+            theme,
+            social: n.front.social.as_deref().unwrap_or(&config.social),
+            footer: n.front.footer.as_deref().or(config.organisation.reason.as_deref()),
+        }
+    }
+}
+
 /// Body text, link references and the footer, as the text template.
-fn text_document(body: &str, links: &[String], config: &Config, unsubscribe: Option<(&str, &Unsubscribe)>) -> String {
+fn text_document(
+    body: &str,
+    links: &[String],
+    config: &Config,
+    issue: &Issue<'_>,
+    unsubscribe: Option<(&str, &Unsubscribe)>,
+) -> String {
     // Settings are literal text: `neutralise` keeps a `{{` in them from running as a tag.
     let mut out = body.to_owned();
     if !links.is_empty() {
@@ -361,9 +402,9 @@ fn text_document(body: &str, links: &[String], config: &Config, unsubscribe: Opt
             out.push_str(&format!("[{}] {}\n", i + 1, tags::neutralise(l)));
         }
     }
-    if !config.social.is_empty() {
+    if !issue.social.is_empty() {
         out.push('\n');
-        for s in &config.social {
+        for s in issue.social {
             out.push_str(&labelled(
                 &tags::neutralise(&s.name),
                 &tags::neutralise(&s.url),
@@ -377,8 +418,8 @@ fn text_document(body: &str, links: &[String], config: &Config, unsubscribe: Opt
         out.push_str(&tags::neutralise(line));
         out.push('\n');
     }
-    if let Some(reason) = &org.reason {
-        out.push_str(&tags::neutralise(&text::wrap(reason, "", "")));
+    if let Some(footer) = issue.footer {
+        out.push_str(&tags::neutralise(&text::wrap(footer, "", "")));
         out.push('\n');
     }
     if let Some((token, u)) = unsubscribe {
