@@ -1,6 +1,8 @@
 //! Composing a newsletter as people write it: per-issue overrides, captions, wide tables,
 //! right-to-left languages, local images and attachments.
 
+use mail_parser::MimeHeaders;
+
 use crate::support::project::Project;
 
 const LIST: &str = "lists/members.csv";
@@ -83,4 +85,81 @@ fn a_right_to_left_language_sets_dir_on_the_wrapper() {
     let pv = p.preview(NL, &[LIST], &[]);
     assert!(pv.html.contains("<html lang=\"ar\" dir=\"rtl\""));
     assert!(pv.html.contains("<div class=\"email\" dir=\"rtl\""), "{}", pv.html);
+}
+
+/// A PNG header saying 1200×800: all imagesize reads.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let mut b = vec![
+        0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, b'I', b'H', b'D', b'R',
+    ];
+    b.extend(width.to_be_bytes());
+    b.extend(height.to_be_bytes());
+    b.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    b
+}
+
+#[test]
+fn a_local_image_is_measured_and_travels_inside_the_message() {
+    let p = project("---\nsubject: Hi\n---\n![The march](images/march.png)\n\nText.\n")
+        .file("newsletters/images/march.png", png(1200, 800));
+    p.run(&["check", NL, "--list", LIST]).success().stdout_has("0 errors");
+    let pv = p.preview(NL, &[LIST], &[]);
+    let m = pv.message();
+    let html = m.body_html(0).unwrap();
+    let img = html.split("<img").nth(1).unwrap();
+    let img = &img[..img.find('>').unwrap()];
+    assert!(img.contains("width=\"560\" height=\"373\""), "{img}");
+    let cid = img.split("src=\"cid:").nth(1).unwrap().split('"').next().unwrap();
+    let raw = String::from_utf8_lossy(&pv.eml);
+    assert!(raw.contains("multipart/related"), "{raw}");
+    let part = m
+        .attachments()
+        .find(|a| a.content_id() == Some(cid))
+        .expect("the image part the HTML refers to");
+    assert_eq!(part.contents(), png(1200, 800).as_slice());
+    assert_eq!(part.content_type().map(|c| c.subtype()), Some(Some("png")));
+    // The browser preview shows the file itself.
+    assert!(pv.html.contains("src=\"file://"), "{}", pv.html);
+}
+
+#[test]
+fn image_base_url_links_local_images_instead_of_embedding_them() {
+    let config = format!(
+        "{}logo_dark = \"https://example.org/dark.png\"\nimage_base_url = \"https://news.example.org/img/\"\n",
+        crate::support::project::DEFAULT_CONFIG
+    );
+    let p = project("---\nsubject: Hi\n---\n![The march](images/march.png)\n")
+        .file("bulletin.toml", config)
+        .file("newsletters/images/march.png", png(300, 200));
+    p.run(&["check", NL, "--list", LIST]).success();
+    let pv = p.preview(NL, &[LIST], &[]);
+    assert!(
+        pv.html
+            .contains("src=\"https://news.example.org/img/images/march.png\""),
+        "{}",
+        pv.html
+    );
+    assert!(pv.html.contains("width=\"300\" height=\"200\""));
+    assert!(!String::from_utf8_lossy(&pv.eml).contains("multipart/related"));
+}
+
+#[test]
+fn image_problems_are_warnings_in_preview() {
+    let p = project(
+        "---\nsubject: Hi\n---\n![Remote](https://example.org/r.jpg)\n\n![Missing](images/gone.png)\n\nStill here.\n",
+    );
+    p.run(&["check", NL, "--list", LIST])
+        .code(1)
+        .stdout_has("warning: newsletters/n.md:4: image https://example.org/r.jpg has no size")
+        .stdout_has("\"600x400\"")
+        .stdout_has("error: newsletters/n.md:6: image images/gone.png: cannot read");
+    let run = p.run(&["preview", NL, "--list", LIST, "--out", "pv"]);
+    run.success()
+        .stderr_has("images/gone.png: cannot read")
+        .stderr_has("rendered anyway");
+    let html = std::fs::read_to_string(p.path().join("pv/email.html")).unwrap();
+    assert!(html.contains("Still here."));
+    let img = html.split("<img").find(|i| i.contains("r.jpg")).unwrap();
+    let img = &img[..img.find('>').unwrap()];
+    assert!(img.contains("width=\"560\"") && !img.contains("height=\""), "{img}");
 }

@@ -52,7 +52,12 @@ impl Project {
         let fields = (!lists.is_empty()).then_some(sources.fields.as_slice());
         let compiled = Compiled::compile(&newsletter, &config, fields, unsubscribe.clone(), &mut diags);
         let letterhead = match Letterhead::new(&newsletter, &config, unsubscribe) {
-            Ok(l) => Some(l),
+            Ok(mut l) => {
+                if let Some(c) = &compiled {
+                    l.embed(&c.inline);
+                }
+                Some(l)
+            }
             Err(e) => {
                 diags.error(None, format!("{e:#}"));
                 None

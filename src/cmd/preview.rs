@@ -17,10 +17,13 @@ pub fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
         bail!("preview needs a list to take the member from: add --list lists/test.csv");
     }
     let p = Project::load(config, &args.newsletter, &args.lists.lists)?;
-    let diags = p.diags.into_result()?;
+    // A preview renders whenever it can: problems it can render past (a missing image) are
+    // printed, and only what stops rendering (a broken merge field, no sender) refuses.
     let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) else {
+        p.diags.into_result()?;
         bail!("the newsletter did not compile; run `bulletin check` for details");
     };
+    let diags = &p.diags;
     let pick = match &args.to {
         Some(to) => Pick::Address(Email::parse(to).map_err(|e| anyhow::anyhow!("--to {to:?}: {e}"))?),
         None => match args.row.unwrap_or(1) {
@@ -41,15 +44,31 @@ pub fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{}: {}", recipient.location(), e.message))?;
     let message = letterhead.build(recipient, &rendered, letterhead.message_id())?;
     private_dir(&args.out)?;
+    // A browser cannot follow `cid:`: the file shows the images from where they are.
+    let mut html = rendered.html.clone();
+    for image in &compiled.inline {
+        let path = std::path::absolute(&image.path).unwrap_or_else(|_| image.path.clone());
+        html = html.replace(&format!("cid:{}", image.cid), &format!("file://{}", path.display()));
+    }
     let paths = [
-        ("email.html", rendered.html.as_bytes().to_vec()),
+        ("email.html", html.into_bytes()),
         ("email.txt", rendered.text.into_bytes()),
         ("email.eml", message.formatted()),
     ];
     for d in &diags.items {
         eprintln!("{d}");
     }
+    if diags.errors() > 0 {
+        eprintln!("note: rendered anyway; `check` and `send` refuse until the errors above are fixed");
+    }
     eprintln!("preview for {} ({})", recipient.email, recipient.location());
+    let eml_len = paths[2].1.len();
+    eprintln!(
+        "size: message {:.1} KB, HTML part {:.1} KB of the {} KB Gmail shows before clipping",
+        eml_len as f64 / 1024.0,
+        rendered.html.len() as f64 / 1024.0,
+        crate::render::GMAIL_CLIP_BYTES / 1024
+    );
     for (name, bytes) in &paths {
         let path = args.out.join(name);
         private_file(&path, bytes)?;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use lettre::Message;
 use lettre::address::Envelope;
 use lettre::message::header::{self, ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
 mod encoding;
 mod headers;
@@ -19,6 +19,7 @@ use crate::dkim::{Key, Signer};
 use crate::email::Email;
 use crate::list::Recipient;
 use crate::newsletter::Newsletter;
+use crate::render::images::Inline;
 use crate::render::{Rendered, header_safe};
 use crate::unsubscribe::Unsubscribe;
 use encoding::text_body;
@@ -35,6 +36,8 @@ pub struct Letterhead {
     pub feedback_id: Option<String>,
     /// The DKIM signer, when `[dkim]` is configured.
     dkim: Option<Signer>,
+    /// Local images the HTML shows by `cid:`, read once for every message.
+    inline: Vec<Inline>,
     /// Random per run, so Message-IDs never repeat across runs or machines.
     nonce: String,
     counter: AtomicU64,
@@ -92,9 +95,15 @@ impl Letterhead {
             unsubscribe,
             feedback_id,
             dkim,
+            inline: Vec::new(),
             nonce: format!("{:016x}", fastrand::u64(..)),
             counter: AtomicU64::new(0),
         })
+    }
+
+    /// Carries `images` in every message, as `multipart/related` around the HTML part.
+    pub fn embed(&mut self, images: &[Inline]) {
+        self.inline = images.to_vec();
     }
 
     /// A new unique Message-ID, `<nonce.counter.random@domain>`.
@@ -144,17 +153,27 @@ impl Letterhead {
                 f.clone(),
             ));
         }
-        let body = MultiPart::alternative()
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(text_body(&content.text)),
-            )
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_HTML)
-                    .body(text_body(&content.html)),
-            );
+        let text = SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(text_body(&content.text));
+        let html = SinglePart::builder()
+            .header(ContentType::TEXT_HTML)
+            .body(text_body(&content.html));
+        let alternative = MultiPart::alternative().singlepart(text);
+        let body = if self.inline.is_empty() {
+            alternative.singlepart(html)
+        } else {
+            // RFC 2387: the HTML first, then the images it refers to by Content-ID.
+            let mut related = MultiPart::related().singlepart(html);
+            for image in &self.inline {
+                let content_type = ContentType::parse(image.content_type).context("image content type")?;
+                related = related.singlepart(
+                    Attachment::new_inline_with_name(image.cid.clone(), image.name.clone())
+                        .body(image.bytes.to_vec(), content_type),
+                );
+            }
+            alternative.multipart(related)
+        };
         let mut message = b.multipart(body).context("cannot build the message")?;
         if let Some(dkim) = &self.dkim {
             dkim.sign(&mut message).context("cannot DKIM-sign the message")?;

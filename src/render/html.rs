@@ -9,7 +9,7 @@ use super::markdown::{Block, Button, Image};
 use crate::config::{Config, Social, Theme};
 
 /// Width of the text column inside the 600 px container (20 px padding each side).
-const CONTENT_WIDTH: u32 = 560;
+pub(super) const CONTENT_WIDTH: u32 = 560;
 
 /// What the layout needs besides the body.
 pub struct Page<'a> {
@@ -94,16 +94,18 @@ fn button(b: &Button, brand: &str) -> Markup {
 }
 
 fn image(img: &Image) -> Markup {
-    let (w, h) = if img.width > CONTENT_WIDTH {
-        (
+    // Shown at its own size up to the column's width, scaled down to fit beyond it. Without a
+    // known size (a remote image nobody measured) it takes the column and its own height.
+    let (w, h) = match (img.width, img.height) {
+        (Some(w), Some(h)) if w > CONTENT_WIDTH => (
             CONTENT_WIDTH,
-            (u64::from(img.height) * u64::from(CONTENT_WIDTH) / u64::from(img.width)) as u32,
-        )
-    } else {
-        (img.width, img.height)
+            Some((u64::from(h) * u64::from(CONTENT_WIDTH) / u64::from(w)) as u32),
+        ),
+        (Some(w), h) => (w, h),
+        (None, _) => (CONTENT_WIDTH, None),
     };
     html! {
-        img src=(img.url) alt=(img.alt) width=(w) height=(h) class="image"
+        img src=(img.url) alt=(img.alt) width=(w) height=[h] class="image"
             style=(format!("display:block;width:100%;max-width:{w}px;height:auto;border:0;"));
         @if let Some(caption) = &img.caption {
             // Inside the image's paragraph, so a block-level span rather than a `<p>`.

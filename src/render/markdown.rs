@@ -19,13 +19,15 @@ pub struct Button {
     pub url: String,
 }
 
-/// An image with its size.
+/// An image, with its size when the title gave one (else [`super::images`] finds it).
 #[derive(Debug, Clone)]
 pub struct Image {
     pub url: String,
     pub alt: String,
-    pub width: u32,
-    pub height: u32,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Line of the source, for messages.
+    pub line: usize,
     /// The emphasised line right under the image.
     pub caption: Option<String>,
 }
@@ -102,16 +104,7 @@ pub fn parse<'a>(body: &'a str, body_line: usize, file: &str, diags: &mut Diagno
                         ),
                     );
                 }
-                let (width, height) =
-                    match parse_size(title) {
-                        Some(size) => size,
-                        None => {
-                            diags.error(Some((file, line)), format!(
-                            "image {dest_url} has no size: give it as the title, ![{alt}]({dest_url} \"600x400\")"
-                        ));
-                            (600, 400)
-                        }
-                    };
+                let (width, height) = parse_size(title).unzip();
                 let caption = caption_at(&events[i + 1..]).map(|(text, len)| {
                     i += len;
                     text
@@ -121,6 +114,7 @@ pub fn parse<'a>(body: &'a str, body_line: usize, file: &str, diags: &mut Diagno
                     alt,
                     width,
                     height,
+                    line,
                     caption,
                 }));
             }
@@ -243,6 +237,9 @@ mod tests {
         parse("text\n\n![](a.png)\n", 7, "n.md", &mut d);
         let all = d.to_string();
         assert!(all.contains("n.md:9: image a.png has no alt text"), "{all}");
-        assert!(all.contains("n.md:9: image a.png has no size"), "{all}");
+        assert!(
+            !all.contains("size"),
+            "a missing size is found later, not an error: {all}"
+        );
     }
 }

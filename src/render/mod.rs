@@ -5,6 +5,7 @@
 //! `Compiled::personalise` then only runs those templates with one member's fields.
 
 mod html;
+pub mod images;
 pub mod markdown;
 mod scan;
 pub mod tags;
@@ -39,6 +40,8 @@ pub struct Compiled {
     /// The newsletter file, for messages.
     pub file: String,
     unsubscribe: Option<Arc<Unsubscribe>>,
+    /// Local images that travel inside every message.
+    pub inline: Vec<images::Inline>,
 }
 
 /// One member's message content.
@@ -135,11 +138,14 @@ impl Compiled {
             }
         }
 
-        let blocks = markdown::parse(&body, n.body_line, &file, diags);
+        let mut blocks = markdown::parse(&body, n.body_line, &file, diags);
         if diags.errors() > errors_before {
             return None;
         }
         let issue = Issue::of(n, config, diags);
+        // Image problems are reported but do not stop the compile: a preview still shows the rest.
+        let dir = n.path.parent().unwrap_or(std::path::Path::new(""));
+        let inline = images::place(&mut blocks, dir, &file, issue.theme.image_base_url.as_deref(), diags);
         let fragment = html::fragment(&blocks, config.allow_raw_html, issue.theme.brand_color());
         let page = html::Page {
             lang: n.front.lang.as_deref().unwrap_or("en"),
@@ -184,6 +190,7 @@ impl Compiled {
             bare_fields: bare,
             file,
             unsubscribe,
+            inline,
         })
     }
 
