@@ -30,6 +30,9 @@ pub struct FrontMatter {
     pub social: Option<Vec<Social>>,
     /// The footer's text for this issue, instead of `[organisation] reason`.
     pub footer: Option<String>,
+    /// Files attached to every member's message, relative to the newsletter.
+    #[serde(default)]
+    pub attachments: Vec<PathBuf>,
 }
 
 /// A parsed newsletter.

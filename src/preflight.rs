@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use crate::diagnostic::Diagnostics;
 use crate::list::Recipient;
 use crate::message::Letterhead;
+use crate::message::attachments::{MAX_BYTES, WARN_BYTES};
 use crate::render::{Compiled, GMAIL_CLIP_BYTES};
 
 /// What preflight found.
@@ -27,11 +28,19 @@ pub struct Preflight {
     pub failures: BTreeMap<String, (Vec<String>, usize)>,
     /// Largest personalised HTML part and whose it was.
     pub largest_html: Option<(usize, String)>,
+    /// Largest message estimate (bytes of text, HTML, images and attachments) and whose.
+    pub largest_message: Option<(u64, String)>,
+    /// Members whose attachments pass the warning size: locations of the first few, and how many.
+    pub heavy: (Vec<String>, usize),
     /// Members whose address needs SMTPUTF8: locations of the first few, and how many.
     pub smtputf8: (Vec<String>, usize),
     /// Whether the relay offers SMTPUTF8, when it was asked (`send`; `check` never connects).
     pub relay_smtputf8: Option<bool>,
     built_one: bool,
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 /// Locations kept per kind of failure; the rest are counted.
@@ -46,6 +55,30 @@ impl Preflight {
         };
         if self.largest_html.as_ref().is_none_or(|(n, _)| rendered.html.len() > *n) {
             self.largest_html = Some((rendered.html.len(), r.location()));
+        }
+        let files = match letterhead.member_attachments(r) {
+            Ok((_, bytes)) => bytes + letterhead.fixed_bytes(),
+            Err(e) => return self.fail(format!("{e:#}"), r),
+        };
+        if files > MAX_BYTES {
+            return self.fail(
+                format!(
+                    "attachments and images make {:.1} MB, over the 25 MB Gmail accepts in one message",
+                    mb(files)
+                ),
+                r,
+            );
+        }
+        if files > WARN_BYTES {
+            let (rows, n) = &mut self.heavy;
+            if rows.len() < SHOWN {
+                rows.push(r.location());
+            }
+            *n += 1;
+        }
+        let size = files + (rendered.html.len() + rendered.text.len()) as u64;
+        if self.largest_message.as_ref().is_none_or(|(n, _)| size > *n) {
+            self.largest_message = Some((size, r.location()));
         }
         if r.email.needs_smtputf8() {
             let (rows, n) = &mut self.smtputf8;
@@ -99,6 +132,18 @@ impl Preflight {
                     "the HTML part is {} KB, over Gmail's 102 KB limit: Gmail will clip it and hide the rest \
                      (and the unsubscribe link); shorten the newsletter or split it",
                     size / 1024
+                ),
+            );
+        }
+        let (rows, n) = &self.heavy;
+        if *n > 0 {
+            let size = self.largest_message.as_ref().map_or(0, |(s, _)| *s);
+            diags.warning(
+                Some((&rows[0], 0)),
+                format!(
+                    "{n} messages carry more than 10 MB of attachments and images (largest {:.1} MB): many servers                      refuse mail that size; link to the files instead: {}",
+                    mb(size),
+                    listed(rows, *n)
                 ),
             );
         }

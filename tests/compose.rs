@@ -163,3 +163,168 @@ fn image_problems_are_warnings_in_preview() {
     let img = &img[..img.find('>').unwrap()];
     assert!(img.contains("width=\"560\"") && !img.contains("height=\""), "{img}");
 }
+
+#[test]
+fn attachments_for_everyone_and_for_each_member() {
+    let p = Project::new()
+        .file(
+            NL,
+            "---\nsubject: Hi\nattachments: [files/Tagesordnung für März.pdf]\n---\nThe agenda is attached.\n",
+        )
+        .file("newsletters/files/Tagesordnung für März.pdf", b"%PDF-1.4 agenda")
+        .file(
+            LIST,
+            "email,first_name,attachment\nana@example.org,Ana,certs/ana.pdf; certs/ana.txt\nbo@example.org,Bo,\n",
+        )
+        .file("lists/certs/ana.pdf", b"%PDF-1.4 ana")
+        .file("lists/certs/ana.txt", "Receipt for Ana\n");
+    p.run(&["check", NL, "--list", LIST]).success().stdout_has("0 errors");
+    let ana = p.preview(NL, &[LIST], &[]);
+    let raw = String::from_utf8_lossy(&ana.eml).into_owned();
+    assert!(raw.contains("multipart/mixed"), "{raw}");
+    // RFC 2231 for the non-ASCII file name.
+    assert!(
+        raw.contains("filename*0*=utf-8''Tagesordnung%20f%C3%BCr%20M%C3%A4rz.pdf"),
+        "{raw}"
+    );
+    let m = ana.message();
+    let names: Vec<(String, Vec<u8>, String)> = m
+        .attachments()
+        .map(|a| {
+            let ct = a.content_type().unwrap();
+            (
+                a.attachment_name().unwrap_or("").to_owned(),
+                a.contents().to_vec(),
+                format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("")),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (
+                "Tagesordnung für März.pdf".to_owned(),
+                b"%PDF-1.4 agenda".to_vec(),
+                "application/pdf".to_owned()
+            ),
+            (
+                "ana.pdf".to_owned(),
+                b"%PDF-1.4 ana".to_vec(),
+                "application/pdf".to_owned()
+            ),
+            (
+                "ana.txt".to_owned(),
+                b"Receipt for Ana\n".to_vec(),
+                "text/plain".to_owned()
+            ),
+        ]
+    );
+    assert!(m.body_html(0).unwrap().contains("The agenda is attached."));
+    assert!(m.body_text(0).unwrap().contains("The agenda is attached."));
+    let bo = p.preview(NL, &[LIST], &["--row", "2"]);
+    assert_eq!(bo.message().attachments().count(), 1);
+
+    // Dry runs carry them too.
+    p.run(&["send", NL, "--list", LIST, "--dry-run", "--out", "out"])
+        .success();
+    let emls: Vec<_> = std::fs::read_dir(p.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(emls.len(), 2);
+    let with_three = emls
+        .iter()
+        .filter(|e| {
+            let raw = std::fs::read(e).unwrap();
+            let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+            m.attachments().count() == 3
+        })
+        .count();
+    assert_eq!(with_three, 1);
+}
+
+#[test]
+fn a_member_attachment_must_stay_in_the_list_folder_and_exist() {
+    for (cell, why) in [
+        ("../secret.txt", "leaves the list's folder"),
+        ("/etc/passwd", "is an absolute path"),
+        ("certs/missing.pdf", "cannot read"),
+    ] {
+        let p = Project::new()
+            .file(NL, "---\nsubject: Hi\n---\nHello\n")
+            .file("secret.txt", "no")
+            .file(LIST, format!("email,attachment\nana@example.org,{cell}\n"));
+        p.run(&["check", NL, "--list", LIST])
+            .code(1)
+            .stdout_has(why)
+            .stdout_has("lists/members.csv:2");
+        p.run(&["send", NL, "--list", LIST, "--dry-run", "--out", "out"])
+            .code(1);
+    }
+}
+
+#[test]
+fn attachment_sizes_warn_over_10_mb_and_fail_over_25_mb() {
+    let p = Project::new().file(NL, "---\nsubject: Hi\n---\nHello\n").file(
+        LIST,
+        "email,attachment\nana@example.org,big.pdf\nbo@example.org,huge.pdf\n",
+    );
+    // Sparse files: check measures them without reading them.
+    for (name, mb) in [("big.pdf", 11), ("huge.pdf", 26)] {
+        let f = std::fs::File::create(p.path().join("lists").join(name)).unwrap();
+        f.set_len(mb * 1024 * 1024).unwrap();
+    }
+    p.run(&["check", NL, "--list", LIST])
+        .code(1)
+        .stdout_has("more than 10 MB")
+        .stdout_has("lists/members.csv:2")
+        .stdout_has("over the 25 MB Gmail accepts")
+        .stdout_has("lists/members.csv:3");
+}
+
+/// Verifies the DKIM signature of `raw` with dkimpy, answering DNS with `record`.
+fn dkim_verifies(raw: &[u8], record: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.eml");
+    std::fs::write(&path, raw).unwrap();
+    let script = "import sys, dkim\nrec = sys.argv[2].encode()\nmsg = open(sys.argv[1], 'rb').read()\n\
+                  print('pass' if dkim.verify(msg, dnsfunc=lambda name, timeout=5: rec) else 'fail')\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .arg(record)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "dkimpy: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim() == "pass"
+}
+
+#[test]
+#[ignore = "needs Python's dkimpy; run by .ci/run"]
+fn dkim_verifies_with_images_and_attachments() {
+    let p = Project::new()
+        .file(
+            NL,
+            "---\nsubject: Hi\nattachments: [agenda.pdf]\n---\n![March](m.png)\n",
+        )
+        .file("newsletters/agenda.pdf", vec![7u8; 100_000])
+        .file("newsletters/m.png", png(10, 10))
+        .file(LIST, "email,attachment\nana@example.org,ana.pdf\n")
+        .file("lists/ana.pdf", b"%PDF ana");
+    let keygen = p.run(&["dkim", "keygen", "--selector", "news", "--domain", "example.org"]);
+    keygen.success();
+    let record = keygen
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("value: "))
+        .unwrap()
+        .to_owned();
+    let config = p.read("bulletin.toml")
+        + "\n[dkim]\ndomain = \"example.org\"\nselector = \"news\"\nprivate_key = \"keys/news.example.org.pem\"\n";
+    let p = p.file("bulletin.toml", config);
+    let pv = p.preview(NL, &[LIST], &[]);
+    assert_eq!(pv.message().attachments().count(), 3);
+    assert!(dkim_verifies(&pv.eml, &record));
+    let tampered = String::from_utf8_lossy(&pv.eml).replacen("%PDF", "%PDG", 1);
+    assert!(!dkim_verifies(tampered.as_bytes(), &record));
+}

@@ -11,6 +11,7 @@ use lettre::address::Envelope;
 use lettre::message::header::{self, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
+pub mod attachments;
 mod encoding;
 mod headers;
 
@@ -22,6 +23,7 @@ use crate::newsletter::Newsletter;
 use crate::render::images::Inline;
 use crate::render::{Rendered, header_safe};
 use crate::unsubscribe::Unsubscribe;
+use attachments::Shared;
 use encoding::text_body;
 
 /// What every message of a campaign shares.
@@ -38,6 +40,8 @@ pub struct Letterhead {
     dkim: Option<Signer>,
     /// Local images the HTML shows by `cid:`, read once for every message.
     inline: Vec<Inline>,
+    /// The newsletter's attachments, read once for every message.
+    shared: Vec<Shared>,
     /// Random per run, so Message-IDs never repeat across runs or machines.
     nonce: String,
     counter: AtomicU64,
@@ -96,6 +100,7 @@ impl Letterhead {
             feedback_id,
             dkim,
             inline: Vec::new(),
+            shared: Shared::load(n)?,
             nonce: format!("{:016x}", fastrand::u64(..)),
             counter: AtomicU64::new(0),
         })
@@ -104,6 +109,21 @@ impl Letterhead {
     /// Carries `images` in every message, as `multipart/related` around the HTML part.
     pub fn embed(&mut self, images: &[Inline]) {
         self.inline = images.to_vec();
+    }
+
+    /// Bytes every message carries besides its text: embedded images and shared attachments.
+    pub fn fixed_bytes(&self) -> u64 {
+        let images: usize = self.inline.iter().map(|i| i.bytes.len()).sum();
+        let files: usize = self.shared.iter().map(|s| s.bytes.len()).sum();
+        (images + files) as u64
+    }
+
+    /// A member's own attachments (list column `attachment`), checked to exist and be
+    /// readable, and their total size.
+    pub fn member_attachments(&self, r: &Recipient) -> Result<(Vec<std::path::PathBuf>, u64)> {
+        let files = attachments::member_files(r)?;
+        let bytes = attachments::member_bytes(&files)?;
+        Ok((files, bytes))
     }
 
     /// A new unique Message-ID, `<nonce.counter.random@domain>`.
@@ -173,6 +193,20 @@ impl Letterhead {
                 );
             }
             alternative.multipart(related)
+        };
+        let own = attachments::member_files(r).with_context(|| r.location())?;
+        let body = if self.shared.is_empty() && own.is_empty() {
+            body
+        } else {
+            // RFC 2046: the readable message first, the files after it.
+            let mut mixed = MultiPart::mixed().multipart(body);
+            for s in &self.shared {
+                mixed = mixed.singlepart(s.part());
+            }
+            for path in &own {
+                mixed = mixed.singlepart(attachments::member_part(path).with_context(|| r.location())?);
+            }
+            mixed
         };
         let mut message = b.multipart(body).context("cannot build the message")?;
         if let Some(dkim) = &self.dkim {
