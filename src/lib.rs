@@ -27,6 +27,7 @@ pub mod newsletter;
 pub mod paths;
 pub mod preflight;
 pub mod private;
+pub mod project;
 pub mod render;
 pub mod reply;
 pub mod secret;

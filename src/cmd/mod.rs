@@ -9,74 +9,9 @@ pub mod send;
 pub mod suppress;
 pub mod token;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use anyhow::Result;
-
-use crate::config::Config;
-use crate::diagnostic::Diagnostics;
-use crate::list::Sources;
-use crate::message::Letterhead;
-use crate::newsletter::Newsletter;
-use crate::render::Compiled;
-use crate::unsubscribe::Unsubscribe;
-
-/// Everything loaded for a newsletter and its lists. The lists are opened, not read: commands
-/// stream them (`sources.stream()`), so memory does not grow with the number of members.
-pub struct Project {
-    pub config: Config,
-    pub newsletter: Newsletter,
-    pub sources: Sources,
-    pub compiled: Option<Compiled>,
-    pub letterhead: Option<Letterhead>,
-    pub diags: Diagnostics,
-}
-
-impl Project {
-    /// Loads settings, newsletter and lists and compiles. File-level failures (unreadable
-    /// settings, broken front matter, a list that is not UTF-8) are returned as errors;
-    /// everything else is collected in `diags`.
-    pub fn load(config: Option<&Path>, newsletter: &Path, lists: &[PathBuf]) -> Result<Project> {
-        let config = Config::load(config)?;
-        let newsletter = Newsletter::load(newsletter)?;
-        let sources = Sources::open(lists, &config.suppress_files())?;
-        let mut diags = Diagnostics::default();
-        let unsubscribe = match Unsubscribe::from_config(&config) {
-            Ok(u) => u.map(Arc::new),
-            Err(e) => {
-                diags.error(config_at(&config).as_deref().map(|f| (f, 0)), format!("{e:#}"));
-                None
-            }
-        };
-        let fields = (!lists.is_empty()).then_some(sources.fields.as_slice());
-        let compiled = Compiled::compile(&newsletter, &config, fields, unsubscribe.clone(), &mut diags);
-        let letterhead = match Letterhead::new(&newsletter, &config, unsubscribe) {
-            Ok(mut l) => {
-                if let Some(c) = &compiled {
-                    l.embed(&c.inline);
-                }
-                Some(l)
-            }
-            Err(e) => {
-                diags.error(None, format!("{e:#}"));
-                None
-            }
-        };
-        Ok(Project {
-            config,
-            newsletter,
-            sources,
-            compiled,
-            letterhead,
-            diags,
-        })
-    }
-}
-
-fn config_at(config: &Config) -> Option<String> {
-    config.source.as_ref().map(|p| p.display().to_string())
-}
+pub use crate::project::Project;
 
 /// An error from opening the journal, naming the journal when the error does not (SQLite's
 /// "unable to open database file" on a read-only directory, "database or disk is full").

@@ -8,8 +8,6 @@ use anyhow::{Context, Result, bail};
 
 use super::Project;
 use crate::cli::PreviewArgs;
-use crate::email::Email;
-use crate::list::{Found, Pick};
 use crate::private::{private_dir, private_file};
 
 pub fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
@@ -24,20 +22,7 @@ pub fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
         bail!("the newsletter did not compile; run `bulletin check` for details");
     };
     let diags = &p.diags;
-    let pick = match &args.to {
-        Some(to) => Pick::Address(Email::parse(to).map_err(|e| anyhow::anyhow!("--to {to:?}: {e}"))?),
-        None => match args.row.unwrap_or(1) {
-            0 => bail!("--row counts from 1 (the first member)"),
-            n => Pick::Row(n),
-        },
-    };
-    let recipient = match (p.sources.find(&pick)?, pick) {
-        (Found::Member(r), _) => r,
-        (Found::Skipped(s), Pick::Row(n)) => bail!("row {n} will not receive this newsletter: {s}"),
-        (Found::Skipped(s), Pick::Address(e)) => bail!("{e} will not receive this newsletter: {s}"),
-        (Found::Absent { rows }, Pick::Row(n)) => bail!("--row {n}: the lists have {rows} data rows"),
-        (Found::Absent { .. }, Pick::Address(e)) => bail!("{e} is in none of the lists"),
-    };
+    let recipient = p.member(crate::project::pick(args.row, args.to.as_deref())?)?;
     let recipient = &recipient;
     let rendered = compiled
         .personalise(recipient)
