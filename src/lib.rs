@@ -26,6 +26,7 @@ pub mod message;
 pub mod newsletter;
 pub mod paths;
 pub mod preflight;
+pub mod preview;
 pub mod private;
 pub mod project;
 pub mod render;

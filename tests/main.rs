@@ -12,6 +12,7 @@ mod fault_matrix;
 mod fuzz;
 mod hardening_mime;
 mod hardening_retry;
+mod live_preview;
 mod security;
 mod send;
 mod smtp_server_selftest;

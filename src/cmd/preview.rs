@@ -14,6 +14,21 @@ pub fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
     if args.lists.lists.is_empty() {
         bail!("preview needs a list to take the member from: add --list lists/test.csv");
     }
+    if args.serve {
+        let inputs = crate::preview::Inputs {
+            config: config.map(Path::to_owned),
+            newsletter: args.newsletter.clone(),
+            lists: args.lists.lists.clone(),
+        };
+        let options = crate::preview::Options {
+            port: args.port,
+            open: args.open,
+            row: args.row,
+            to: args.to.clone(),
+        };
+        crate::preview::serve(inputs, options)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let p = Project::load(config, &args.newsletter, &args.lists.lists)?;
     // A preview renders whenever it can: problems it can render past (a missing image) are
     // printed, and only what stops rendering (a broken merge field, no sender) refuses.
