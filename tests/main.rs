@@ -4,6 +4,7 @@
 
 mod support;
 
+mod browser;
 mod cli;
 mod compose;
 mod crash;

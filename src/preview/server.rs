@@ -82,6 +82,7 @@ async fn run(inputs: Inputs, options: Options) -> Result<()> {
         .route("/api/view", get(view))
         .route("/events", get(events))
         .route("/cid/{cid}", get(image))
+        .route("/email", get(email))
         .with_state(Arc::clone(&app));
     println!("live preview: {url}");
     eprintln!("watching the newsletter, its folder, the lists and the settings; Ctrl-C stops");
@@ -195,6 +196,20 @@ async fn events(State(app): State<Arc<App>>) -> Sse<impl Stream<Item = Result<Ev
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// The last render's HTML alone, as a page of its own.
+async fn email(State(app): State<Arc<App>>) -> Response {
+    let html = app
+        .last_good
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .map(|v| v.html.clone());
+    match html {
+        Some(html) => Html(html).into_response(),
+        None => (StatusCode::NOT_FOUND, "nothing rendered yet").into_response(),
+    }
 }
 
 /// An embedded image of the last render.
