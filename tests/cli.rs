@@ -981,7 +981,7 @@ fn html_part_is_email_client_safe() {
     assert!(html.contains("xmlns:o=\"urn:schemas-microsoft-com:office:office\""));
     assert!(html.contains("<head>\n<meta charset=\"utf-8\">"), "{html}");
     assert!(html.contains("<o:PixelsPerInch>96</o:PixelsPerInch>"));
-    assert!(html.contains("mso-table-lspace:0pt;mso-table-rspace:0pt"));
+    assert!(html.contains("mso-table-lspace: 0pt; mso-table-rspace: 0pt;"));
     assert!(html.contains("mso-line-height-rule: exactly"));
     assert!(html.contains("<meta name=\"color-scheme\" content=\"light dark\">"));
     assert!(html.contains("<meta name=\"supported-color-schemes\" content=\"light dark\">"));

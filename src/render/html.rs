@@ -123,9 +123,10 @@ fn sanitise(html: &str) -> String {
 /// Outlook for Windows: render at 96 dpi (else images scale on high-DPI screens) and allow PNG.
 const MSO_HEAD: &str = "<!--[if mso]><noscript><xml><o:OfficeDocumentSettings><o:AllowPNG/><o:PixelsPerInch>96</o:PixelsPerInch></o:OfficeDocumentSettings></xml></noscript><![endif]-->";
 
-/// Outlook for Windows only: Word's engine falls back to Times New Roman without this, and
-/// adds gaps around tables.
-const MSO_STYLE: &str = "<!--[if mso]><style>table,td{border-collapse:collapse;mso-table-lspace:0pt;mso-table-rspace:0pt;}body,table,td,p,a,li,h1,h2,h3{font-family:Arial,Helvetica,sans-serif !important;}</style><![endif]-->";
+/// Outlook for Windows adds gaps beside every table unless told not to. Other clients ignore
+/// `mso-` properties, so this needs no conditional comment (and a `<style>` inside one would
+/// be markup hidden from every client but Outlook).
+const MSO_CSS: &str = "table, td { mso-table-lspace: 0pt; mso-table-rspace: 0pt; }";
 
 /// Where [`inline_css`] puts the style blocks that stay in `<head>`.
 const HEAD_STYLES: &str = "<!--bulletin:head-styles-->";
@@ -157,7 +158,6 @@ pub fn layout(page: &Page<'_>, body: &str) -> String {
             (PreEscaped(MSO_HEAD))
             style { (PreEscaped(css)) }
             (PreEscaped(HEAD_STYLES))
-            (PreEscaped(MSO_STYLE))
         }
         body class="body" {
             // Gmail drops `<html>` and its `lang`: the wrapper carries language and direction.
@@ -240,7 +240,10 @@ pub fn inline_css(document: &str, brand: &str) -> anyhow::Result<String> {
     let out = inliner.inline(document)?;
     let out = out.replacen(
         HEAD_STYLES,
-        &format!("<style>{MOBILE_CSS}</style><style>{}</style>", dark_stylesheet(brand)),
+        &format!(
+            "<style>{MOBILE_CSS}</style><style>{}</style><style>{MSO_CSS}</style>",
+            dark_stylesheet(brand)
+        ),
         1,
     );
     // One element per line keeps lines far below SMTP's 998-octet limit and diffs readable.
