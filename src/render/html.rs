@@ -317,7 +317,8 @@ fn dark_stylesheet(brand: &str) -> String {
     );
     let backgrounds = ".body, .email, .wrapper {{ background-color: #111111 !important; }}\n\
          .container {{ background-color: #1c1c1c !important; }}\n\
-         .social {{ border-top-color: #333333 !important; }}"
+         .social {{ border-top-color: #333333 !important; }}\n\
+         .md-table td, .md-table th {{ border-color: #444444 !important; }}"
         .replace("{{", "{")
         .replace("}}", "}");
     let logos = ".logo-light { display: none !important; }\n\
