@@ -194,12 +194,18 @@ pub struct PreviewArgs {
     /// Directory for email.html, email.txt and email.eml
     #[arg(long, value_name = "DIR", default_value = PREVIEW_DIR)]
     pub out: PathBuf,
-    /// Open the HTML in the default browser
+    /// Open the HTML (or, with --serve, the live preview) in the default browser
     #[arg(long)]
     pub open: bool,
     /// Preview this language's variant (`NAME.es.md`), whatever the member's language
     #[arg(long, value_name = "CODE")]
     pub lang: Option<String>,
+    /// Serve a live preview on 127.0.0.1 that reloads whenever a file changes
+    #[arg(long)]
+    pub serve: bool,
+    /// Port of the live preview (0: any free port)
+    #[arg(long, value_name = "N", default_value_t = 4300, requires = "serve")]
+    pub port: u16,
 }
 
 #[derive(Debug, Args)]

@@ -158,19 +158,52 @@ impl Dkim {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `[theme]`; a newsletter's front matter may override any key for one issue.
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Theme {
     /// Colour of buttons, links and the top rule, `#rrggbb`.
     pub brand_color: Option<String>,
     /// Logo image URL shown at the top.
     pub logo: Option<String>,
+    /// Logo shown instead in dark mode (Apple Mail, Outlook.com, Outlook for Mac, iOS Mail).
+    pub logo_dark: Option<String>,
     pub logo_alt: Option<String>,
     pub logo_width: Option<u32>,
     pub logo_height: Option<u32>,
+    /// Where the newsletter's local images are hosted (`https://example.org/news/`): local
+    /// images are then linked there instead of travelling inside every message.
+    pub image_base_url: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+impl Theme {
+    /// `self` with every key `over` sets replaced.
+    pub fn merged(&self, over: &Theme) -> Theme {
+        let pick = |a: &Option<String>, b: &Option<String>| b.clone().or_else(|| a.clone());
+        Theme {
+            brand_color: pick(&self.brand_color, &over.brand_color),
+            logo: pick(&self.logo, &over.logo),
+            logo_dark: pick(&self.logo_dark, &over.logo_dark),
+            logo_alt: pick(&self.logo_alt, &over.logo_alt),
+            logo_width: over.logo_width.or(self.logo_width),
+            logo_height: over.logo_height.or(self.logo_height),
+            image_base_url: pick(&self.image_base_url, &over.image_base_url),
+        }
+    }
+
+    /// The brand colour, with a sober default.
+    pub fn brand_color(&self) -> &str {
+        self.brand_color.as_deref().unwrap_or("#2b5797")
+    }
+}
+
+/// Is `color` something other than `#rrggbb` or `#rgb`?
+pub fn bad_colour(color: &str) -> bool {
+    let hex = color.strip_prefix('#').unwrap_or("");
+    !(hex.len() == 6 || hex.len() == 3) || !hex.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Social {
     pub name: String,
@@ -214,14 +247,13 @@ impl Config {
             let line = e.span().map_or(1, |s| line_of(text, s.start));
             anyhow::anyhow!("{}:{line}: {}", path.display(), e.message())
         })?;
-        if let Some(color) = &config.theme.brand_color {
-            let hex = color.strip_prefix('#').unwrap_or("");
-            if !(hex.len() == 6 || hex.len() == 3) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-                bail!(
-                    "{}: theme.brand_color {color:?} is not a colour: write it as \"#rrggbb\"",
-                    path.display()
-                );
-            }
+        if let Some(color) = &config.theme.brand_color
+            && bad_colour(color)
+        {
+            bail!(
+                "{}: theme.brand_color {color:?} is not a colour: write it as \"#rrggbb\"",
+                path.display()
+            );
         }
         if let Some(url) = &config.archive.base_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
@@ -259,7 +291,7 @@ impl Config {
 
     /// The brand colour, with a sober default.
     pub fn brand_color(&self) -> &str {
-        self.theme.brand_color.as_deref().unwrap_or("#2b5797")
+        self.theme.brand_color()
     }
 }
 

@@ -7,6 +7,8 @@ use anyhow::{Result, bail};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::config::{Social, Theme};
+
 /// Front matter fields. Unknown keys are errors so a typo is not silently ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +24,15 @@ pub struct FrontMatter {
     pub id: Option<String>,
     /// Language of the text, for `<html lang>`; default `en`.
     pub lang: Option<String>,
+    /// `[theme]` keys overridden for this issue.
+    pub theme: Option<Theme>,
+    /// Social links for this issue, instead of `bulletin.toml`'s.
+    pub social: Option<Vec<Social>>,
+    /// The footer's text for this issue, instead of `[organisation] reason`.
+    pub footer: Option<String>,
+    /// Files attached to every member's message, relative to the newsletter.
+    #[serde(default)]
+    pub attachments: Vec<PathBuf>,
     /// Who the newsletter is for; `--list`, `--where` and `--exclude` override each part.
     pub audience: Option<AudienceFront>,
 }

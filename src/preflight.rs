@@ -22,6 +22,7 @@ use lettre::Message;
 use crate::diagnostic::Diagnostics;
 use crate::list::Recipient;
 use crate::message::Letterhead;
+use crate::message::attachments::{MAX_BYTES, WARN_BYTES};
 use crate::render::{Compiled, GMAIL_CLIP_BYTES, Rendered};
 
 /// What preflight found.
@@ -38,11 +39,19 @@ pub(crate) struct Preflight {
     /// Members whose address needs SMTPUTF8: the first few (data row and location), and how
     /// many.
     smtputf8: (Vec<(u64, String)>, usize),
+    /// Largest message estimate (bytes of text, HTML, images and attachments) and whose.
+    pub largest_message: Option<(u64, String)>,
+    /// Members whose attachments pass the warning size: locations of the first few, and how many.
+    pub heavy: (Vec<String>, usize),
     /// Whether the relay offers SMTPUTF8, when it was asked (`send`; `check` never connects).
     pub relay_smtputf8: Option<bool>,
     /// Members at Gmail and Yahoo, for the bulk-sender rules.
     pub audience: crate::bulk::Audience,
     built_one: bool,
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 /// Locations kept per kind of failure; the rest are counted.
@@ -54,6 +63,9 @@ impl Preflight {
         let Some(rendered) = self.render(compiled, r) else {
             return;
         };
+        if !self.sized(letterhead, r, &rendered) {
+            return;
+        }
         if !self.built_one {
             if let Err(e) = letterhead.build(r, &rendered, letterhead.message_id()) {
                 return self.fail(format!("{e:#}"), r);
@@ -123,6 +135,40 @@ impl Preflight {
         }
     }
 
+    /// Adds up a member's attachments and images: over 25 MB fails them, over 10 MB is counted
+    /// for a warning. Returns whether they passed.
+    fn sized(&mut self, letterhead: &Letterhead, r: &Recipient, rendered: &Rendered) -> bool {
+        let files = match letterhead.member_attachments(r) {
+            Ok((_, bytes)) => bytes + letterhead.fixed_bytes(),
+            Err(e) => {
+                self.fail(format!("{e:#}"), r);
+                return false;
+            }
+        };
+        if files > MAX_BYTES {
+            self.fail(
+                format!(
+                    "attachments and images make {:.1} MB, over the 25 MB Gmail accepts in one message",
+                    mb(files)
+                ),
+                r,
+            );
+            return false;
+        }
+        if files > WARN_BYTES {
+            let (rows, n) = &mut self.heavy;
+            if rows.len() < SHOWN {
+                rows.push(r.location());
+            }
+            *n += 1;
+        }
+        let size = files + (rendered.html.len() + rendered.text.len()) as u64;
+        if self.largest_message.as_ref().is_none_or(|(n, _)| size > *n) {
+            self.largest_message = Some((size, r.location()));
+        }
+        true
+    }
+
     fn fail(&mut self, message: String, r: &Recipient) {
         keep(self.failures.entry(message).or_default(), r);
     }
@@ -155,6 +201,24 @@ impl Preflight {
                     "the HTML part is {} KB, over Gmail's 102 KB limit: Gmail will clip it and hide the rest \
                      (and the unsubscribe link); shorten the newsletter or split it",
                     size / 1024
+                ),
+            );
+        }
+        let (rows, n) = &self.heavy;
+        if *n > 0 {
+            let size = self.largest_message.as_ref().map_or(0, |(s, _)| *s);
+            diags.warning(
+                Some((&rows[0], 0)),
+                format!(
+                    "{n} messages carry more than 10 MB of attachments and images (largest {:.1} MB): many servers \
+                     refuse mail that size; link to the files instead: {}{}",
+                    mb(size),
+                    rows.join(", "),
+                    if *n > rows.len() {
+                        format!(" and {} more", n - rows.len())
+                    } else {
+                        String::new()
+                    }
                 ),
             );
         }

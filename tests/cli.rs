@@ -972,15 +972,45 @@ fn html_part_is_email_client_safe() {
     let p = Project::new().fixture("small");
     let pv = p.preview("newsletters/2027-01-welcome.md", &["lists/members.csv"], &[]);
     let html = &pv.html;
-    assert!(html.starts_with("<!DOCTYPE html><html lang=\"en\">"), "{html}");
+    assert!(
+        html.starts_with("<!DOCTYPE html><html lang=\"en\" dir=\"ltr\""),
+        "{html}"
+    );
+    // Outlook's namespaces, and `<meta charset>` first in `<head>`.
+    assert!(html.contains("xmlns:v=\"urn:schemas-microsoft-com:vml\""));
+    assert!(html.contains("xmlns:o=\"urn:schemas-microsoft-com:office:office\""));
+    assert!(html.contains("<head>\n<meta charset=\"utf-8\">"), "{html}");
+    assert!(html.contains("<o:PixelsPerInch>96</o:PixelsPerInch>"));
+    assert!(html.contains("mso-table-lspace: 0pt; mso-table-rspace: 0pt;"));
+    assert!(html.contains("mso-line-height-rule: exactly"));
     assert!(html.contains("<meta name=\"color-scheme\" content=\"light dark\">"));
-    // The hidden preheader comes first in the body.
+    assert!(html.contains("<meta name=\"supported-color-schemes\" content=\"light dark\">"));
+    assert!(html.contains("<meta name=\"format-detection\""));
+    // Outlook.com's dark mode marks the body with data-ogsc / data-ogsb.
+    assert!(html.contains("[data-ogsc] .content"), "{html}");
+    assert!(html.contains("@media (prefers-color-scheme: dark)"));
+    // Gmail drops <html>: the wrapper repeats language and direction, and the hidden preheader
+    // comes first in it.
     let body = &html[html.find("<body").unwrap()..];
-    let first = &body[body.find('>').unwrap() + 1..];
+    let first = body[body.find('>').unwrap() + 1..].trim_start();
+    let wrapper = &first[..first.find('>').unwrap() + 1];
+    assert!(
+        wrapper.starts_with("<div class=\"email\"")
+            && wrapper.contains("lang=\"en\"")
+            && wrapper.contains("dir=\"ltr\""),
+        "{wrapper}"
+    );
+    let first = first[wrapper.len()..].trim_start();
     assert!(
         first.starts_with("<div class=\"preheader\" style=\"display:none;"),
         "{first}"
     );
+    assert!(
+        first[..first.find('>').unwrap()].contains("aria-hidden=\"true\""),
+        "{first}"
+    );
+    // Filler after the preheader, so no body text follows it in the inbox line.
+    assert!(first.contains("\u{34f}\u{200c}&nbsp;\u{34f}\u{200c}&nbsp;"), "{first}");
     assert!(first.contains("Three dates for your calendar"));
     for table in tags_named(html, "table") {
         assert!(table.contains("role=\"presentation\""), "{table}");
@@ -1007,6 +1037,8 @@ fn html_part_is_email_client_safe() {
         .find(|t| t.contains("button-cell"))
         .unwrap();
     assert!(cell.contains("bgcolor=\"#b5121b\""), "{cell}");
+    // Outlook for Windows ignores padding on <a>: the cell pads the button there.
+    assert!(cell.contains("mso-padding-alt: 14px 28px"), "{cell}");
     assert!(
         !cell.contains("solid #dddddd"),
         "the button cell has a grey border: {cell}"

@@ -10,7 +10,9 @@
 mod support;
 
 mod audience;
+mod browser;
 mod cli;
+mod compose;
 mod crash;
 mod deliverability;
 mod doctor;
@@ -22,6 +24,7 @@ mod hardening_mime;
 mod hardening_retry;
 mod inbox;
 mod inbox_servers;
+mod live_preview;
 mod security;
 mod send;
 mod smtp_server_selftest;

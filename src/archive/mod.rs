@@ -118,7 +118,10 @@ fn hidden_preheader(html: &str) -> Option<String> {
     let start = html.find("class=\"preheader\"")?;
     let open = start + html[start..].find('>')? + 1;
     let text = &html[open..];
-    let end = ["&#8199;", "\u{2007}", "<"].iter().filter_map(|m| text.find(m)).min()?;
+    let end = ["&#847;", "\u{34f}", "&#8199;", "\u{2007}", "<"]
+        .iter()
+        .filter_map(|m| text.find(m))
+        .min()?;
     let text = &text[..end];
     let text = text.trim();
     (!text.is_empty()).then(|| unescape(text))

@@ -111,6 +111,12 @@ pub(crate) fn run(
     if let Some((size, _)) = pre.largest_html {
         summary.push_str(&format!("; largest HTML part {:.1} KB", size as f64 / 1024.0));
     }
+    if let Some((size, _)) = pre.largest_message {
+        summary.push_str(&format!(
+            "; largest message {:.1} KB with images and attachments",
+            size as f64 / 1024.0
+        ));
+    }
     println!("{summary}");
     Ok(if errors > 0 {
         ExitCode::from(1)

@@ -14,89 +14,9 @@ pub(crate) mod serve;
 pub(crate) mod suppress;
 pub(crate) mod token;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use anyhow::Result;
-
-use crate::audience::{Audience, Flags};
-use crate::config::Config;
-use crate::diagnostic::Diagnostics;
-use crate::list::Sources;
-use crate::message::Letterhead;
-use crate::newsletter::Newsletter;
-use crate::render::Compiled;
-use crate::unsubscribe::Unsubscribe;
-
-/// Everything loaded for a newsletter and its lists. The lists are opened, not read: commands
-/// stream them (`sources.stream()`), so memory does not grow with the number of members.
-pub(crate) struct Project {
-    pub config: Config,
-    /// The lists, segment and exclusions: flags, else the front matter.
-    pub audience: Audience,
-    pub newsletter: Newsletter,
-    pub sources: Sources,
-    pub compiled: Option<Compiled>,
-    pub letterhead: Option<Letterhead>,
-    pub diags: Diagnostics,
-}
-
-impl Project {
-    /// Loads settings, newsletter and lists and compiles. File-level failures (unreadable
-    /// settings, broken front matter, a list that is not UTF-8) are returned as errors;
-    /// everything else is collected in `diags`.
-    pub(crate) fn load(config: Option<&Path>, newsletter: &Path, flags: Flags<'_>) -> Result<Project> {
-        let config = Config::load(config)?;
-        let mut newsletter = Newsletter::load(newsletter)?;
-        let variants = crate::audience::lang::variants(&newsletter)?;
-        newsletter.fingerprint = crate::audience::lang::fingerprint(&newsletter, &variants);
-        let audience = Audience::resolve(flags, newsletter.front.audience.as_ref(), |p| config.resolve(p));
-        let lists: &[PathBuf] = &audience.lists;
-        let mut sources = Sources::open_as(lists, &config.suppress_files(), flags.format)?;
-        let mut diags = Diagnostics::default();
-        if let Err(message) = audience.install(&mut sources)? {
-            let file = newsletter.path.display().to_string();
-            let at = (flags.segment.is_none() && newsletter.front.audience.is_some())
-                .then(|| (file.as_str(), newsletter.line_of_key("audience")));
-            diags.error(at, message);
-        }
-        let unsubscribe = match Unsubscribe::from_config(&config) {
-            Ok(u) => u.map(Arc::new),
-            Err(e) => {
-                diags.error(config_at(&config).as_deref().map(|f| (f, 0)), format!("{e:#}"));
-                None
-            }
-        };
-        let fields = (!lists.is_empty()).then_some(sources.fields.as_slice());
-        let mut compiled = Compiled::compile(&newsletter, &config, fields, unsubscribe.clone(), &mut diags);
-        for (tag, variant) in &variants {
-            let v = Compiled::compile(variant, &config, fields, unsubscribe.clone(), &mut diags);
-            if let (Some(c), Some(v)) = (compiled.as_mut(), v) {
-                c.add_variant(tag, v);
-            }
-        }
-        let letterhead = match Letterhead::new(&newsletter, &config, unsubscribe) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                diags.error(None, format!("{e:#}"));
-                None
-            }
-        };
-        Ok(Project {
-            config,
-            audience,
-            newsletter,
-            sources,
-            compiled,
-            letterhead,
-            diags,
-        })
-    }
-}
-
-fn config_at(config: &Config) -> Option<String> {
-    config.source.as_ref().map(|p| p.display().to_string())
-}
+pub(crate) use crate::project::Project;
 
 /// An error from opening the journal, naming the journal when the error does not (SQLite's
 /// "unable to open database file" on a read-only directory, "database or disk is full").

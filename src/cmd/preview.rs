@@ -1,5 +1,5 @@
 //! `bulletin preview`: exactly what one member will receive, as `email.html`, `email.txt`
-//! and the raw MIME message `email.eml`.
+//! and the raw MIME message `email.eml`; with `--serve`, a live preview in the browser.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,33 +8,39 @@ use anyhow::{Context, Result, bail};
 
 use super::Project;
 use crate::cli::PreviewArgs;
-use crate::email::Email;
-use crate::list::{Found, Pick};
 use crate::private::{private_dir, private_file};
 
 pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
+    if args.serve {
+        if args.lists.lists.is_empty() {
+            bail!("preview needs a list to take the member from: add --list lists/test.csv");
+        }
+        let inputs = crate::preview::Inputs {
+            config: config.map(Path::to_owned),
+            newsletter: args.newsletter.clone(),
+            lists: args.lists.lists.clone(),
+        };
+        let options = crate::preview::Options {
+            port: args.port,
+            open: args.open,
+            row: args.row,
+            to: args.to.clone(),
+        };
+        crate::preview::serve(inputs, options)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let p = Project::load(config, &args.newsletter, args.lists.flags())?;
     if p.audience.lists.is_empty() {
         bail!("preview needs a list to take the member from: add --list lists/test.csv");
     }
-    let diags = p.diags.into_result()?;
+    // A preview renders whenever it can: problems it can render past (a missing image) are
+    // printed, and only what stops rendering (a broken merge field, no sender) refuses.
     let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) else {
+        p.diags.into_result()?;
         bail!("the newsletter did not compile; run `bulletin check` for details");
     };
-    let pick = match &args.to {
-        Some(to) => Pick::Address(Email::parse(to).map_err(|e| anyhow::anyhow!("--to {to:?}: {e}"))?),
-        None => match args.row.unwrap_or(1) {
-            0 => bail!("--row counts from 1 (the first member)"),
-            n => Pick::Row(n),
-        },
-    };
-    let recipient = match (p.sources.find(&pick)?, pick) {
-        (Found::Member(r), _) => r,
-        (Found::Skipped(s), Pick::Row(n)) => bail!("row {n} will not receive this newsletter: {s}"),
-        (Found::Skipped(s), Pick::Address(e)) => bail!("{e} will not receive this newsletter: {s}"),
-        (Found::Absent { rows }, Pick::Row(n)) => bail!("--row {n}: the lists have {rows} data rows"),
-        (Found::Absent { .. }, Pick::Address(e)) => bail!("{e} is in none of the lists"),
-    };
+    let diags = &p.diags;
+    let recipient = p.member(crate::project::pick(args.row, args.to.as_deref())?)?;
     let recipient = &recipient;
     let version = match &args.lang {
         None => compiled.variant_for(recipient),
@@ -54,15 +60,31 @@ pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode>
         .map_err(|e| anyhow::anyhow!("{}: {}", recipient.location(), e.message))?;
     let message = letterhead.build(recipient, &rendered, letterhead.message_id())?;
     private_dir(&args.out)?;
+    // A browser cannot follow `cid:`: the file shows the images from where they are.
+    let mut html = rendered.html.clone();
+    for image in &compiled.inline {
+        let path = std::path::absolute(&image.path).unwrap_or_else(|_| image.path.clone());
+        html = html.replace(&format!("cid:{}", image.cid), &format!("file://{}", path.display()));
+    }
     let paths = [
-        ("email.html", rendered.html.as_bytes().to_vec()),
+        ("email.html", html.into_bytes()),
         ("email.txt", rendered.text.into_bytes()),
         ("email.eml", message.formatted()),
     ];
     for d in &diags.items {
         eprintln!("{d}");
     }
+    if diags.errors() > 0 {
+        eprintln!("note: rendered anyway; `check` and `send` refuse until the errors above are fixed");
+    }
     eprintln!("preview for {} ({})", recipient.email, recipient.location());
+    let eml_len = paths[2].1.len();
+    eprintln!(
+        "size: message {:.1} KB, HTML part {:.1} KB of the {} KB Gmail shows before clipping",
+        eml_len as f64 / 1024.0,
+        rendered.html.len() as f64 / 1024.0,
+        crate::render::GMAIL_CLIP_BYTES / 1024
+    );
     for (name, bytes) in &paths {
         let path = args.out.join(name);
         private_file(&path, bytes)?;

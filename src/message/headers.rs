@@ -17,6 +17,9 @@ use lettre::message::{Mailbox, Mailboxes};
 /// it fits the 78 octets RFC 5322 recommends, far inside the 998 it allows.
 const LONGEST_WORD: usize = 77;
 
+/// RFC 5322 2.1.1: lines SHOULD be no longer than 78 characters.
+const RECOMMENDED_LINE: usize = 78;
+
 fn has_long_word(value: &str) -> bool {
     value.split([' ', '\t']).any(|word| word.len() > LONGEST_WORD)
 }
@@ -53,15 +56,36 @@ pub(super) fn mailbox<H: Header + From<Mailboxes>>(m: &Mailbox) -> HeaderValue {
         let encoded = format!("\"{name}\" <{}>", m.email);
         return HeaderValue::dangerous_new_pre_encoded(header, m.to_string(), encoded);
     }
-    let Some(name) = m.name.as_deref().filter(|n| has_long_word(n)) else {
+    // lettre folds neither a quoted name nor before `<address>`: a line that would pass the
+    // 78 octets RFC 5322 recommends is written here, folded at the name's spaces (folding
+    // white space may sit inside a quoted string and unfolds to the same name).
+    let too_long = |n: &str| header.len() + n.len() + m.email.to_string().len() + 7 > RECOMMENDED_LINE;
+    let Some(name) = m.name.as_deref().filter(|n| has_long_word(n) || too_long(n)) else {
         return H::from(Mailboxes::from(m.clone())).display();
     };
     let mut encoded = String::new();
+    if name.is_ascii() && !has_long_word(name) {
+        let mut w = EmailWriter::new(&mut encoded, header.len() + ": ".len(), 0, false);
+        let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
+        w.write_char('"').expect("writing to a String");
+        w.folding().write_str(&escaped).expect("writing to a String");
+        w.write_char('"').expect("writing to a String");
+        w.space();
+        // One piece: `write!` would hand the folder `<`, the address and `>` apart, and a
+        // lone `<` fits any line.
+        w.folding()
+            .write_str(&format!("<{}>", m.email))
+            .expect("writing to a String");
+        drop(w);
+        return HeaderValue::dangerous_new_pre_encoded(header, m.to_string(), encoded);
+    }
     {
         let mut w = EmailWriter::new(&mut encoded, header.len() + ": ".len(), 0, false);
         rfc2047::encode(name, &mut w).expect("writing to a String");
         w.space();
-        write!(w.folding(), "<{}>", m.email).expect("writing to a String");
+        w.folding()
+            .write_str(&format!("<{}>", m.email))
+            .expect("writing to a String");
     }
     HeaderValue::dangerous_new_pre_encoded(header, m.to_string(), encoded)
 }

@@ -9,8 +9,9 @@ use anyhow::{Context, Result, bail};
 use lettre::Message;
 use lettre::address::Envelope;
 use lettre::message::header::{self, ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
+pub mod attachments;
 mod encoding;
 mod headers;
 
@@ -19,8 +20,10 @@ use crate::dkim::{Key, Signer};
 use crate::email::Email;
 use crate::list::Recipient;
 use crate::newsletter::Newsletter;
+use crate::render::images::Inline;
 use crate::render::{Rendered, header_safe};
 use crate::unsubscribe::Unsubscribe;
+use attachments::Shared;
 use encoding::text_body;
 
 /// Makes a member's envelope sender.
@@ -41,6 +44,10 @@ pub struct Letterhead {
     pub envelope_sender: Option<EnvelopeSender>,
     /// The DKIM signers, one per key of `[dkim]` (none when it is not configured).
     dkim: Vec<Signer>,
+    /// Local images the HTML shows by `cid:`, read once for every message.
+    inline: Vec<Inline>,
+    /// The newsletter's attachments, read once for every message.
+    shared: Vec<Shared>,
     /// Random per run, so Message-IDs never repeat across runs or machines.
     nonce: String,
     counter: AtomicU64,
@@ -119,9 +126,31 @@ impl Letterhead {
             feedback_id,
             envelope_sender: None,
             dkim,
+            inline: Vec::new(),
+            shared: Shared::load(n)?,
             nonce: format!("{:016x}", fastrand::u64(..)),
             counter: AtomicU64::new(0),
         })
+    }
+
+    /// Carries `images` in every message, as `multipart/related` around the HTML part.
+    pub fn embed(&mut self, images: &[Inline]) {
+        self.inline = images.to_vec();
+    }
+
+    /// Bytes every message carries besides its text: embedded images and shared attachments.
+    pub fn fixed_bytes(&self) -> u64 {
+        let images: usize = self.inline.iter().map(|i| i.bytes.len()).sum();
+        let files: usize = self.shared.iter().map(|s| s.bytes.len()).sum();
+        (images + files) as u64
+    }
+
+    /// A member's own attachments (list column `attachment`), checked to exist and be
+    /// readable, and their total size.
+    pub fn member_attachments(&self, r: &Recipient) -> Result<(Vec<std::path::PathBuf>, u64)> {
+        let files = attachments::member_files(r)?;
+        let bytes = attachments::member_bytes(&files)?;
+        Ok((files, bytes))
     }
 
     /// A new unique Message-ID, `<nonce.counter.random@domain>`.
@@ -175,17 +204,41 @@ impl Letterhead {
                 f.clone(),
             ));
         }
-        let body = MultiPart::alternative()
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(text_body(&content.text)),
-            )
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_HTML)
-                    .body(text_body(&content.html)),
-            );
+        let text = SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(text_body(&content.text));
+        let html = SinglePart::builder()
+            .header(ContentType::TEXT_HTML)
+            .body(text_body(&content.html));
+        let alternative = MultiPart::alternative().singlepart(text);
+        let body = if self.inline.is_empty() {
+            alternative.singlepart(html)
+        } else {
+            // RFC 2387: the HTML first, then the images it refers to by Content-ID.
+            let mut related = MultiPart::related().singlepart(html);
+            for image in &self.inline {
+                let content_type = ContentType::parse(image.content_type).context("image content type")?;
+                related = related.singlepart(
+                    Attachment::new_inline_with_name(image.cid.clone(), image.name.clone())
+                        .body(image.bytes.to_vec(), content_type),
+                );
+            }
+            alternative.multipart(related)
+        };
+        let own = attachments::member_files(r).with_context(|| r.location())?;
+        let body = if self.shared.is_empty() && own.is_empty() {
+            body
+        } else {
+            // RFC 2046: the readable message first, the files after it.
+            let mut mixed = MultiPart::mixed().multipart(body);
+            for s in &self.shared {
+                mixed = mixed.singlepart(s.part());
+            }
+            for path in &own {
+                mixed = mixed.singlepart(attachments::member_part(path).with_context(|| r.location())?);
+            }
+            mixed
+        };
         let mut message = b.multipart(body).context("cannot build the message")?;
         Signer::sign_all(&self.dkim, &mut message).context("cannot DKIM-sign the message")?;
         Ok(message)
@@ -308,6 +361,29 @@ mod tests {
         let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
         let to = m.to().and_then(|t| t.first()).unwrap();
         assert_eq!(to.address(), Some("josé@xn--bcher-kva.example"));
+    }
+
+    #[test]
+    fn header_lines_are_folded_within_78_octets() {
+        let l = letterhead(
+            "from = \"The Example Network for Tenants and Workers and Neighbours <news@example.org>\"\n\
+             reply_to = \"Information desk of the Example Network <info@example.org>\"\n\
+             list_id = \"Members of the Example Network in all chapters <members.example.org>\"\n",
+        );
+        let r = member(
+            "ana@example.org",
+            "Ana María de los Ángeles López-García y Fernández de Córdoba",
+        );
+        let subject = "We celebrate — and we get to work: our agenda for the first hundred days, \
+                       the assembly in March and what it means for every chapter of the network";
+        let raw = build(&l, &r, subject, "Hello");
+        let text = String::from_utf8(raw.clone()).unwrap();
+        let head = text.split("\r\n\r\n").next().unwrap();
+        for line in head.split("\r\n") {
+            assert!(line.len() <= 78, "header line of {} octets: {line:?}", line.len());
+        }
+        let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(m.subject(), Some(subject));
     }
 
     #[test]

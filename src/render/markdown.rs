@@ -3,7 +3,9 @@
 //! - a **button**: a link alone in its paragraph whose title is `button`,
 //!   `[Give today](https://example.org/donate "button")`;
 //! - an **image size**: an image title of the form `WIDTHxHEIGHT`,
-//!   `![Marchers at the rally](https://example.org/rally.jpg "600x338")`.
+//!   `![Marchers at the rally](https://example.org/rally.jpg "600x338")`;
+//! - a **caption** (a photo credit): an emphasised line right under an image, in the same
+//!   paragraph, `![Marchers](rally.jpg)` then `*Photo: Ana López*` on the next line.
 
 use pulldown_cmark::{CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
 
@@ -18,13 +20,17 @@ pub struct Button {
     pub url: String,
 }
 
-/// An image with its size.
+/// An image, with its size when the title gave one (else [`super::images`] finds it).
 #[derive(Debug, Clone)]
 pub struct Image {
     pub url: String,
     pub alt: String,
-    pub width: u32,
-    pub height: u32,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Line of the source, for messages.
+    pub line: usize,
+    /// The emphasised line right under the image.
+    pub caption: Option<String>,
 }
 
 /// Events our renderers add on top of pulldown-cmark's.
@@ -167,21 +173,18 @@ pub fn parse<'a>(body: &'a str, body_line: usize, file: &str, tags: &Tags, diags
                         ),
                     );
                 }
-                let (width, height) =
-                    match parse_size(title) {
-                        Some(size) => size,
-                        None => {
-                            diags.error(Some((file, line)), format!(
-                            "image {dest_url} has no size: give it as the title, ![{alt}]({dest_url} \"600x400\")"
-                        ));
-                            (600, 400)
-                        }
-                    };
+                let (width, height) = parse_size(title).unzip();
+                let caption = caption_at(&events[i + 1..]).map(|(text, len)| {
+                    i += len;
+                    text
+                });
                 out.push(Block::Image(Image {
                     url: Tags::mark_url(dest_url),
                     alt,
                     width,
                     height,
+                    line,
+                    caption,
                 }));
             }
             other => out.push(Block::Md(other.clone())),
@@ -399,6 +402,31 @@ fn button_at(events: &[Spanned<'_>]) -> Option<(Button, usize)> {
     ))
 }
 
+/// If `events` (after an image) are a line break and an emphasised line ending the paragraph,
+/// its text and the number of events it spans (break to emphasis end).
+fn caption_at(events: &[(Event<'_>, std::ops::Range<usize>)]) -> Option<(String, usize)> {
+    if !matches!(events.first(), Some((Event::SoftBreak | Event::HardBreak, _)))
+        || !matches!(events.get(1), Some((Event::Start(Tag::Emphasis), _)))
+    {
+        return None;
+    }
+    let end = events
+        .iter()
+        .position(|(e, _)| matches!(e, Event::End(TagEnd::Emphasis)))?;
+    if !matches!(events.get(end + 1), Some((Event::End(TagEnd::Paragraph), _))) {
+        return None;
+    }
+    let text: String = events[2..end]
+        .iter()
+        .filter_map(|(e, _)| match e {
+            Event::Text(t) | Event::Code(t) => Some(t.as_ref()),
+            Event::SoftBreak | Event::HardBreak => Some(" "),
+            _ => None,
+        })
+        .collect();
+    Some((text, end + 1))
+}
+
 /// `600x400` → (600, 400).
 fn parse_size(title: &str) -> Option<(u32, u32)> {
     let (w, h) = title.trim().split_once(['x', 'X', '×'])?;
@@ -433,11 +461,35 @@ mod tests {
     }
 
     #[test]
+    fn an_emphasised_line_under_an_image_is_its_caption() {
+        let mut d = Diagnostics::default();
+        let blocks = parse(
+            "![Marchers](r.jpg \"600x400\")\n*Photo: Ana López*\n\n![Coats](c.jpg \"600x400\")\n*not* a caption\n",
+            1,
+            "n.md",
+            &Tags::default(),
+            &mut d,
+        );
+        let captions: Vec<Option<String>> = blocks
+            .blocks
+            .iter()
+            .filter_map(|b| match b {
+                Block::Image(i) => Some(i.caption.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(captions, [Some("Photo: Ana López".to_owned()), None]);
+    }
+
+    #[test]
     fn image_problems_are_reported_with_lines() {
         let mut d = Diagnostics::default();
         parse("text\n\n![](a.png)\n", 7, "n.md", &Tags::default(), &mut d);
         let all = d.to_string();
         assert!(all.contains("n.md:9: image a.png has no alt text"), "{all}");
-        assert!(all.contains("n.md:9: image a.png has no size"), "{all}");
+        assert!(
+            !all.contains("size"),
+            "a missing size is found later, not an error: {all}"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! `Compiled::personalise` then only runs those templates with one member's fields.
 
 mod html;
+pub mod images;
 pub mod markdown;
 mod scan;
 pub mod tags;
@@ -19,7 +20,7 @@ use minijinja::value::{Enumerator, Object, Value};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use percent_encoding::utf8_percent_encode;
 
-use crate::config::Config;
+use crate::config::{Config, Social, Theme};
 use crate::diagnostic::Diagnostics;
 use crate::list::{Columns, Recipient};
 use crate::newsletter::Newsletter;
@@ -51,6 +52,8 @@ pub struct Compiled {
     pub variants: Vec<(String, Compiled)>,
     /// The issue's page in the archive, with `[archive] base_url`.
     pub web_url: Option<String>,
+    /// Local images that travel inside every message.
+    pub inline: Vec<images::Inline>,
 }
 
 /// Who the newsletter is compiled for.
@@ -193,12 +196,15 @@ impl Compiled {
                 ),
             );
         }
-        let blocks = parsed.blocks;
+        let mut blocks = parsed.blocks;
         if diags.errors() > errors_before {
             return None;
         }
-        let brand = config.brand_color();
-        let fragment = html::fragment(&blocks, config.allow_raw_html, brand);
+        let issue = Issue::of(n, config, diags);
+        // Image problems are reported but do not stop the compile: a preview still shows the rest.
+        let dir = n.path.parent().unwrap_or(std::path::Path::new(""));
+        let inline = images::place(&mut blocks, dir, &file, issue.theme.image_base_url.as_deref(), diags);
+        let fragment = html::fragment(&blocks, config.allow_raw_html, issue.theme.brand_color());
         let lang = n.front.lang.as_deref().unwrap_or("en").trim().to_lowercase();
         let words = words::words(&lang);
         let page = html::Page {
@@ -208,9 +214,12 @@ impl Compiled {
             unsubscribe: unsubscribe.is_some().then_some(unsub_token.as_str()),
             web_url: web_url.as_deref().filter(|_| audience == Audience::Mail),
             config,
+            theme: &issue.theme,
+            social: issue.social,
+            footer: issue.footer,
         };
         let document = html::layout(&page, &fragment);
-        let inlined = match html::inline_css(&document) {
+        let inlined = match html::inline_css(&document, issue.theme.brand_color()) {
             Ok(h) => h,
             Err(e) => {
                 diags.error(None, format!("CSS inlining failed: {e}"));
@@ -222,6 +231,7 @@ impl Compiled {
             &body_text,
             &links,
             config,
+            &issue,
             unsubscribe.as_deref().map(|u| (unsub_token.as_str(), u)),
             words,
         );
@@ -252,6 +262,7 @@ impl Compiled {
             web_url,
             lang,
             variants: Vec::new(),
+            inline,
         })
     }
 
@@ -499,11 +510,43 @@ pub fn web_url(config: &Config, campaign: &str) -> Option<String> {
     ))
 }
 
+/// The organisation-wide parts with this issue's front-matter overrides applied.
+struct Issue<'a> {
+    theme: Theme,
+    social: &'a [Social],
+    footer: Option<&'a str>,
+}
+
+impl<'a> Issue<'a> {
+    fn of(n: &'a Newsletter, config: &'a Config, diags: &mut Diagnostics) -> Issue<'a> {
+        let mut theme = match &n.front.theme {
+            Some(over) => config.theme.merged(over),
+            None => config.theme.clone(),
+        };
+        if let Some(c) = n.front.theme.as_ref().and_then(|t| t.brand_color.as_deref())
+            && crate::config::bad_colour(c)
+        {
+            let file = n.path.display().to_string();
+            diags.warning(
+                Some((&file, n.line_of_key("theme"))),
+                format!("theme brand_color {c:?} is not a colour: write it as \"#rrggbb\"; using bulletin.toml's"),
+            );
+            theme.brand_color.clone_from(&config.theme.brand_color);
+        }
+        Issue {
+            theme,
+            social: n.front.social.as_deref().unwrap_or(&config.social),
+            footer: n.front.footer.as_deref().or(config.organisation.reason.as_deref()),
+        }
+    }
+}
+
 /// Body text, link references and the footer, as the text template.
 fn text_document(
     body: &str,
     links: &[String],
     config: &Config,
+    issue: &Issue<'_>,
     unsubscribe: Option<(&str, &Unsubscribe)>,
     words: &words::Words,
 ) -> String {
@@ -515,9 +558,9 @@ fn text_document(
             out.push_str(&format!("[{}] {}\n", i + 1, tags::neutralise(l)));
         }
     }
-    if !config.social.is_empty() {
+    if !issue.social.is_empty() {
         out.push('\n');
-        for s in &config.social {
+        for s in issue.social {
             out.push_str(&labelled(
                 &tags::neutralise(&s.name),
                 &tags::neutralise(&s.url),
@@ -531,8 +574,8 @@ fn text_document(
         out.push_str(&tags::neutralise(line));
         out.push('\n');
     }
-    if let Some(reason) = &org.reason {
-        out.push_str(&tags::neutralise(&text::wrap(reason, "", "")));
+    if let Some(footer) = issue.footer {
+        out.push_str(&tags::neutralise(&text::wrap(footer, "", "")));
         out.push('\n');
     }
     if let Some((token, u)) = unsubscribe {

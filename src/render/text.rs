@@ -52,6 +52,9 @@ pub fn render(blocks: &[Block<'_>], tags: &Tags) -> (String, Vec<String>) {
                 if !img.alt.trim().is_empty() {
                     w.inline.push_str(&format!("[{}]", neutralise(img.alt.trim())));
                 }
+                if let Some(caption) = &img.caption {
+                    w.inline.push_str(&format!("\n{}", neutralise(caption.trim())));
+                }
             }
         }
     }

@@ -1,0 +1,116 @@
+//! Everything a command loads for a newsletter: settings, the newsletter, its lists, the
+//! compiled templates and the letterhead. Shared by the commands and the live preview.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+
+use crate::audience::{Audience, Flags};
+use crate::config::Config;
+use crate::diagnostic::Diagnostics;
+use crate::email::Email;
+use crate::list::{Found, Pick, Recipient, Sources};
+use crate::message::Letterhead;
+use crate::newsletter::Newsletter;
+use crate::render::Compiled;
+use crate::unsubscribe::Unsubscribe;
+
+/// Everything loaded for a newsletter and its lists. The lists are opened, not read: commands
+/// stream them (`sources.stream()`), so memory does not grow with the number of members.
+pub(crate) struct Project {
+    pub config: Config,
+    /// The lists, segment and exclusions: flags, else the front matter.
+    pub audience: Audience,
+    pub newsletter: Newsletter,
+    pub sources: Sources,
+    pub compiled: Option<Compiled>,
+    pub letterhead: Option<Letterhead>,
+    pub diags: Diagnostics,
+}
+
+impl Project {
+    /// Loads settings, newsletter and lists and compiles. File-level failures (unreadable
+    /// settings, broken front matter, a list that is not UTF-8) are returned as errors;
+    /// everything else is collected in `diags`.
+    pub(crate) fn load(config: Option<&Path>, newsletter: &Path, flags: Flags<'_>) -> Result<Project> {
+        let config = Config::load(config)?;
+        let mut newsletter = Newsletter::load(newsletter)?;
+        let variants = crate::audience::lang::variants(&newsletter)?;
+        newsletter.fingerprint = crate::audience::lang::fingerprint(&newsletter, &variants);
+        let audience = Audience::resolve(flags, newsletter.front.audience.as_ref(), |p| config.resolve(p));
+        let lists: &[PathBuf] = &audience.lists;
+        let mut sources = Sources::open_as(lists, &config.suppress_files(), flags.format)?;
+        let mut diags = Diagnostics::default();
+        if let Err(message) = audience.install(&mut sources)? {
+            let file = newsletter.path.display().to_string();
+            let at = (flags.segment.is_none() && newsletter.front.audience.is_some())
+                .then(|| (file.as_str(), newsletter.line_of_key("audience")));
+            diags.error(at, message);
+        }
+        let unsubscribe = match Unsubscribe::from_config(&config) {
+            Ok(u) => u.map(Arc::new),
+            Err(e) => {
+                diags.error(config_at(&config).as_deref().map(|f| (f, 0)), format!("{e:#}"));
+                None
+            }
+        };
+        let fields = (!lists.is_empty()).then_some(sources.fields.as_slice());
+        let mut compiled = Compiled::compile(&newsletter, &config, fields, unsubscribe.clone(), &mut diags);
+        for (tag, variant) in &variants {
+            let v = Compiled::compile(variant, &config, fields, unsubscribe.clone(), &mut diags);
+            if let (Some(c), Some(v)) = (compiled.as_mut(), v) {
+                c.add_variant(tag, v);
+            }
+        }
+        let letterhead = match Letterhead::new(&newsletter, &config, unsubscribe) {
+            Ok(mut l) => {
+                if let Some(c) = &compiled {
+                    l.embed(&c.inline);
+                }
+                Some(l)
+            }
+            Err(e) => {
+                diags.error(None, format!("{e:#}"));
+                None
+            }
+        };
+        Ok(Project {
+            config,
+            audience,
+            newsletter,
+            sources,
+            compiled,
+            letterhead,
+            diags,
+        })
+    }
+}
+
+fn config_at(config: &Config) -> Option<String> {
+    config.source.as_ref().map(|p| p.display().to_string())
+}
+
+/// The member a preview is for: `--row N` (from 1) or `--to ADDRESS`.
+pub(crate) fn pick(row: Option<u64>, to: Option<&str>) -> Result<Pick> {
+    Ok(match to {
+        Some(to) => Pick::Address(Email::parse(to).map_err(|e| anyhow::anyhow!("--to {to:?}: {e}"))?),
+        None => match row.unwrap_or(1) {
+            0 => bail!("--row counts from 1 (the first member)"),
+            n => Pick::Row(n),
+        },
+    })
+}
+
+impl Project {
+    /// The member `pick` names, or why they get no message.
+    pub(crate) fn member(&self, pick: Pick) -> Result<Recipient> {
+        Ok(match (self.sources.find(&pick)?, pick) {
+            (Found::Member(r), _) => r,
+            (Found::Skipped(s), Pick::Row(n)) => bail!("row {n} will not receive this newsletter: {s}"),
+            (Found::Skipped(s), Pick::Address(e)) => bail!("{e} will not receive this newsletter: {s}"),
+            (Found::Absent { rows }, Pick::Row(n)) => bail!("--row {n}: the lists have {rows} data rows"),
+            (Found::Absent { .. }, Pick::Address(e)) => bail!("{e} is in none of the lists"),
+        })
+    }
+}
