@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod deliverability;
 mod fault_matrix;
+mod first_hour;
 mod fuzz;
 mod hardening_mime;
 mod hardening_retry;

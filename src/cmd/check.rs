@@ -11,6 +11,7 @@ use super::Project;
 use crate::cli::RelayArgs;
 use crate::diagnostic::{Diagnostics, Level};
 use crate::list::{Item, Skip};
+use crate::paths::DEFAULT_JOURNAL;
 use crate::preflight::Preflight;
 use crate::settings::Settings;
 
@@ -65,6 +66,11 @@ pub fn run(
             }
         }
     }
+    if let Some(warning) = already_sent(&p, recipients) {
+        let mut d = Diagnostics::default();
+        d.warning(Some((&file, 0)), warning);
+        d.items.iter().for_each(&mut print);
+    }
     if let Some(compiled) = &p.compiled {
         let mut d = Diagnostics::default();
         pre.report(compiled, &mut d);
@@ -81,7 +87,9 @@ pub fn run(
     }
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     let mut summary = format!(
-        "{file}: {recipients} recipients, {skipped} rows skipped; {errors} error{}, {warnings} warning{}",
+        "{file}: {recipients} recipient{}, {skipped} row{} skipped; {errors} error{}, {warnings} warning{}",
+        plural(recipients),
+        plural(skipped),
         plural(errors),
         plural(warnings),
     );
@@ -94,4 +102,24 @@ pub fn run(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Warns when the newsletter's campaign id belongs to a campaign the journal shows as sent to
+/// the end with another text: `send` would refuse it (see [`super::send::already_sent`]).
+/// "To the end": nobody pending, and at least as many members reached as the lists now hold
+/// (`check` counts them; it does not match them one by one). Only an existing journal is read.
+fn already_sent(p: &Project, recipients: usize) -> Option<String> {
+    let path = std::env::var_os("BULLETIN_JOURNAL").map_or_else(|| PathBuf::from(DEFAULT_JOURNAL), PathBuf::from);
+    if !path.is_file() {
+        return None;
+    }
+    let id = p.newsletter.campaign_id();
+    let journal = crate::journal::Journal::open(&path).ok()?;
+    let campaign = journal.campaign(&id).ok()??;
+    if campaign.fingerprint == p.newsletter.fingerprint {
+        return None;
+    }
+    let tally = journal.tally(&id).ok()?;
+    (tally.finished() && tally.sent + tally.failed + tally.uncertain >= recipients)
+        .then(|| super::send::already_sent(&id, &tally, &p.newsletter.path))
 }

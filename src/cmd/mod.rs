@@ -38,7 +38,7 @@ impl Project {
     /// settings, broken front matter, a list that is not UTF-8) are returned as errors;
     /// everything else is collected in `diags`.
     pub fn load(config: Option<&Path>, newsletter: &Path, lists: &[PathBuf]) -> Result<Project> {
-        let config = Config::load(config)?;
+        let config = Config::require(config)?;
         let newsletter = Newsletter::load(newsletter)?;
         let sources = Sources::open(lists, &config.suppress_files())?;
         let mut diags = Diagnostics::default();

@@ -159,9 +159,10 @@ fn dry_run(loaded: &Loaded, args: &SendArgs) -> Result<ExitCode> {
         &loaded.letterhead,
     )?;
     println!(
-        "dry run: wrote {written} messages to {} (nothing sent; journal untouched; {} rows skipped)",
+        "dry run: wrote {} to {} (nothing sent; journal untouched; {} skipped)",
+        count(written, "message"),
         out.display(),
-        counts.skipped
+        count(counts.skipped, "row")
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -217,10 +218,13 @@ impl Plan {
             skip_smtputf8: false,
         };
         let counts = loaded.preflight(&mut selection, Some(&relay))?;
+        if changed && !args.allow_changed && counts.jobs == 0 && args.retry_failed.is_none() {
+            bail!("{}", already_sent(&id, &journal.tally(&id)?, &loaded.newsletter.path));
+        }
         if !quiet && counts.skipped > 0 {
             eprintln!(
-                "{} rows skipped (unsubscribed, suppressed, invalid or duplicate; `bulletin check` lists them)",
-                counts.skipped
+                "{} skipped (unsubscribed, suppressed, invalid or duplicate; `bulletin check` lists them)",
+                count(counts.skipped, "row")
             );
         }
         let campaign = Campaign {
@@ -322,6 +326,31 @@ impl Plan {
     }
 }
 
+/// "1 row", "2 rows".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A campaign is *already sent* when every member of the lists has an outcome in its journal;
+/// with another text now, this is not a resume but a new issue that kept the old id (a copied
+/// file, an unchanged `id:`), and sending would skip everyone who got the old one. A campaign
+/// with members still to reach (stopped, `--limit`ed) and edited stays a resume, confirmed on
+/// a terminal or with `--allow-changed`.
+pub fn already_sent(id: &str, tally: &crate::journal::Tally, newsletter: &Path) -> String {
+    format!(
+        "campaign {id:?} was already sent ({} sent, {} failed) with another text of {}: \
+         change `id:` in the front matter or the file name to start a new campaign (nothing sent). \
+         To send this text under the same campaign to the members it has not reached, pass --allow-changed",
+        tally.sent,
+        tally.failed,
+        newsletter.display()
+    )
+}
+
 /// Asks on a terminal; refuses without `--yes` when stdin is not one. A changed newsletter
 /// needs `--allow-changed` when nobody can be asked.
 fn confirm(plan: &Plan, args: &SendArgs) -> Result<bool> {
@@ -338,7 +367,7 @@ fn confirm(plan: &Plan, args: &SendArgs) -> Result<bool> {
     if !terminal {
         bail!("refusing to send without confirmation: stdin is not a terminal; add --yes (nothing sent)");
     }
-    eprint!("Send to {} members now? [y/N] ", plan.counts.jobs);
+    eprint!("Send to {} now? [y/N] ", count(plan.counts.jobs, "member"));
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
