@@ -90,3 +90,86 @@ fn counts_read_as_a_person_writes_them() {
         .success()
         .stdout_has("nothing added: the address was already in");
 }
+
+/// `check n.md --list m.csv` on a project with `newsletter` and a two-column list.
+fn check_newsletter(newsletter: &str) -> crate::support::project::Run {
+    Project::new()
+        .file("n.md", newsletter)
+        .file("m.csv", "email,First Name\na@example.org,Ann\n")
+        .run(&["check", "n.md", "--list", "m.csv"])
+}
+
+#[test]
+fn yaml_that_needs_quotes_says_to_quote_the_value() {
+    check_newsletter("---\nsubject: Agenda: the first 100 days\n---\nHi\n")
+        .code(1)
+        .stderr_has("n.md:2: front matter:")
+        .stderr_has("mapping values are not allowed")
+        .stderr_has("hint: put the whole value in double quotes: subject: \"Agenda: the first 100 days\"");
+}
+
+#[test]
+fn a_header_spelled_as_in_the_spreadsheet_suggests_the_field() {
+    check_newsletter("---\nsubject: Hi\n---\nDear {{ First Name }},\n")
+        .code(1)
+        .stdout_has("n.md:4: `{{ First Name }}`: merge fields use the column name in lower case")
+        .stdout_has("write `{{ first_name }}`")
+        .stdout_lacks("unexpected identifier");
+}
+
+#[test]
+fn an_unknown_field_suggests_the_nearest_column() {
+    check_newsletter("---\nsubject: Hi\n---\nDear {{ frist_name }},\n")
+        .code(1)
+        .stdout_has("unknown merge field `frist_name`: did you mean `{{ first_name }}`?");
+}
+
+#[test]
+fn placeholders_of_other_tools_are_errors_showing_the_bulletin_spelling() {
+    check_newsletter("---\nsubject: \"News for *|FNAME|*\"\n---\nDear {first_name},\n\nBye *|EMAIL|*\n")
+        .code(1)
+        .stdout_has("n.md:2: `*|FNAME|*` is Mailchimp's spelling and would be sent as it is: write `{{ first_name }}`")
+        .stdout_has("n.md:4: `{first_name}` would be sent as it is: merge fields take two braces, `{{ first_name }}`")
+        .stdout_has("n.md:6: `*|EMAIL|*` is Mailchimp's spelling")
+        .stdout_has("write `{{ email }}`");
+}
+
+#[test]
+fn links_markdown_would_send_as_text_are_caught_and_a_capital_button_title_is_accepted() {
+    check_newsletter(
+        "---\nsubject: Hi\n---\nRead [the agenda] (https://example.org/a).\n\nAnd [this](https://example.org/b\n",
+    )
+    .code(1)
+    .stdout_has("n.md:4: a link written `[text] (url)` is sent as text: remove the space")
+    .stdout_has("n.md:6: a link's `](` is never closed on its line");
+    let p = Project::new()
+        .file(
+            "n.md",
+            "---\nsubject: Hi\n---\n[Give today](https://example.org/give \"Button\")\n",
+        )
+        .file("m.csv", "email\na@example.org\n");
+    p.run(&["check", "n.md", "--list", "m.csv"]).success();
+    let pv = p.preview("n.md", &["m.csv"], &[]);
+    assert!(pv.html.contains("Give today"), "{}", pv.html);
+    assert!(
+        !pv.html.contains("title=\"Button\""),
+        "rendered as a button, not a titled link: {}",
+        pv.html
+    );
+    assert!(pv.html.contains("bgcolor"), "a bulletproof button cell: {}", pv.html);
+}
+
+#[test]
+fn a_short_csv_row_is_a_missing_value_and_a_long_one_an_unquoted_delimiter() {
+    let p = Project::new()
+        .file("n.md", "---\nsubject: Hi\n---\nHi\n")
+        .file("short.csv", "email,first_name,city\na@example.org,Ann\n")
+        .file("long.csv", "email,first_name\na@example.org,Ann,Jr\n");
+    p.run(&["check", "n.md", "--list", "short.csv"])
+        .code(1)
+        .stderr_has("short.csv:2: this row has 2 fields but the header has 3: it has no value for `city`")
+        .stderr_lacks("double quotes");
+    p.run(&["check", "n.md", "--list", "long.csv"]).code(1).stderr_has(
+        "long.csv:2: this row has 3 fields but the header has 2: a value containing `,` must be in double quotes",
+    );
+}

@@ -38,6 +38,7 @@ pub struct CsvFile {
     reader: csv::Reader<Box<dyn Read + Send>>,
     record: csv::ByteRecord,
     lines: Arc<Mutex<LineIndex>>,
+    delimiter: u8,
 }
 
 /// Physical line numbers as an editor shows them. The csv crate's own count is off by one
@@ -183,6 +184,7 @@ impl CsvFile {
             reader,
             record: csv::ByteRecord::new(),
             lines,
+            delimiter,
         })
     }
 }
@@ -218,10 +220,9 @@ impl Iterator for CsvFile {
             let width = self.columns.names.len();
             if self.record.len() != width {
                 return Some(Err(anyhow::anyhow!(
-                    "{}:{line}: this row has {} fields but the header has {width}: \
-                     a value containing the delimiter must be in double quotes",
+                    "{}:{line}: {}",
                     path.display(),
-                    self.record.len()
+                    width_hint(self.record.len(), &self.columns.names, self.delimiter)
                 )));
             }
             let mut values = Vec::with_capacity(width);
@@ -240,6 +241,32 @@ impl Iterator for CsvFile {
             }
             return Some(Ok((line, values, Arc::clone(&self.columns))));
         }
+    }
+}
+
+/// Why a row has the wrong number of fields, in the words that fit: too few is a missing
+/// value (name the columns it lacks), too many is a value holding the delimiter unquoted.
+fn width_hint(got: usize, names: &[Box<str>], delimiter: u8) -> String {
+    let width = names.len();
+    let sep = match delimiter {
+        b'\t' => "a tab".to_owned(),
+        d => format!("`{}`", d as char),
+    };
+    if got < width {
+        let missing = names[got..]
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "this row has {got} field{} but the header has {width}: it has no value for {missing}; \
+             leave a value empty with nothing between two separators ({sep}), don't leave it out",
+            if got == 1 { "" } else { "s" }
+        )
+    } else {
+        format!(
+            "this row has {got} fields but the header has {width}: a value containing {sep} must be in double quotes"
+        )
     }
 }
 

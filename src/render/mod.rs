@@ -5,6 +5,7 @@
 //! `Compiled::personalise` then only runs those templates with one member's fields.
 
 mod html;
+pub mod lint;
 pub mod markdown;
 mod scan;
 pub mod tags;
@@ -95,6 +96,9 @@ impl Compiled {
             .map(|p| protect(p, n.line_of_key("preheader"), diags));
         let body = protect(&n.body, n.body_line, diags);
         let unsub_token = protect("{{ unsubscribe_url }}", 0, diags);
+        lint::foreign_placeholders(n, fields, diags);
+        lint::broken_links(n, diags);
+        lint::header_spellings(&tags, fields, &file, diags);
         if diags.errors() > errors_before {
             return None;
         }
@@ -124,8 +128,10 @@ impl Compiled {
                 .map_or(1, |t| t.line);
             if !known {
                 let have = fields.unwrap_or(&[]).join(", ");
+                let hint = lint::suggestion(name, fields.unwrap_or(&[]))
+                    .map_or(String::new(), |s| format!(": did you mean `{{{{ {s} }}}}`?"));
                 diags.error(Some((&file, line)), format!(
-                    "unknown merge field `{name}`: no list has that column (columns: {have}; also email, unsubscribe_url)"
+                    "unknown merge field `{name}`{hint} (no list has that column; columns: {have}; also email, unsubscribe_url)"
                 ));
             } else if name == "unsubscribe_url" && unsubscribe.is_none() && line > 0 {
                 diags.error(
