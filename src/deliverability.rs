@@ -9,7 +9,7 @@ use crate::message::mailbox;
 use crate::newsletter::Newsletter;
 
 /// Adds deliverability findings to `diags` and returns the DNS records to publish, one per line.
-pub fn review(config: &Config, newsletter: &Newsletter, diags: &mut Diagnostics) -> Vec<String> {
+pub(crate) fn review(config: &Config, newsletter: &Newsletter, diags: &mut Diagnostics) -> Vec<String> {
     let settings = config
         .source
         .as_ref()

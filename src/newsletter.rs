@@ -109,6 +109,15 @@ impl Newsletter {
             let line = key_lines.iter().find(|(k, _)| k == "id").map_or(1, |(_, l)| *l);
             bail!("{}:{line}: id {id:?} {why}", path.display());
         }
+        if let Some(lang) = &front.lang
+            && !is_language_tag(lang)
+        {
+            let line = key_lines.iter().find(|(k, _)| k == "lang").map_or(1, |(_, l)| *l);
+            bail!(
+                "{}:{line}: lang {lang:?} is not a language tag: write a BCP 47 code such as `en`, `es` or `pt-BR`",
+                path.display()
+            );
+        }
         Ok(Newsletter {
             path: path.to_owned(),
             front,
@@ -150,6 +159,16 @@ fn check_id(id: &str) -> Result<(), &'static str> {
         return Err("is longer than 200 bytes");
     }
     Ok(())
+}
+
+/// A BCP 47 tag's shape (`en`, `pt-BR`, `zh-Hant-TW`): a 2–3 letter language (or 4–8 for a
+/// registered one), then subtags of 1–8 letters or digits. Not checked against the registry.
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let lang = parts.next().unwrap_or("");
+    (2..=8).contains(&lang.len())
+        && lang.chars().all(|c| c.is_ascii_alphabetic())
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 /// The last line of the unclosed front matter that still looks like a `key: value` line.
@@ -247,6 +266,19 @@ mod tests {
             parse("---\nid: 2027-01.v2_x\n---\n").unwrap().campaign_id(),
             "2027-01.v2_x"
         );
+    }
+
+    #[test]
+    fn a_lang_that_is_no_language_tag_names_its_line() {
+        for lang in ["\"en us\"", "english!", "\"<b>\"", "e"] {
+            let err = parse(&format!("---\nsubject: s\nlang: {lang}\n---\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("n.md:3: lang "), "{lang}: {err}");
+        }
+        for lang in ["en", "pt-BR", "zh-Hant-TW", "es-419"] {
+            assert!(parse(&format!("---\nlang: {lang}\n---\n")).is_ok(), "{lang}");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::render::{Compiled, GMAIL_CLIP_BYTES};
 
 /// What preflight found.
 #[derive(Debug, Default)]
-pub struct Preflight {
+pub(crate) struct Preflight {
     pub ok: usize,
     /// Failure message → locations of the members it hit (the first few) and how many.
     pub failures: BTreeMap<String, (Vec<String>, usize)>,
@@ -39,7 +39,7 @@ const SHOWN: usize = 10;
 
 impl Preflight {
     /// Checks one member.
-    pub fn check(&mut self, compiled: &Compiled, letterhead: &Letterhead, r: &Recipient) {
+    pub(crate) fn check(&mut self, compiled: &Compiled, letterhead: &Letterhead, r: &Recipient) {
         let rendered = match compiled.personalise(r) {
             Ok(x) => x,
             Err(e) => return self.fail(e.message, r),
@@ -73,7 +73,7 @@ impl Preflight {
 
     /// Adds the findings to `diags`: one error per kind of failure, listing the rows, and a
     /// warning for the members that need SMTPUTF8 unless the relay offers it.
-    pub fn report(&self, compiled: &Compiled, diags: &mut Diagnostics) {
+    pub(crate) fn report(&self, compiled: &Compiled, diags: &mut Diagnostics) {
         for (message, (rows, count)) in &self.failures {
             let list = listed(rows, *count);
             let field = compiled
@@ -124,7 +124,7 @@ impl Preflight {
     }
 
     /// How many members need SMTPUTF8.
-    pub fn smtputf8_members(&self) -> usize {
+    pub(crate) fn smtputf8_members(&self) -> usize {
         self.smtputf8.1
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 
 /// Creates `dir` (and parents) readable by the owner only: it will hold members' data.
-pub fn private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -17,7 +17,7 @@ pub fn private_dir(dir: &Path) -> Result<()> {
 
 /// Writes `bytes` to `path` with mode 0600 (also when the file was there before, readable by
 /// others: the mode given to `open` only applies to a file it creates).
-pub fn private_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn private_file(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut f = std::fs::OpenOptions::new()

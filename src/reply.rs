@@ -4,7 +4,7 @@
 
 /// Does this permanent reply say the mailbox does not exist (rather than, say, a policy or
 /// spam rejection, which says nothing about the address)?
-pub fn is_address_failure(reply: &str) -> bool {
+pub(crate) fn is_address_failure(reply: &str) -> bool {
     let r = reply.to_ascii_lowercase();
     if !r.contains("5") || r.contains("5.7.") {
         return false;
@@ -29,7 +29,7 @@ pub fn is_address_failure(reply: &str) -> bool {
 
 /// The reply with every address in it (`<a@b>`, `a@b`) taken out, to compare the words a
 /// relay said to different members.
-pub fn without_addresses(reply: &str) -> String {
+pub(crate) fn without_addresses(reply: &str) -> String {
     reply
         .split_whitespace()
         .filter(|w| !w.contains('@'))

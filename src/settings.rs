@@ -17,7 +17,7 @@ use crate::send::rate::Rate;
 use crate::send::smtp::Relay;
 
 /// Most parallel SMTP sessions a run may open.
-pub const MAX_CONCURRENCY: usize = 64;
+pub(crate) const MAX_CONCURRENCY: usize = 64;
 
 /// How to reach the relay, as flags (`send`, `check`); over `[smtp]` in bulletin.toml.
 #[derive(Debug, Default, Args)]
@@ -35,7 +35,7 @@ pub struct RelayArgs {
 
 /// Everything about how to deliver, resolved.
 #[derive(Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// The rate limits, as they will be enforced (none: no limit).
     pub rates: Vec<Rate>,
     pub policy: Policy,
@@ -51,7 +51,7 @@ impl Settings {
     /// Resolves the flags over `config`. Every problem goes into `diags` (with the line of
     /// `bulletin.toml` when it comes from there); the settings returned then hold the default
     /// in that place, so one run reports every problem at once.
-    pub fn resolve(config: &Config, flags: &RelayArgs, diags: &mut Diagnostics) -> Settings {
+    pub(crate) fn resolve(config: &Config, flags: &RelayArgs, diags: &mut Diagnostics) -> Settings {
         let smtp = &config.smtp;
         let mut file = FileValues { config, diags };
         let rates = if flags.rate.is_empty() {
@@ -92,7 +92,7 @@ impl Settings {
 
     /// What `check` can say about the relay without sending: a URL that names a user while no
     /// password is configured anywhere.
-    pub fn review(&self, config: &Config, diags: &mut Diagnostics) {
+    pub(crate) fn review(&self, config: &Config, diags: &mut Diagnostics) {
         if self.relay.as_ref().is_some_and(Relay::has_user)
             && self.password_command.is_none()
             && std::env::var_os("BULLETIN_SMTP_PASSWORD").is_none()
@@ -107,7 +107,7 @@ impl Settings {
     }
 
     /// The rates as the plan shows them.
-    pub fn rate_text(&self) -> String {
+    pub(crate) fn rate_text(&self) -> String {
         if self.rates.is_empty() {
             "no limit".to_owned()
         } else {
@@ -117,7 +117,7 @@ impl Settings {
 
     /// The relay, with its password read now (from `BULLETIN_SMTP_PASSWORD` or
     /// `password_command`).
-    pub fn relay(&self) -> Result<Relay> {
+    pub(crate) fn relay(&self) -> Result<Relay> {
         let Some(relay) = self.relay.clone() else {
             anyhow::bail!("no SMTP relay: set [smtp] url in bulletin.toml or pass --smtp URL");
         };
@@ -230,12 +230,12 @@ impl FileValues<'_> {
 }
 
 /// Parses a `--rate` value (clap's `value_parser`): a bad rate is a usage error.
-pub fn parse_rate_flag(s: &str) -> Result<Rate, String> {
+pub(crate) fn parse_rate_flag(s: &str) -> Result<Rate, String> {
     Rate::parse(s).map_err(|e| format!("{e:#}"))
 }
 
 /// Parses a `--concurrency` value (clap's `value_parser`).
-pub fn parse_concurrency_flag(s: &str) -> Result<usize, String> {
+pub(crate) fn parse_concurrency_flag(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
         _ => Err(format!("use a whole number of sessions from 1 to {MAX_CONCURRENCY}")),

@@ -42,7 +42,7 @@ impl fmt::Display for Shard {
 }
 
 /// The 1-based shard of `key` among `count`: SHA-256, so stable everywhere and evenly spread.
-pub fn shard_of(key: &str, count: u32) -> u32 {
+pub(crate) fn shard_of(key: &str, count: u32) -> u32 {
     let digest = Sha256::digest(key.as_bytes());
     let n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
     (n % u64::from(count)) as u32 + 1

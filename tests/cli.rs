@@ -1,7 +1,7 @@
 //! Issue 2 from the outside: the real `bulletin` binary run in temporary projects, its output
 //! re-parsed by independent parsers (mail-parser, Python's `email` package).
 
-use crate::support::project::{Preview, Project};
+use crate::support::project::{DEFAULT_CONFIG, Preview, Project};
 use mail_parser::{MessagePart, MimeHeaders, PartType};
 
 const NL: &str = "newsletters/n.md";
@@ -46,7 +46,7 @@ fn header_count(msg: &mail_parser::Message<'_>, name: &str) -> usize {
 /// Python's `email` package (policy.default) re-parses the message: print every defect of
 /// every part and header; empty output means none.
 fn python_defects(path: &std::path::Path) -> String {
-    const SCRIPT: &str = r#"
+    const SCRIPT: &str = r"
 import email, email.policy, sys
 m = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=email.policy.default)
 for part in m.walk():
@@ -57,7 +57,7 @@ for part in m.walk():
             print(k, type(d).__name__, d)
     if not part.is_multipart():
         part.get_content()
-"#;
+";
     let out = std::process::Command::new("python3")
         .args(["-c", SCRIPT])
         .arg(path)
@@ -329,7 +329,7 @@ fn suppression_files_from_settings_are_always_excluded() {
     // `suppress` is a top-level key, so it goes before the first table.
     let config = format!(
         "suppress = [\"lists/unsubscribed.csv\", \"lists/bounces.txt\"]\n{}",
-        crate::support::project::DEFAULT_CONFIG
+        DEFAULT_CONFIG
     );
     let p = project(
         "Hi",
@@ -636,7 +636,7 @@ fn raw_html_in_markdown_is_escaped_by_default() {
     );
 
     // Allowed raw HTML is sanitised: formatting stays, scripts, forms, handlers never arrive.
-    let config = crate::support::project::DEFAULT_CONFIG.replacen("from = ", "allow_raw_html = true\nfrom = ", 1);
+    let config = DEFAULT_CONFIG.replacen("from = ", "allow_raw_html = true\nfrom = ", 1);
     let p = p.file("bulletin.toml", config);
     check(&p).success();
     let pv = preview_row(&p, 1);
@@ -1068,7 +1068,7 @@ fn guarded_and_defaulted_fields_are_not_errors() {
 
 #[test]
 fn unsubscribe_url_at_the_start_of_a_link_is_a_whole_url() {
-    let config = crate::support::project::DEFAULT_CONFIG.replace(
+    let config = DEFAULT_CONFIG.replace(
         "mailto = \"unsubscribe@example.org\"",
         "mailto = \"unsubscribe@example.org\"\nurl = \"https://example.org/unsubscribe?token={{ token }}\"",
     );
@@ -1126,4 +1126,37 @@ fn non_utf8_newsletter_is_an_error_naming_the_line() {
     check(&p)
         .code(1)
         .stderr_has("newsletters/n.md:6: the file is not UTF-8");
+}
+
+#[test]
+fn check_reports_the_delivery_settings_send_would_refuse_with_their_lines() {
+    let config = format!("{DEFAULT_CONFIG}\n[smtp]\nurl = \"ftp://x\"\nrate = [\"14/fortnight\"]\nconcurrency = 500\n");
+    let p = project("Hello", "Hi.", "email\na@example.org\n").file("bulletin.toml", &config);
+    let line = |key: &str| config.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+    let run = check(&p);
+    run.code(1)
+        .stdout_has(&format!("bulletin.toml:{}:", line("url")))
+        .stdout_has(&format!("bulletin.toml:{}:", line("rate")))
+        .stdout_has(&format!("bulletin.toml:{}:", line("concurrency")))
+        .stdout_has("3 errors");
+    // send refuses the same file, with the same words, before anything else.
+    p.run(&["send", NL, "--list", LIST, "--dry-run"])
+        .code(1)
+        .stderr_has("scheme `ftp`");
+}
+
+#[test]
+fn bad_flag_values_are_usage_errors() {
+    let p = project("Hello", "Hi.", "email\na@example.org\n");
+    for (flag, value) in [
+        ("--rate", "fast"),
+        ("--concurrency", "0"),
+        ("--concurrency", "500"),
+        ("--shard", "3/2"),
+    ] {
+        p.run(&["send", NL, "--list", LIST, flag, value])
+            .code(2)
+            .stderr_has("invalid value");
+    }
+    p.run(&["check", NL, "--list", LIST, "--rate", "14/fortnight"]).code(2);
 }

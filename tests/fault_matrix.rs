@@ -382,7 +382,7 @@ fn judge(smtp: &TestSmtp, send: &Run, report: &Run, m2_rcpts: usize, expected: O
         format!(
             "unclassified (exit {:?}, report {:?})",
             send.code,
-            json.as_ref().map(|j| j.to_string())
+            json.as_ref().map(std::string::ToString::to_string)
         )
     };
 

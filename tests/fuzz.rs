@@ -498,7 +498,7 @@ fn issue_source(i: &Issue) -> String {
 
 fn issue_config(allow_raw_html: bool) -> Config {
     let text = format!(
-        r##"from = "Example Network <news@example.org>"
+        r#"from = "Example Network <news@example.org>"
 reply_to = "info@example.org"
 list_id = "Members <members.example.org>"
 feedback_id = "newsletter:example"
@@ -512,7 +512,7 @@ website = "https://example.org"
 [unsubscribe]
 url = "https://example.org/unsubscribe?e={{{{ email }}}}"
 mailto = "unsubscribe@example.org"
-"##
+"#
     );
     Config::parse(&text, Path::new("bulletin.toml")).expect("the test settings parse")
 }
@@ -968,4 +968,269 @@ fn fuzz_address_normalisation() {
         }
         Ok(())
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12: deep nesting and hostile link schemes.
+
+/// A member for the two targets below, whose `link` column is a whole link target.
+fn member_with_link(dir: &Path, link: &str) -> Lists {
+    let path = dir.join("links.csv");
+    let mut w = csv::Writer::from_path(&path).expect("write CSV");
+    w.write_record(["email", "first_name", "link"]).expect("header");
+    w.write_record(["ana@example.org", "Ana", link]).expect("row");
+    w.flush().expect("flush");
+    drop(w);
+    Lists::load(std::slice::from_ref(&path), &[]).expect("the CSV loads")
+}
+
+/// Markdown nested thousands deep, any mix of quotes, lists, emphasis and links.
+fn deep_body() -> impl Strategy<Value = String> {
+    let opener = select(vec![
+        ">", "> ", "- ", "* ", "1. ", "  - ", "**", "*", "_", "~~", "[", "<div>",
+    ]);
+    (
+        prop::collection::vec(opener, 1..6),
+        1_000usize..20_000,
+        select(vec!["x", "](https://e.org)", "**", "\n", "{{ first_name }}"]),
+    )
+        .prop_map(|(openers, n, tail)| {
+            let unit: String = openers.concat();
+            let repeat = (n / unit.len()).max(1);
+            format!("{}deep{}\n", unit.repeat(repeat), tail.repeat(repeat.min(2_000)))
+        })
+}
+
+#[test]
+fn fuzz_deep_nesting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lists = member_with_link(dir.path(), "https://e.org");
+    fuzz(
+        "deep nesting",
+        (deep_body(), any::<bool>()),
+        |(body, raw_html), tally| {
+            let n = Newsletter::parse(&format!("---\nsubject: s\n---\n{body}"), Path::new("n.md"))
+                .map_err(|e| TestCaseError::fail(format!("{e:#}")))?;
+            let config = issue_config(raw_html);
+            let src_lines = body.lines().count() + 3;
+            // On a 1 MB stack: a depth that reached a recursive parser or serialiser unbounded
+            // would overflow it, and abort the test binary.
+            let (compiled, diags) = std::thread::scope(|s| {
+                std::thread::Builder::new()
+                    .stack_size(1 << 20)
+                    .spawn_scoped(s, || {
+                        let mut diags = Diagnostics::default();
+                        let c = Compiled::compile(&n, &config, Some(&lists.fields), None, &mut diags);
+                        let rendered = c.map(|c| c.personalise(&lists.recipients[0]).map_err(|e| e.message));
+                        (rendered, diags)
+                    })
+                    .expect("spawn")
+                    .join()
+                    .expect("no panic")
+            });
+            for d in &diags.items {
+                let line: Option<usize> = d.at.as_deref().and_then(|a| a.strip_prefix("n.md:")?.parse().ok());
+                if d.message.contains("nested") {
+                    tally.add("flattened");
+                    prop_assert!(line.is_some_and(|l| (4..=src_lines).contains(&l)), "{d}");
+                }
+            }
+            match compiled {
+                Some(Ok(r)) => {
+                    tally.add("rendered");
+                    // (Line lengths are the transfer encoding's business: a 20,000-character
+                    // word makes a long line however shallow.)
+                    let limit = if raw_html { 32 + 256 } else { 32 } + LAYOUT_DEPTH;
+                    let depth = html_depth(&r.html);
+                    prop_assert!(depth <= limit, "HTML nested {depth} deep");
+                }
+                Some(Err(e)) => {
+                    tally.add("render error");
+                    prop_assert!(e.starts_with("n.md"), "{e}");
+                }
+                None => {
+                    tally.add("compile error");
+                    prop_assert!(diags.items.iter().any(|d| d.level == Level::Error), "{diags}");
+                }
+            }
+            Ok(())
+        },
+    );
+}
+
+/// Elements the layout puts around the body, with room to spare.
+const LAYOUT_DEPTH: usize = 16;
+
+/// How deep the elements of generated HTML nest (void elements and comments not counted).
+fn html_depth(html: &str) -> usize {
+    const VOID: [&str; 6] = ["img", "br", "meta", "hr", "input", "link"];
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for part in html.split('<').skip(1) {
+        let closing = part.starts_with('/');
+        let name: String = part
+            .trim_start_matches('/')
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if name.is_empty() || VOID.contains(&name.as_str()) {
+            continue;
+        }
+        if closing {
+            depth = depth.saturating_sub(1);
+        } else {
+            depth += 1;
+            deepest = deepest.max(depth);
+        }
+    }
+    deepest
+}
+
+/// Link targets as an attacker writes them: schemes in any case, with spaces, tabs, controls
+/// and character references inside, and the web schemes that are fine.
+fn hostile_target() -> impl Strategy<Value = String> {
+    let scheme = select(vec![
+        "javascript",
+        "vbscript",
+        "data",
+        "file",
+        "ftp",
+        "blob",
+        "jar",
+        "view-source",
+        "https",
+        "http",
+        "mailto",
+        "tel",
+    ]);
+    let disguise = prop_oneof![
+        Just(0u8),
+        Just(1), // random case
+        Just(2), // leading space / control
+        Just(3), // tab or newline inside
+        Just(4), // first letter as a character reference
+        Just(5), // `&colon;` for the colon
+    ];
+    (scheme, disguise, any::<u64>(), "[a-z0-9()/.:%]{0,20}").prop_map(|(scheme, disguise, seed, rest)| {
+        let mut s: String = match disguise {
+            1 => scheme
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if seed >> (i % 64) & 1 == 1 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect(),
+            2 => format!("{}{scheme}", ["\u{1}", "\u{0b}", "\u{c}"][seed as usize % 3]),
+            3 => {
+                let at = 1 + seed as usize % (scheme.len() - 1);
+                format!(
+                    "{}{}{}",
+                    &scheme[..at],
+                    ["\t", "\n", "&#9;", "&#x0A;"][seed as usize % 4],
+                    &scheme[at..]
+                )
+            }
+            4 => format!("&#{};{}", scheme.as_bytes()[0], &scheme[1..]),
+            _ => scheme.to_owned(),
+        };
+        s.push_str(if disguise == 5 { "&colon;" } else { ":" });
+        s + &rest
+    })
+}
+
+/// The scheme a browser would follow in an attribute value (already unescaped): spaces and
+/// controls dropped, lower-cased; `None` for a relative URL.
+fn browser_scheme(value: &str) -> Option<String> {
+    let squeezed: String = value
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let (scheme, _) = squeezed.split_once(':')?;
+    (scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)))
+    .then(|| scheme.to_owned())
+}
+
+#[test]
+fn fuzz_hostile_link_schemes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let form = select(vec![
+        "link",
+        "autolink",
+        "image",
+        "button",
+        "reference",
+        "html",
+        "merge",
+    ]);
+    fuzz(
+        "hostile link schemes",
+        (hostile_target(), form, any::<bool>()),
+        |(target, form, raw_html), tally| {
+            let body = match form {
+                "link" => format!("Read [the story](<{target}>) now.\n"),
+                "autolink" => format!("<{target}>\n"),
+                "image" => format!("![a photo](<{target}> \"10x10\")\n"),
+                "button" => format!("[Give](<{target}> \"button\")\n"),
+                "reference" => format!("See [it][r].\n\n[r]: <{target}>\n"),
+                "html" => format!("<a href=\"{target}\">x</a> <img src=\"{target}\" alt=\"y\">\n"),
+                _ => "Read [the story]({{ link }}) now.\n".to_owned(),
+            };
+            let lists = member_with_link(dir.path(), &html::unescape(&target));
+            let n = Newsletter::parse(&format!("---\nsubject: s\n---\n{body}"), Path::new("n.md"))
+                .map_err(|e| TestCaseError::fail(format!("{e:#}")))?;
+            let config = issue_config(raw_html);
+            let mut diags = Diagnostics::default();
+            let compiled = Compiled::compile(&n, &config, Some(&lists.fields), None, &mut diags);
+            let refused = diags
+                .items
+                .iter()
+                .any(|d| d.level == Level::Error && d.message.contains("scheme"));
+            if refused {
+                tally.add("check error");
+                prop_assert!(
+                    diags.items.iter().any(|d| d.at.as_deref() == Some("n.md:4")),
+                    "the error names the line: {diags}"
+                );
+            }
+            // Compiled or not, what would be rendered is checked: compile again with the
+            // errors ignored is not possible, so a failed compile is the refusal itself.
+            let Some(compiled) = compiled else {
+                tally.add("not compiled");
+                return Ok(());
+            };
+            let rendered = compiled
+                .personalise(&lists.recipients[0])
+                .map_err(|e| TestCaseError::fail(e.message))?;
+            tally.add("rendered");
+            for (name, attrs) in html::tags(&rendered.html) {
+                for (attr, value) in attrs {
+                    if !matches!(attr.as_str(), "href" | "src" | "action" | "background") {
+                        continue;
+                    }
+                    if let Some(scheme) = browser_scheme(&value) {
+                        prop_assert!(
+                            ["https", "http", "mailto", "tel"].contains(&scheme.as_str()),
+                            "{attr}={value:?} on <{name}> from {body:?}"
+                        );
+                    }
+                }
+            }
+            for line in rendered.text.lines() {
+                let bare: String = line.chars().filter(|c| !c.is_whitespace() && !c.is_control()).collect();
+                if let Some(url) = bare.split_once(']').map(|(_, u)| u) {
+                    prop_assert!(
+                        browser_scheme(url).is_none_or(|s| ["https", "http", "mailto", "tel"].contains(&s.as_str())),
+                        "{line:?}"
+                    );
+                }
+            }
+            Ok(())
+        },
+    );
 }

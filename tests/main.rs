@@ -2,6 +2,11 @@
 //! (the temporary project, the in-process SMTP test server, the HTML oracle), compiled once.
 //! Run one area with `cargo test --test main cli::`, one test by its path's tail.
 
+#![allow(
+    unreachable_pub,
+    reason = "test helpers are shared between modules of this one crate"
+)]
+
 mod support;
 
 mod cli;
@@ -10,6 +15,7 @@ mod deliverability;
 mod fault_matrix;
 mod first_hour;
 mod fuzz;
+mod hardening_inputs;
 mod hardening_mime;
 mod hardening_retry;
 mod security;

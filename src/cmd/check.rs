@@ -15,7 +15,7 @@ use crate::paths::DEFAULT_JOURNAL;
 use crate::preflight::Preflight;
 use crate::settings::Settings;
 
-pub fn run(
+pub(crate) fn run(
     config: Option<&Path>,
     newsletter: &Path,
     lists: &[PathBuf],

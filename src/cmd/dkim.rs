@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::cli::DkimCommand;
 
-pub fn run(command: &DkimCommand) -> Result<ExitCode> {
+pub(crate) fn run(command: &DkimCommand) -> Result<ExitCode> {
     let DkimCommand::Keygen {
         selector,
         domain,

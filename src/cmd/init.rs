@@ -18,7 +18,7 @@ const FILES: [(&str, &str); 5] = [
     ("lists/unsubscribed.csv", include_str!("../../lists/unsubscribed.csv")),
 ];
 
-pub fn run(dir: &Path) -> Result<ExitCode> {
+pub(crate) fn run(dir: &Path) -> Result<ExitCode> {
     let existing: Vec<String> = FILES
         .iter()
         .map(|(f, _)| dir.join(f))

@@ -1,13 +1,13 @@
 //! One file per subcommand, plus the loading every command shares.
 
-pub mod check;
-pub mod dkim;
-pub mod init;
-pub mod preview;
-pub mod report;
-pub mod send;
-pub mod suppress;
-pub mod token;
+pub(crate) mod check;
+pub(crate) mod dkim;
+pub(crate) mod init;
+pub(crate) mod preview;
+pub(crate) mod report;
+pub(crate) mod send;
+pub(crate) mod suppress;
+pub(crate) mod token;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use crate::unsubscribe::Unsubscribe;
 
 /// Everything loaded for a newsletter and its lists. The lists are opened, not read: commands
 /// stream them (`sources.stream()`), so memory does not grow with the number of members.
-pub struct Project {
+pub(crate) struct Project {
     pub config: Config,
     pub newsletter: Newsletter,
     pub sources: Sources,
@@ -37,7 +37,7 @@ impl Project {
     /// Loads settings, newsletter and lists and compiles. File-level failures (unreadable
     /// settings, broken front matter, a list that is not UTF-8) are returned as errors;
     /// everything else is collected in `diags`.
-    pub fn load(config: Option<&Path>, newsletter: &Path, lists: &[PathBuf]) -> Result<Project> {
+    pub(crate) fn load(config: Option<&Path>, newsletter: &Path, lists: &[PathBuf]) -> Result<Project> {
         let config = Config::require(config)?;
         let newsletter = Newsletter::load(newsletter)?;
         let sources = Sources::open(lists, &config.suppress_files())?;
@@ -75,7 +75,7 @@ fn config_at(config: &Config) -> Option<String> {
 
 /// An error from opening the journal, naming the journal when the error does not (SQLite's
 /// "unable to open database file" on a read-only directory, "database or disk is full").
-pub fn about_journal(e: anyhow::Error, path: &Path) -> anyhow::Error {
+pub(crate) fn about_journal(e: anyhow::Error, path: &Path) -> anyhow::Error {
     if format!("{e:#}").contains(&path.display().to_string()) {
         e
     } else {

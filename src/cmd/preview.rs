@@ -12,7 +12,7 @@ use crate::email::Email;
 use crate::list::{Found, Pick};
 use crate::private::{private_dir, private_file};
 
-pub fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
+pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
     if args.lists.lists.is_empty() {
         bail!("preview needs a list to take the member from: add --list lists/test.csv");
     }

@@ -17,7 +17,7 @@ use crate::paths::DEFAULT_JOURNAL;
 use crate::private::private_file;
 use crate::reply::is_address_failure;
 
-pub fn run(config: Option<&Path>, args: &ReportArgs) -> Result<ExitCode> {
+pub(crate) fn run(config: Option<&Path>, args: &ReportArgs) -> Result<ExitCode> {
     let paths = journals(&args.journal)?;
     let newsletter = Newsletter::load(&args.newsletter)?;
     let report = Report::gather(&paths, &newsletter.campaign_id(), args.test)?;

@@ -34,7 +34,7 @@ use crate::{EXIT_INTERRUPTED, EXIT_SOME_FAILED};
 /// Set by the first Ctrl-C; the second exits at once.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-pub fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCode> {
+pub(crate) fn run(config: Option<&Path>, args: &SendArgs, quiet: bool) -> Result<ExitCode> {
     let loaded = Loaded::load(config, args, quiet)?;
     if args.dry_run {
         return dry_run(&loaded, args);
@@ -340,7 +340,7 @@ fn count(n: usize, noun: &str) -> String {
 /// file, an unchanged `id:`), and sending would skip everyone who got the old one. A campaign
 /// with members still to reach (stopped, `--limit`ed) and edited stays a resume, confirmed on
 /// a terminal or with `--allow-changed`.
-pub fn already_sent(id: &str, tally: &crate::journal::Tally, newsletter: &Path) -> String {
+pub(crate) fn already_sent(id: &str, tally: &crate::journal::Tally, newsletter: &Path) -> String {
     format!(
         "campaign {id:?} was already sent ({} sent, {} failed) with another text of {}: \
          change `id:` in the front matter or the file name to start a new campaign (nothing sent). \
@@ -424,7 +424,10 @@ fn deliver(loaded: &Loaded, plan: Plan, quiet: bool) -> Result<Ran> {
         }
         eprintln!("\nfinishing the messages in flight… (Ctrl-C again to stop at once)");
     });
-    let limit_per_sec = rates.iter().map(|r| r.per_second()).reduce(f64::min);
+    let limit_per_sec = rates
+        .iter()
+        .map(super::super::send::rate::Rate::per_second)
+        .reduce(f64::min);
     let progress = Progress::new(counts.jobs, quiet, limit_per_sec);
     let delivery = Delivery {
         relay: &relay,

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::email::Email;
 use crate::list::{Reason, Suppression, append_suppression};
 
-pub fn run(config: Option<&Path>, addresses: &[String]) -> Result<ExitCode> {
+pub(crate) fn run(config: Option<&Path>, addresses: &[String]) -> Result<ExitCode> {
     let config = Config::load(config)?;
     let mut emails = Vec::new();
     for a in addresses {

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::email::Email;
 use crate::unsubscribe::Unsubscribe;
 
-pub fn run(config: Option<&Path>, command: &TokenCommand) -> Result<ExitCode> {
+pub(crate) fn run(config: Option<&Path>, command: &TokenCommand) -> Result<ExitCode> {
     let config = Config::load(config)?;
     let Some(u) = Unsubscribe::from_config(&config)? else {
         bail!("bulletin.toml has no [unsubscribe] section");

@@ -17,8 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 mod schema;
 mod status;
 
-pub use schema::VERSION;
-pub use status::Status;
+pub(crate) use status::Status;
 
 /// A campaign as recorded.
 #[derive(Debug, Clone)]

@@ -41,7 +41,7 @@ CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE han
 ];
 
 /// The journal format this bulletin reads and writes.
-pub const VERSION: usize = MIGRATIONS.len();
+pub(crate) const VERSION: usize = MIGRATIONS.len();
 
 /// The journal's format version, or an error naming the file if it is newer than `known`.
 fn version(db: &Connection, path: &Path, known: usize) -> Result<usize> {
@@ -60,7 +60,7 @@ fn version(db: &Connection, path: &Path, known: usize) -> Result<usize> {
 
 /// Refuses a journal written by a newer bulletin. Reads only.
 pub(super) fn refuse_newer(db: &Connection, path: &Path) -> Result<()> {
-    version(db, path, MIGRATIONS.len()).map(drop)
+    version(db, path, VERSION).map(drop)
 }
 
 /// Brings the journal to version `steps.len()`: the steps it lacks and the new version in one

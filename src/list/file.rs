@@ -136,7 +136,7 @@ impl CsvFile {
             .byte_headers()
             .with_context(|| format!("{}:1: cannot read the header row", path.display()))?
             .clone();
-        if header.is_empty() || header.iter().all(|h| h.is_empty()) {
+        if header.is_empty() || header.iter().all(<[u8]>::is_empty) {
             bail!(
                 "{}:1: the file is empty; a list needs a header row such as `email,first_name`",
                 path.display()

@@ -79,7 +79,13 @@ impl Sources {
         }
         let mut fields: HashSet<String> = HashSet::new();
         for path in lists {
-            fields.extend(CsvFile::open(path)?.columns.names.iter().map(|n| n.to_string()));
+            fields.extend(
+                CsvFile::open(path)?
+                    .columns
+                    .names
+                    .iter()
+                    .map(std::string::ToString::to_string),
+            );
         }
         let mut fields: Vec<String> = fields.into_iter().collect();
         fields.sort();

@@ -22,7 +22,7 @@ fn has_long_word(value: &str) -> bool {
 }
 
 /// An unstructured header such as `Subject`.
-pub fn unstructured(name: &'static str, value: &str) -> HeaderValue {
+pub(super) fn unstructured(name: &'static str, value: &str) -> HeaderValue {
     let name = HeaderName::new_from_ascii_str(name);
     if !has_long_word(value) {
         return HeaderValue::new(name, value.to_owned());
@@ -38,7 +38,7 @@ pub fn unstructured(name: &'static str, value: &str) -> HeaderValue {
 /// A one-mailbox address header (`From`, `To`, `Reply-To`): `H` as lettre writes it, unless the
 /// display name has a word too long for a line (then the name as encoded words), or is one
 /// lettre would write bare with a `.` in it (then quoted).
-pub fn mailbox<H: Header + From<Mailboxes>>(m: &Mailbox) -> HeaderValue {
+pub(super) fn mailbox<H: Header + From<Mailboxes>>(m: &Mailbox) -> HeaderValue {
     let header = H::name();
     // lettre writes a name of letters, digits, `-`, `_` and `.` bare, but `.` is no atom
     // character: `J.Smith` is RFC 5322's obsolete phrase, a defect to a strict reader, and a

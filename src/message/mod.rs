@@ -46,9 +46,28 @@ impl Letterhead {
         let from_raw = n.front.from.as_deref().or(config.from.as_deref()).with_context(|| {
             format!("{file}: no sender: add `from: \"Name <news@example.org>\"` to the front matter or `from` to bulletin.toml")
         })?;
-        let from = mailbox(from_raw).with_context(|| format!("sender {from_raw:?} is not `Name <address>`"))?;
+        // Where a value was written: the newsletter's line, else the settings file.
+        let settings = config
+            .source
+            .as_ref()
+            .map_or_else(|| "bulletin.toml".into(), |p| p.display().to_string());
+        let at = |key: &str, in_front: bool| match in_front {
+            true => format!("{file}:{}", n.line_of_key(key)),
+            false => settings.clone(),
+        };
+        let from = mailbox(from_raw).with_context(|| {
+            format!(
+                "{}: sender {from_raw:?} is not `Name <address>`",
+                at("from", n.front.from.is_some())
+            )
+        })?;
         let reply_to = match n.front.reply_to.as_deref().or(config.reply_to.as_deref()) {
-            Some(r) => Some(mailbox(r).with_context(|| format!("reply_to {r:?} is not an address"))?),
+            Some(r) => Some(mailbox(r).with_context(|| {
+                format!(
+                    "{}: reply_to {r:?} is not an address",
+                    at("reply_to", n.front.reply_to.is_some())
+                )
+            })?),
             None => None,
         };
         if let Some(id) = &config.list_id {
@@ -167,7 +186,7 @@ impl Letterhead {
 /// non-ASCII domain in its IDNA form. The sender's addresses are in every message: one that
 /// needs SMTPUTF8 would make every message need it, so it is refused.
 pub fn mailbox(s: &str) -> Result<Mailbox> {
-    if s.chars().any(|c| c.is_control()) {
+    if s.chars().any(char::is_control) {
         bail!("it contains a line break or control character");
     }
     let m: Mailbox = s.trim().parse().map_err(|e| anyhow::anyhow!("{e}"))?;

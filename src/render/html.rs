@@ -6,13 +6,15 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use pulldown_cmark::{CowStr, Event};
 
 use super::markdown::{Block, Button, Image};
+use super::tags::Tags;
+use super::url;
 use crate::config::Config;
 
 /// Width of the text column inside the 600 px container (20 px padding each side).
 const CONTENT_WIDTH: u32 = 560;
 
 /// What the layout needs besides the body.
-pub struct Page<'a> {
+pub(super) struct Page<'a> {
     pub lang: &'a str,
     /// Subject and preheader with tokens, shown in `<title>` and the preview line.
     pub title: &'a str,
@@ -23,7 +25,7 @@ pub struct Page<'a> {
 }
 
 /// Renders the body blocks to an HTML fragment. Raw HTML is shown as text unless allowed.
-pub fn fragment(blocks: &[Block<'_>], allow_raw_html: bool, brand: &str) -> String {
+pub(super) fn fragment(blocks: &[Block<'_>], allow_raw_html: bool, brand: &str) -> String {
     let mut events: Vec<Event<'_>> = Vec::with_capacity(blocks.len());
     // Our own markup (buttons, images) is kept aside while authored HTML is sanitised, so the
     // sanitiser never strips the attributes email clients need.
@@ -84,13 +86,23 @@ fn image(img: &Image) -> Markup {
 }
 
 /// Keeps harmless formatting from authored HTML (ammonia's allow-list): scripts, forms,
-/// styles, event handlers and `javascript:` URLs never reach the message.
+/// styles and event handlers never reach the message, nor URLs with a scheme our URL policy
+/// refuses. A merge field at the start of an `href` or `src` gets its value's scheme checked
+/// per member, one later in it is percent-encoded, as in a Markdown link.
 fn sanitise(html: &str) -> String {
-    ammonia::Builder::default().link_rel(None).clean(html).to_string()
+    ammonia::Builder::default()
+        .link_rel(None)
+        .url_schemes(url::ALLOWED_SCHEMES.into_iter().collect())
+        .attribute_filter(|_, attribute, value| match attribute {
+            "href" | "src" => Some(Tags::mark_url(value).into()),
+            _ => Some(value.into()),
+        })
+        .clean(html)
+        .to_string()
 }
 
 /// The whole document, before CSS inlining.
-pub fn layout(page: &Page<'_>, body: &str) -> String {
+pub(super) fn layout(page: &Page<'_>, body: &str) -> String {
     let c = page.config;
     let org = &c.organisation;
     let css = stylesheet(c.brand_color());
@@ -157,7 +169,7 @@ pub fn layout(page: &Page<'_>, body: &str) -> String {
 }
 
 /// Inlines the stylesheet into `style` attributes; only `@media` rules stay in `<style>`.
-pub fn inline_css(document: &str) -> anyhow::Result<String> {
+pub(super) fn inline_css(document: &str) -> anyhow::Result<String> {
     let inliner = css_inline::CSSInliner::options()
         .keep_style_tags(false)
         .keep_at_rules(true)
@@ -176,7 +188,7 @@ pub fn inline_css(document: &str) -> anyhow::Result<String> {
 fn stylesheet(brand: &str) -> String {
     let light = lighten(brand);
     format!(
-        r#"
+        r"
 body, .body {{ margin: 0; padding: 0; width: 100%; background-color: #f2f2f2; }}
 .wrapper {{ background-color: #f2f2f2; }}
 .wrapper-cell {{ padding: 16px 8px; }}
@@ -218,7 +230,7 @@ body, .body {{ margin: 0; padding: 0; width: 100%; background-color: #f2f2f2; }}
   .content p a, .content li a, .social a {{ color: {light} !important; }}
   .social {{ border-top-color: #333333 !important; }}
 }}
-"#
+"
     )
 }
 
@@ -252,5 +264,10 @@ mod tests {
         );
         assert_eq!(out, "<p>Hi</p><b>ok</b>");
         assert_eq!(sanitise("<a href=\"javascript:alert(1)\">x</a>"), "<a>x</a>");
+        assert_eq!(sanitise("<a href=\"ftp://e.org\">x</a>"), "<a>x</a>");
+        assert_eq!(
+            sanitise("<a href=\"BLTN0Z?n=BLTN1Z\">x</a>"),
+            "<a href=\"BLTN0L?n=BLTN1U\">x</a>"
+        );
     }
 }

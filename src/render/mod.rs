@@ -10,6 +10,7 @@ pub mod markdown;
 mod scan;
 pub mod tags;
 pub mod text;
+pub mod url;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -39,6 +40,8 @@ pub struct Compiled {
     pub bare_fields: BTreeMap<String, usize>,
     /// The newsletter file, for messages.
     pub file: String,
+    /// Per template: where each tag is in its source, and its line in the newsletter.
+    tag_lines: HashMap<&'static str, Vec<(std::ops::Range<usize>, usize)>>,
     unsubscribe: Option<Arc<Unsubscribe>>,
 }
 
@@ -141,7 +144,19 @@ impl Compiled {
             }
         }
 
-        let blocks = markdown::parse(&body, n.body_line, &file, diags);
+        let parsed = markdown::parse(&body, n.body_line, &file, &tags, diags);
+        if config.allow_raw_html
+            && let Some(line) = parsed.deep_html_line
+        {
+            diags.error(
+                Some((&file, line)),
+                format!(
+                    "the HTML here nests elements more than {} deep: close them (`</div>`) or write it in Markdown",
+                    markdown::MAX_HTML_DEPTH
+                ),
+            );
+        }
+        let blocks = parsed.blocks;
         if diags.errors() > errors_before {
             return None;
         }
@@ -171,11 +186,13 @@ impl Compiled {
         );
 
         let templates = [
-            ("subject", tags.restore(&subject)),
-            ("body.html", tags.restore(&tags::neutralise(&inlined))),
-            ("body.txt", tags.restore(&text_doc)),
+            ("subject", tags.restore_mapped(&subject)),
+            ("body.html", tags.restore_mapped(&tags::neutralise(&inlined))),
+            ("body.txt", tags.restore_mapped(&text_doc)),
         ];
-        for (name, source) in templates {
+        let mut tag_lines = HashMap::new();
+        for (name, (source, spans)) in templates {
+            tag_lines.insert(name, spans);
             if let Err(e) = env.add_template_owned(name, source) {
                 diags.error(Some((&file, 0)), format!("internal template error in {name}: {e}"));
                 return None;
@@ -185,6 +202,7 @@ impl Compiled {
             env,
             bare_fields: bare,
             file,
+            tag_lines,
             unsubscribe,
         })
     }
@@ -224,12 +242,44 @@ impl Compiled {
             .cloned()
             .collect();
         let message = match (e.kind(), empty_fields.as_slice()) {
+            // Preflight names the line of the field's first bare use.
             (minijinja::ErrorKind::UndefinedError, [_, ..]) => {
                 format!("`{}` is empty and used without a default", empty_fields.join("`, `"))
             }
-            _ => format!("{e:#}"),
+            // Never minijinja's own rendering of the error: it names our internal templates
+            // (`body.html:20`) and quotes their source.
+            (kind, _) => {
+                let what = e.detail().map_or_else(|| kind.to_string(), |d| format!("{kind}: {d}"));
+                match self.line_of(&e) {
+                    Some(line) => format!("{}:{line}: {what}", self.file),
+                    None => format!("{}: {what}", self.file),
+                }
+            }
         };
         RenderError { message }
+    }
+
+    /// The newsletter line of the tag an error is in: by the error's byte range, else by its
+    /// line in the template.
+    fn line_of(&self, e: &minijinja::Error) -> Option<usize> {
+        let name = e.name()?;
+        let spans = self.tag_lines.get(name)?;
+        let within = |at: usize| spans.iter().find(|(r, _)| r.start <= at && at < r.end).map(|(_, l)| *l);
+        if let Some(line) = e.range().and_then(|r| within(r.start)) {
+            return Some(line);
+        }
+        let template = self.env.get_template(name).ok()?;
+        let source = template.source();
+        let start: usize = source
+            .split_inclusive('\n')
+            .take(e.line()?.checked_sub(1)?)
+            .map(str::len)
+            .sum();
+        let end = source[start..].find('\n').map_or(source.len(), |n| start + n);
+        spans
+            .iter()
+            .find(|(r, _)| r.start < end && r.end > start)
+            .map(|(_, l)| *l)
     }
 }
 
@@ -252,7 +302,7 @@ fn environment() -> Environment<'static> {
     });
     env.add_filter("url_start", |v: Value| -> String {
         let s = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-        safe_url_start(&s)
+        url::safe_url_start(&s)
     });
     let wrapped = WrapCache::default();
     env.add_filter("wrap", move |s: String, first: String, rest: String| -> String {
@@ -318,27 +368,6 @@ fn mentions(expr: &str, name: &str) -> bool {
         let after = expr[at + name.len()..].chars().next().is_none_or(|c| !ident(c));
         before && after
     })
-}
-
-/// A merge value that is a whole link target: kept as it is unless its scheme could run code
-/// or smuggle content (`javascript:`, `vbscript:`, `data:`, anything but web, mail and phone
-/// links), which becomes `#`. Browsers ignore leading spaces and controls and the tabs and line
-/// breaks inside a scheme, so the check does too.
-pub fn safe_url_start(value: &str) -> String {
-    let squeezed: String = value
-        .chars()
-        .filter(|c| !c.is_whitespace() && !c.is_control())
-        .take(32)
-        .collect::<String>()
-        .to_ascii_lowercase();
-    let scheme = squeezed
-        .split_once(':')
-        .map(|(s, _)| s)
-        .filter(|s| !s.contains(['/', '?', '#']));
-    match scheme {
-        Some("http" | "https" | "mailto" | "tel") | None => value.to_owned(),
-        Some(_) => "#".to_owned(),
-    }
 }
 
 /// Removes what must never reach a header: CR, LF, NUL and the other control and
@@ -468,27 +497,212 @@ mod tests {
         assert_eq!(cache.0.lock().unwrap().len(), WRAP_CACHE_ENTRIES);
     }
 
+    fn compile(src: &str, config: &Config) -> (Option<Compiled>, String) {
+        let n = Newsletter::parse(src, std::path::Path::new("n.md")).unwrap();
+        let mut d = Diagnostics::default();
+        let fields = ["first_name".to_owned(), "link".to_owned()];
+        let c = Compiled::compile(&n, config, Some(&fields), None, &mut d);
+        (c, d.to_string())
+    }
+
+    fn member(first_name: &str, link: &str) -> Recipient {
+        let columns = Arc::new(Columns {
+            path: "m.csv".into(),
+            names: vec!["email".into(), "first_name".into(), "link".into()],
+            email: 0,
+        });
+        Recipient {
+            email: crate::email::Email::parse("a@example.org").unwrap(),
+            columns,
+            line: 2,
+            row: 1,
+            values: vec!["a@example.org".into(), first_name.into(), link.into()],
+        }
+    }
+
+    /// Compiles and personalises on a thread with a 1 MB stack (a quarter of what a spawned
+    /// thread gets, an eighth of the main thread's): a nesting depth that reached any recursive
+    /// parser or serialiser unbounded would overflow it.
+    fn render_on_small_stack(src: String) -> (Option<Rendered>, String) {
+        std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || {
+                let (c, diags) = compile(&src, &Config::default());
+                (
+                    c.map(|c| c.personalise(&member("Ana", "https://e.org")).unwrap()),
+                    diags,
+                )
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
     #[test]
-    fn a_link_target_from_a_merge_field_cannot_run_code() {
-        for bad in [
-            "javascript:alert(1)",
-            " JavaScript:alert(1)",
-            "java\tscript:alert(1)",
-            "\u{1}javascript:x",
-            "data:text/html,<script>",
-            "vbscript:x",
+    fn a_hundred_thousand_quote_levels_render_flattened_on_a_small_stack() {
+        let src = format!("---\nsubject: s\n---\n{} deep\n", ">".repeat(100_000));
+        let (rendered, diags) = render_on_small_stack(src);
+        let rendered = rendered.expect(&diags);
+        assert!(
+            diags.contains("n.md:4: quotes, lists or emphasis nested more than 32"),
+            "{diags}"
+        );
+        assert_eq!(rendered.html.matches("<blockquote").count(), markdown::MAX_DEPTH);
+        assert!(rendered.html.contains("deep") && rendered.text.contains("deep"));
+    }
+
+    #[test]
+    fn five_thousand_nested_list_items_and_emphasis_render_flattened_on_a_small_stack() {
+        let items: String = (0..5000).map(|i| format!("{}- item{i}\n", "  ".repeat(i))).collect();
+        let emphasis = format!("{}x{}", "*".repeat(20_000), "*".repeat(20_000));
+        for (body, kept) in [
+            (items, "item4999"),
+            ("- ".repeat(5000) + "x\n", "x"),
+            ("1. ".repeat(5000) + "x\n", "x"),
+            (emphasis, "x"),
         ] {
-            assert_eq!(safe_url_start(bad), "#", "{bad:?}");
+            let (rendered, diags) = render_on_small_stack(format!("---\nsubject: s\n---\n{body}"));
+            let rendered = rendered.expect(&diags);
+            assert!(diags.contains("nested more than 32"), "{diags}");
+            assert!(rendered.text.contains(kept), "{}", rendered.text);
+            assert!(rendered.text.lines().all(|l| l.len() < 998));
         }
-        for good in [
-            "https://example.org/a:b",
-            "mailto:a@example.org",
-            "/relative:path",
-            "page?x=a:b",
-            "",
+    }
+
+    #[test]
+    fn deeply_nested_authored_html_is_an_error_naming_its_line() {
+        let mut config = Config::default();
+        config.allow_raw_html = true;
+        let src = format!("---\nsubject: s\n---\nHi\n\n{}x\n", "<div>".repeat(100_000));
+        let (c, diags) = compile(&src, &config);
+        assert!(c.is_none());
+        assert!(
+            diags.contains("n.md:6: the HTML here nests elements more than 256 deep"),
+            "{diags}"
+        );
+        let ok = format!("---\nsubject: s\n---\n{}\n", "<p>x".repeat(1000));
+        assert!(compile(&ok, &config).0.is_some());
+    }
+
+    #[test]
+    fn javascript_links_and_images_never_reach_either_part() {
+        let src = "---\nsubject: s\n---\n[click](javascript:alert(1)) [b](<JaVaScRiPt:x>) [c](&#106;avascript:x)\n\n\
+                   ![pic](data:image/png;base64,AAAA \"10x10\") [v](vbscript:msgbox)\n\n\
+                   [Give](file:///etc/passwd \"button\")\n";
+        let n = Newsletter::parse(src, std::path::Path::new("n.md")).unwrap();
+        let mut d = Diagnostics::default();
+        assert!(Compiled::compile(&n, &Config::default(), None, None, &mut d).is_none());
+        let all = d.to_string();
+        for (line, scheme) in [(4, "javascript"), (6, "data"), (6, "vbscript"), (8, "file")] {
+            assert!(
+                all.contains(&format!("error: n.md:{line}: ")) && all.contains(&format!("`{scheme}:` scheme")),
+                "{all}"
+            );
+        }
+        assert_eq!(all.matches("`javascript:` scheme").count(), 3, "{all}");
+        // What would be rendered: the blocks carry no trace of the targets, the text stays.
+        let mut tags = tags::Tags::default();
+        let body = tags.protect(&n.body, n.body_line).unwrap();
+        let blocks = markdown::parse(&body, n.body_line, "n.md", &tags, &mut Diagnostics::default()).blocks;
+        let html = html::fragment(&blocks, false, "#000");
+        let (text, links) = text::render(&blocks, &tags);
+        for part in [&html, &text] {
+            let lower = part.to_ascii_lowercase();
+            assert!(
+                !lower.contains("script:") && !lower.contains("data:") && !lower.contains("file:"),
+                "{part}"
+            );
+            assert!(
+                part.contains("click") && part.contains("pic") && part.contains("Give"),
+                "{part}"
+            );
+        }
+        assert!(
+            links.is_empty() && !html.contains("href") && !html.contains("<img"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn a_link_without_a_scheme_is_an_error_with_the_fix() {
+        let src = "---\nsubject: s\n---\n[a](example.org/x)\n[b](www.example.org)\n[c](name@example.org)\n\
+                   [d](#section) [e](/about)\n";
+        let (c, all) = compile(src, &Config::default());
+        assert!(c.is_none());
+        for want in [
+            "error: n.md:4: link `example.org/x` has no scheme, so mail clients cannot open it: write https://example.org/x",
+            "error: n.md:5: link `www.example.org` has no scheme, so mail clients cannot open it: write https://www.example.org",
+            "error: n.md:6: link `name@example.org` has no scheme, so mail clients cannot open it: write mailto:name@example.org",
+            "warning: n.md:7: link `#section` jumps within the message",
+            "warning: n.md:7: link `/about` is a relative address",
         ] {
-            assert_eq!(safe_url_start(good), good);
+            assert!(all.contains(want), "{want}\n{all}");
         }
+        let ok = "---\nsubject: s\n---\n[a](https://e.org) [b](mailto:x@e.org) [c](tel:+1555) <x@e.org> [d]({{ link }}) [e](https://e.org/?n={{ first_name }})\n";
+        let (c, all) = compile(ok, &Config::default());
+        assert!(!all.contains("error"), "{all}");
+        let html = c
+            .unwrap()
+            .personalise(&member("Ana", " JaVaScRiPt:alert(1)"))
+            .unwrap()
+            .html;
+        assert!(
+            html.contains("href=\"#\"") && !html.to_ascii_lowercase().contains("javascript"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn authored_html_links_follow_the_same_policy() {
+        let mut config = Config::default();
+        config.allow_raw_html = true;
+        let src = "---\nsubject: s\n---\n<a href=\"ftp://e.org\">f</a> <a href=\"{{ link }}\">l</a> <img src=\"data:x\" alt=\"d\">\n";
+        let c = compile(src, &config).0.unwrap();
+        let html = c.personalise(&member("Ana", "vbscript:x")).unwrap().html;
+        let lower = html.to_ascii_lowercase();
+        assert!(
+            !lower.contains("ftp:") && !lower.contains("vbscript") && !lower.contains("data:"),
+            "{html}"
+        );
+        let html = c.personalise(&member("Ana", "https://e.org/ok")).unwrap().html;
+        assert!(html.contains("href=\"https:&#x2f;&#x2f;e.org&#x2f;ok\""), "{html}");
+    }
+
+    #[test]
+    fn an_unknown_filter_in_the_body_names_the_newsletter_line() {
+        let body = "Dear reader,\n\n".repeat(4);
+        let src = format!("---\nsubject: s\n---\n{body}[x](https://e.org/?n={{{{ first_name | nope }}}})\n");
+        let c = compile(&src, &Config::default()).0.unwrap();
+        let e = c.personalise(&member("Ana", "")).unwrap_err().message;
+        assert!(e.starts_with("n.md:12: unknown filter"), "{e}");
+        let src = format!("---\nsubject: s\n---\n{body}\n\n{{{{ first_name | bogus }}}} and {{{{ link }}}}\n");
+        let e = compile(&src, &Config::default())
+            .0
+            .unwrap()
+            .personalise(&member("Ana", ""))
+            .unwrap_err()
+            .message;
+        assert!(e.starts_with("n.md:14: unknown filter"), "{e}");
+        assert!(!e.contains("body.") && !e.contains("subject:"), "{e}");
+    }
+
+    #[test]
+    fn errors_in_the_subject_name_its_line() {
+        let (c, diags) = compile("---\nsubject: \"Hi {{ first_name | }}\"\n---\nx\n", &Config::default());
+        assert!(c.is_none());
+        assert!(diags.starts_with("error: n.md:2: merge field syntax"), "{diags}");
+        let src = "---\nid: x\nsubject: \"Hi {{ first_name | nosuch }}\"\npreheader: p\n---\nx\n";
+        let c = compile(src, &Config::default()).0.unwrap();
+        let e = c.personalise(&member("Ana", "")).unwrap_err().message;
+        assert_eq!(e, "n.md:3: unknown filter: filter nosuch is unknown");
+        let src = "---\nsubject: s\npreheader: \"{{ first_name | upper(1, 2) }}\"\n---\nx\n";
+        let e = compile(src, &Config::default())
+            .0
+            .unwrap()
+            .personalise(&member("Ana", ""))
+            .unwrap_err()
+            .message;
+        assert!(e.starts_with("n.md:3: "), "{e}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ const SUFFIXES: [char; 6] = [TEXT, URL, URL_START, OPEN, CLOSE, STMT];
 
 /// One piece of the scanned text: what was looked for, or the text between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Piece<'a> {
+pub(super) struct Piece<'a> {
     /// Byte offset of the piece in the scanned text.
     pub at: usize,
     pub src: &'a str,
@@ -19,7 +19,7 @@ pub struct Piece<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum What {
+pub(super) enum What {
     /// Text between the things looked for.
     Text,
     /// `{{`, `{%` or `{#` on its own (`Scan::openers`).
@@ -34,7 +34,7 @@ pub enum What {
 
 /// What a token says: which tag (None when the digits overflow) and how it is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Token {
+pub(super) struct Token {
     pub index: Option<usize>,
     pub suffix: char,
 }
@@ -49,7 +49,7 @@ enum Target {
 /// Splits text into `Piece`s, in order, with nothing left out: the pieces' `src` joined give
 /// the text back.
 #[derive(Debug, Clone)]
-pub struct Scan<'a> {
+pub(super) struct Scan<'a> {
     text: &'a str,
     at: usize,
     target: Target,
@@ -60,17 +60,17 @@ pub struct Scan<'a> {
 impl<'a> Scan<'a> {
     /// Finds tags in newsletter source. A closing mark inside a quoted string does not end a
     /// `{{ }}` or `{% %}` tag; a tag that never closes ends the scan.
-    pub fn tags(text: &'a str) -> Self {
+    pub(super) fn tags(text: &'a str) -> Self {
         Scan::new(text, Target::Tags)
     }
 
     /// Finds every `{{`, `{%` and `{#`, closed or not.
-    pub fn openers(text: &'a str) -> Self {
+    pub(super) fn openers(text: &'a str) -> Self {
         Scan::new(text, Target::Openers)
     }
 
     /// Finds tokens in text `Tags::protect` has made.
-    pub fn tokens(text: &'a str) -> Self {
+    pub(super) fn tokens(text: &'a str) -> Self {
         Scan::new(text, Target::Tokens)
     }
 

@@ -108,12 +108,23 @@ impl Tags {
 
     /// Puts the tags back into rendered output (which `neutralise` has already made safe).
     pub fn restore(&self, rendered: &str) -> String {
+        self.restore_mapped(rendered).0
+    }
+
+    /// `restore`, and where each tag landed in the output with its line in the newsletter, so
+    /// an error minijinja reports in a template can name the line the author wrote.
+    pub fn restore_mapped(&self, rendered: &str) -> (String, Vec<(std::ops::Range<usize>, usize)>) {
         let mut out = String::with_capacity(rendered.len() + 64);
+        let mut spans = Vec::new();
         for piece in Scan::tokens(rendered) {
             let What::Token(t) = piece.what else {
                 out.push_str(piece.src);
                 continue;
             };
+            let start = out.len();
+            if let Some(tag) = self.tag(t) {
+                spans.push((start..start, tag.line));
+            }
             match (self.tag(t), t.suffix) {
                 (Some(tag), URL) if tag.kind == Kind::Expr => {
                     out.push_str("{{ (");
@@ -128,8 +139,11 @@ impl Tags {
                 (Some(tag), _) => out.push_str(&tag.src),
                 (None, _) => out.push_str(piece.src),
             }
+            if let Some((range, _)) = spans.last_mut().filter(|(r, _)| r.start == start) {
+                range.end = out.len();
+            }
         }
-        out
+        (out, spans)
     }
 
     /// In a URL, every token but one at the very start is marked for percent-encoding: a

@@ -127,7 +127,7 @@ impl<C: Clock> Delivery<'_, C> {
                 let recorder = recorder.clone();
                 let (shared, first) = (&shared, &first);
                 scope.spawn(move || {
-                    let session = first.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    let session = first.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
                     let mut w = Worker::new(session, recorder);
                     self.worker(shared, &mut w);
                 });
@@ -136,16 +136,26 @@ impl<C: Clock> Delivery<'_, C> {
         if let Err(e) = recorder.flush() {
             self.halt(&shared, Stop::Journal(e));
         }
-        let mut summary = shared.summary.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut summary = shared
+            .summary
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let started = shared.started.load(Ordering::SeqCst).min(total);
         summary.pending += total - started;
-        summary.pending += shared.later.into_inner().unwrap_or_else(|e| e.into_inner()).len();
-        summary.stopped = shared.stop.into_inner().unwrap_or_else(|e| e.into_inner());
+        summary.pending += shared
+            .later
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        summary.stopped = shared
+            .stop
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         summary
     }
 
     fn halt<I>(&self, shared: &Shared<I>, why: Stop) {
-        let mut stop = shared.stop.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stop = shared.stop.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if stop.is_none() {
             *stop = Some(why);
         }

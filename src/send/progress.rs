@@ -71,7 +71,7 @@ impl Progress {
                 bar.set_message(format!("{failed} failed"));
             }
         } else if self.plain {
-            let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self.last_line.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if last.elapsed() >= PLAIN_EVERY || done == self.total {
                 *last = Instant::now();
                 eprintln!("{}", self.line(done, failed));

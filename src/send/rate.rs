@@ -215,7 +215,12 @@ impl<C: Clock> Limits<C> {
 
     /// No rate is set: hand-offs never wait.
     pub fn unlimited(&self) -> bool {
-        self.short.is_empty() && self.long.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+        self.short.is_empty()
+            && self
+                .long
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_empty()
     }
 
     /// Blocks until every short window allows one more message, then checks and reserves the
@@ -232,7 +237,7 @@ impl<C: Clock> Limits<C> {
                 }
             }
             let now = self.clock.unix_ms();
-            let mut long = self.long.lock().unwrap_or_else(|e| e.into_inner());
+            let mut long = self.long.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let full = long.iter_mut().any(|(rate, stamps)| {
                 prune(stamps, now, rate);
                 stamps.len() >= rate.count as usize
@@ -251,7 +256,7 @@ impl<C: Clock> Limits<C> {
     fn long_wait(&self) -> Option<Permit> {
         let now = self.clock.unix_ms();
         let resume = {
-            let mut long = self.long.lock().unwrap_or_else(|e| e.into_inner());
+            let mut long = self.long.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             long.iter_mut()
                 .filter_map(|(rate, stamps)| {
                     prune(stamps, now, rate);
@@ -306,7 +311,7 @@ mod tests {
         let times = (0..n)
             .map(|_| match limits.acquire() {
                 Permit::Go(t) => t,
-                other => panic!("{other:?}"),
+                other @ Permit::Spent { .. } => panic!("{other:?}"),
             })
             .collect();
         (times, clock)
@@ -367,7 +372,7 @@ mod tests {
                 assert_eq!(rate, day);
                 assert_eq!(resume_at, history[0] + 86_400_000);
             }
-            other => panic!("{other:?}"),
+            other @ Permit::Go(_) => panic!("{other:?}"),
         }
     }
 

@@ -99,7 +99,7 @@ impl<'j> Recorder<'j> {
 
 impl Inner<'_> {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn wait_for(&self, number: u64) -> Result<(), String> {
@@ -112,7 +112,10 @@ impl Inner<'_> {
                 return Err(e.clone());
             }
             if state.committing {
-                state = self.committed.wait(state).unwrap_or_else(|e| e.into_inner());
+                state = self
+                    .committed
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 continue;
             }
             state.committing = true;
@@ -122,7 +125,7 @@ impl Inner<'_> {
             let result = self
                 .journal
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .apply(self.campaign, &changes)
                 .map_err(|e| format!("{e:#}"));
             state = self.state();

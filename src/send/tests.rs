@@ -3,6 +3,7 @@
 //! backoffs and rate pacing take no time and are measured on the clock the loop was given.
 
 #[path = "../../tests/support/smtp_server.rs"]
+#[allow(unreachable_pub, reason = "the integration tests' server, used here as it is")]
 mod smtp_server;
 
 use std::path::{Path, PathBuf};

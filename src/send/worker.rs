@@ -64,7 +64,7 @@ enum Hand<'j> {
 }
 
 impl<'j> Worker<'j> {
-    pub fn new(session: Option<Session>, recorder: Recorder<'j>) -> Worker<'j> {
+    pub(super) fn new(session: Option<Session>, recorder: Recorder<'j>) -> Worker<'j> {
         Worker {
             session,
             recorder,
@@ -160,8 +160,18 @@ impl<C: Clock> Delivery<'_, C> {
             let (r, attempt) = match w.retry.pop_front() {
                 Some(again) => again,
                 None => {
-                    let next = shared.queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-                    let later = || shared.later.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                    let next = shared
+                        .queue
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .next();
+                    let later = || {
+                        shared
+                            .later
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .pop_front()
+                    };
                     match next {
                         None => match later() {
                             Some(again) => again,
@@ -439,7 +449,7 @@ impl<C: Clock> Delivery<'_, C> {
                     return Step::Again(r, reply);
                 }
                 // Back of the line (this attempt counted): the others go first.
-                let mut later = shared.later.lock().unwrap_or_else(|e| e.into_inner());
+                let mut later = shared.later.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 later.push_back((r, attempt + 1));
                 Step::Later
             }
@@ -482,7 +492,10 @@ impl<C: Clock> Delivery<'_, C> {
     /// the same words, returns the earlier ones' addresses: the refusal is about the sender or
     /// the message, and they are not to blame.
     fn refused_alike<I>(&self, shared: &Shared<I>, refused: Option<(&Recipient, &str)>) -> Option<Vec<String>> {
-        let mut run = shared.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        let mut run = shared
+            .refusals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some((r, reply)) = refused.filter(|(_, reply)| !crate::reply::is_address_failure(reply)) else {
             run.clear();
             return None;
@@ -524,7 +537,7 @@ impl<C: Clock> Delivery<'_, C> {
         changes.push(self.finish_change(r, Status::Pending, reply.to_owned()));
         let status = match w.recorder.record(changes) {
             Ok(()) => {
-                let mut summary = shared.summary.lock().unwrap_or_else(|e| e.into_inner());
+                let mut summary = shared.summary.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 summary.failed -= earlier.len().min(summary.failed);
                 summary.pending += earlier.len();
                 Status::Pending
@@ -553,7 +566,7 @@ impl<C: Clock> Delivery<'_, C> {
 
     /// Counts a member's final status for this run.
     fn settle<I>(&self, shared: &Shared<I>, status: Status) {
-        let mut summary = shared.summary.lock().unwrap_or_else(|e| e.into_inner());
+        let mut summary = shared.summary.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match status {
             Status::Sent => summary.sent += 1,
             Status::Failed => summary.failed += 1,

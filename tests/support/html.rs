@@ -136,6 +136,18 @@ pub fn unsafe_markup(html: &str) -> Option<String> {
     None
 }
 
+/// `s` with its character references decoded, as a browser reads an attribute value.
+pub fn unescape(s: &str) -> String {
+    let fragment = scraper::Html::parse_fragment(&format!("<a title=\"{}\"></a>", s.replace('"', "&quot;")));
+    let a = scraper::Selector::parse("a").expect("a selector");
+    fragment
+        .select(&a)
+        .next()
+        .and_then(|e| e.value().attr("title"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Every `href` value, decoded.
 pub fn hrefs(html: &str) -> Vec<String> {
     tags(html)
