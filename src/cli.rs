@@ -49,6 +49,16 @@ pub enum Command {
     Send(SendArgs),
     /// Summarise a campaign's journal: who got it, who failed, who is pending
     Report(ReportArgs),
+    /// List the campaigns in the journal: id, subject, when it started, sent/failed/pending
+    Campaigns {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+        /// Journal file; repeat to merge several (one per shard) [default: .bulletin/journal.db
+        /// and any .bulletin/journal-shard-*.db]
+        #[arg(long, value_name = "FILE", env = "BULLETIN_JOURNAL")]
+        journal: Vec<PathBuf>,
+    },
     /// Add addresses to the main suppression file: they are never mailed again
     Suppress {
         /// Addresses to suppress
@@ -185,7 +195,9 @@ pub struct SendArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The newsletter whose campaign to report
+    /// The newsletter whose campaign to report, or the campaign's id (`bulletin campaigns`
+    /// lists them)
+    #[arg(value_name = "NEWSLETTER|CAMPAIGN")]
     pub newsletter: PathBuf,
     /// Print JSON
     #[arg(long)]

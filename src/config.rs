@@ -24,6 +24,9 @@ pub struct Config {
     /// Feedback-ID header (Gmail's feedback loop), e.g. `newsletter:hvmrn`; the campaign id is
     /// put in front. Never personal data.
     pub feedback_id: Option<String>,
+    /// Put before the subject of a `send --test`, so staff can tell a test from the real
+    /// one (default `"[Test] "`; `""` for none).
+    pub test_subject_prefix: Option<String>,
     /// Suppression files: their addresses are never mailed.
     #[serde(default)]
     pub suppress: Vec<PathBuf>,

@@ -57,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Preview(args) => cmd::preview::run(config, &args),
         Command::Send(args) => cmd::send::run(config, &args, cli.quiet),
         Command::Report(args) => cmd::report::run(config, &args),
+        Command::Campaigns { json, journal } => cmd::campaigns::run(&journal, json),
         Command::Suppress { addresses } => cmd::suppress::run(config, &addresses),
         Command::Dkim { command } => cmd::dkim::run(&command),
         Command::UnsubscribeToken { command } => cmd::token::run(config, &command),

@@ -173,3 +173,92 @@ fn a_short_csv_row_is_a_missing_value_and_a_long_one_an_unquoted_delimiter() {
         "long.csv:2: this row has 3 fields but the header has 2: a value containing `,` must be in double quotes",
     );
 }
+
+#[test]
+fn open_without_a_browser_writes_the_files_says_where_and_exits_0() {
+    let p = Project::new().file("n.md", NEWSLETTER).file("m.csv", members(1));
+    p.run(&["preview", "n.md", "--list", "m.csv", "--out", "pv", "--open"])
+        .success()
+        .stdout_has("pv/email.html")
+        .stderr_has("no browser to open it here: open pv/email.html yourself");
+    assert!(p.join("pv/email.html").is_file());
+}
+
+#[test]
+fn preview_without_a_list_uses_one_invented_member() {
+    let p = Project::new().file("n.md", NEWSLETTER);
+    p.run(&["preview", "n.md", "--out", "pv"])
+        .success()
+        .stderr_has("preview for an invented member")
+        .stderr_has("add --list lists/test.csv");
+    assert!(
+        p.read("pv/email.txt").contains("Dear Sam,"),
+        "{}",
+        p.read("pv/email.txt")
+    );
+}
+
+#[test]
+fn a_test_send_is_marked_and_the_plan_report_and_campaigns_show_the_subject_a_member_sees() {
+    let smtp = TestSmtp::start();
+    let p = sending(&smtp.url(), NEWSLETTER, members(2), "");
+    p.run(&["send", "n.md", "--list", "m.csv", "--test", "--yes"])
+        .success()
+        .stderr_has("subject:    [Test] News for you");
+    let subjects: Vec<String> = smtp
+        .messages()
+        .iter()
+        .map(|m| {
+            let parsed = mail_parser::MessageParser::default().parse(&m.data).expect("parses");
+            parsed.subject().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert!(
+        subjects.iter().all(|s| s.starts_with("[Test] News for Member")),
+        "{subjects:?}"
+    );
+    p.run(&["send", "n.md", "--list", "m.csv", "--yes"])
+        .success()
+        .stderr_has("subject:    News for you")
+        .stderr_lacks("{{");
+    assert_eq!(smtp.messages().len(), 4);
+    assert!(
+        smtp.messages()[2..]
+            .iter()
+            .all(|m| !String::from_utf8_lossy(&m.data).contains("[Test]")),
+        "the real send has no prefix"
+    );
+    p.run(&["report", "news-1"])
+        .success()
+        .stdout_has("campaign news-1 — News for you")
+        .stdout_lacks("{{");
+    let out = p.run(&["campaigns"]);
+    out.success().stdout_has("news-1").stdout_has("News for you");
+    let json = p.run(&["campaigns", "--json"]);
+    json.success();
+    let rows: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let real = rows
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|r| r["id"] == "news-1")
+        .expect("news-1 listed");
+    assert_eq!(
+        (real["sent"].as_u64(), real["failed"].as_u64(), real["pending"].as_u64()),
+        (Some(2), Some(0), Some(0))
+    );
+    assert_eq!(real["subject"], "News for you");
+    assert!(rows.as_array().unwrap().iter().any(|r| r["test"] == true));
+}
+
+#[test]
+fn the_test_prefix_is_configurable() {
+    let smtp = TestSmtp::start();
+    let p = sending(&smtp.url(), NEWSLETTER, members(1), "");
+    let config = format!("test_subject_prefix = \"TEST: \"\n{}", p.read("bulletin.toml"));
+    let p = p.file("bulletin.toml", config);
+    p.run(&["send", "n.md", "--list", "m.csv", "--test", "--yes"]).success();
+    let m = &smtp.messages()[0];
+    let parsed = mail_parser::MessageParser::default().parse(&m.data).expect("parses");
+    assert_eq!(parsed.subject(), Some("TEST: News for Member1"));
+}

@@ -1,5 +1,6 @@
 //! One file per subcommand, plus the loading every command shares.
 
+pub(crate) mod campaigns;
 pub(crate) mod check;
 pub(crate) mod dkim;
 pub(crate) mod init;
@@ -81,4 +82,27 @@ pub(crate) fn about_journal(e: anyhow::Error, path: &Path) -> anyhow::Error {
     } else {
         e.context(format!("cannot use the journal {}", path.display()))
     }
+}
+
+/// The subject as a member sees it, for the plan, the journal and the report: rendered with
+/// every field empty, so `default(...)` shows (no one member's name in a report), else as the
+/// first member gets it, else as written when the lists have no member.
+pub(crate) fn subject_as_seen(compiled: &Compiled, sources: &Sources, written: &str) -> String {
+    let first = sources.stream().find_map(|item| match item {
+        Ok(crate::list::Item::Member(r)) => Some(r),
+        _ => None,
+    });
+    let Some(first) = first else {
+        return written.to_owned();
+    };
+    let mut blank = first.clone();
+    for (i, v) in blank.values.iter_mut().enumerate() {
+        if i != blank.columns.email {
+            *v = "".into();
+        }
+    }
+    compiled
+        .personalise(&blank)
+        .or_else(|_| compiled.personalise(&first))
+        .map_or_else(|_| written.to_owned(), |r| r.subject)
 }

@@ -82,9 +82,12 @@ impl Loaded {
         } = Project::load(config, &args.newsletter, &args.lists.lists)?;
         let settings = Settings::resolve(&config, &args.relay, &mut diags);
         let diags = diags.into_result()?;
-        let (Some(compiled), Some(letterhead)) = (compiled, letterhead) else {
+        let (Some(compiled), Some(mut letterhead)) = (compiled, letterhead) else {
             bail!("the newsletter did not compile; run `bulletin check` for details");
         };
+        if args.test {
+            letterhead.subject_prefix = config.test_subject_prefix.clone().unwrap_or_else(|| "[Test] ".into());
+        }
         if !quiet {
             for d in &diags.items {
                 eprintln!("{d}");
@@ -229,7 +232,15 @@ impl Plan {
         }
         let campaign = Campaign {
             id,
-            subject: loaded.newsletter.front.subject.clone().unwrap_or_default(),
+            subject: format!(
+                "{}{}",
+                loaded.letterhead.subject_prefix,
+                super::subject_as_seen(
+                    &loaded.compiled,
+                    &loaded.sources,
+                    loaded.newsletter.front.subject.as_deref().unwrap_or_default()
+                )
+            ),
             fingerprint: loaded.newsletter.fingerprint.clone(),
             newsletter: loaded.newsletter.path.display().to_string(),
             started: previous.map_or_else(|| clock.unix_ms(), |c| c.started),
@@ -507,7 +518,7 @@ fn resume_command(argv: impl Iterator<Item = String>) -> String {
 }
 
 /// `HH:MM` local time (UTC when the offset is unknown) for a Unix-ms instant.
-fn local_time(unix_ms: i64) -> String {
+pub(crate) fn local_time(unix_ms: i64) -> String {
     let utc = time::OffsetDateTime::from_unix_timestamp(unix_ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let t = time::UtcOffset::current_local_offset()
         .map(|o| utc.to_offset(o))

@@ -33,6 +33,8 @@ pub struct Letterhead {
     pub unsubscribe: Option<Arc<Unsubscribe>>,
     /// `Feedback-ID` value: campaign and the configured identifier.
     pub feedback_id: Option<String>,
+    /// Put before every subject: `[Test] ` on a `send --test`, so staff tell it apart.
+    pub subject_prefix: String,
     /// The DKIM signer, when `[dkim]` is configured.
     dkim: Option<Signer>,
     /// Random per run, so Message-IDs never repeat across runs or machines.
@@ -111,6 +113,7 @@ impl Letterhead {
             unsubscribe,
             feedback_id,
             dkim,
+            subject_prefix: String::new(),
             nonce: format!("{:016x}", fastrand::u64(..)),
             counter: AtomicU64::new(0),
         })
@@ -136,7 +139,10 @@ impl Letterhead {
             .envelope(envelope)
             .raw_header(headers::mailbox::<header::From>(&self.from))
             .raw_header(headers::mailbox::<header::To>(&to))
-            .raw_header(headers::unstructured("Subject", &content.subject))
+            .raw_header(headers::unstructured(
+                "Subject",
+                &format!("{}{}", self.subject_prefix, content.subject),
+            ))
             .message_id(Some(message_id))
             .date_now();
         if let Some(r) = &self.reply_to {
