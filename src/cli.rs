@@ -11,9 +11,9 @@ use crate::shard::Shard;
 /// Compose a Markdown newsletter, merge it with subscriber lists, and send it through
 /// rate-limited SMTP — previewed, resumable, and never twice to the same member.
 #[derive(Debug, Parser)]
-#[command(name = "bulletin", version, max_term_width = 100)]
+#[command(name = "bulletin", version = env!("BULLETIN_VERSION"), max_term_width = 100)]
 pub struct Cli {
-    /// Settings file [default: ./bulletin.toml]
+    /// Settings file [default: the nearest bulletin.toml in this folder or above]
     #[arg(long, global = true, env = "BULLETIN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -59,6 +59,14 @@ pub enum Command {
         #[arg(long, value_name = "FILE", env = "BULLETIN_JOURNAL")]
         journal: Vec<PathBuf>,
     },
+    /// Print a shell completion script: bash, zsh, fish, powershell or elvish (see the README's
+    /// Install section for where it goes)
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `bulletin man > ~/.local/share/man/man1/bulletin.1`
+    Man,
     /// Add addresses to the main suppression file: they are never mailed again
     Suppress {
         /// Addresses to suppress

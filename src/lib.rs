@@ -58,6 +58,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send(args) => cmd::send::run(config, &args, cli.quiet),
         Command::Report(args) => cmd::report::run(config, &args),
         Command::Campaigns { json, journal } => cmd::campaigns::run(&journal, json),
+        Command::Completions { shell } => cmd::install::completions(shell),
+        Command::Man => cmd::install::man(),
         Command::Suppress { addresses } => cmd::suppress::run(config, &addresses),
         Command::Dkim { command } => cmd::dkim::run(&command),
         Command::UnsubscribeToken { command } => cmd::token::run(config, &command),

@@ -262,3 +262,32 @@ fn the_test_prefix_is_configurable() {
     let parsed = mail_parser::MessageParser::default().parse(&m.data).expect("parses");
     assert_eq!(parsed.subject(), Some("TEST: News for Member1"));
 }
+
+#[test]
+fn completions_for_every_shell_a_man_page_and_the_commit_in_the_version() {
+    let p = Project::empty();
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = p.run(&["completions", shell]);
+        out.success().stdout_has("campaigns").stdout_has("preview");
+    }
+    let bash = p.run(&["completions", "bash"]);
+    let script = p.path().join("bulletin.bash");
+    std::fs::write(&script, &bash.stdout).unwrap();
+    let syntax = std::process::Command::new("bash").arg("-n").arg(&script).status();
+    if let Ok(status) = syntax {
+        assert!(status.success(), "bash -n on the completion script");
+    }
+    p.run(&["man"])
+        .success()
+        .stdout_has(".TH bulletin 1")
+        .stdout_has("BULLETIN SEND")
+        .stdout_has("dry\\-run");
+    let version = p.run(&["--version"]);
+    version
+        .success()
+        .stdout_has(concat!("bulletin ", env!("CARGO_PKG_VERSION")));
+    // In a git checkout the short commit follows in parentheses.
+    if std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".git").exists() {
+        assert!(version.stdout.trim_end().ends_with(')'), "{}", version.stdout);
+    }
+}

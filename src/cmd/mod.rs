@@ -4,6 +4,7 @@ pub(crate) mod campaigns;
 pub(crate) mod check;
 pub(crate) mod dkim;
 pub(crate) mod init;
+pub(crate) mod install;
 pub(crate) mod preview;
 pub(crate) mod report;
 pub(crate) mod send;
