@@ -27,12 +27,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create bulletin.toml, newsletters/ and lists/ with a working example
-    Init {
-        /// Directory to create the project in
-        #[arg(default_value = ".")]
-        dir: PathBuf,
-    },
+    /// Start your newsletter: asks for your organisation, sender, postal address and relay
+    /// (or takes them from the flags), then writes bulletin.toml, a first issue and a test list.
+    /// Without a terminal and without flags, writes the bundled example project
+    Init(InitArgs),
     /// Find every problem in a newsletter and its lists before anything is sent
     Check {
         /// The newsletter (Markdown with front matter)
@@ -83,6 +81,26 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to create the project in
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Your organisation's name, shown in every footer
+    #[arg(long, value_name = "NAME")]
+    pub org: Option<String>,
+    /// The sender, `Name <news@your-domain.org>`
+    #[arg(long, value_name = "SENDER")]
+    pub from: Option<String>,
+    /// Your postal address (anti-spam law wants one in every message)
+    #[arg(long, value_name = "POSTAL ADDRESS")]
+    pub address: Option<String>,
+    /// Your relay: a URL (smtps://user@host:465, smtp://user@host:587) or one of google,
+    /// microsoft, ses, mailgun, postmark, postfix
+    #[arg(long, value_name = "URL|RELAY")]
+    pub smtp: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

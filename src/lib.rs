@@ -20,6 +20,7 @@ pub(crate) mod deliverability;
 pub mod diagnostic;
 pub mod dkim;
 pub mod email;
+mod init;
 pub(crate) mod journal;
 pub mod list;
 pub mod message;
@@ -48,7 +49,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config.as_deref();
     match cli.command {
-        Command::Init { dir } => cmd::init::run(&dir),
+        Command::Init(args) if init::questions::wanted(&args) => init::questions::run(&args),
+        Command::Init(args) => cmd::init::run(&args.dir),
         Command::Check {
             newsletter,
             lists,

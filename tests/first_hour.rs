@@ -291,3 +291,106 @@ fn completions_for_every_shell_a_man_page_and_the_commit_in_the_version() {
         assert!(version.stdout.trim_end().ends_with(')'), "{}", version.stdout);
     }
 }
+
+#[test]
+fn init_with_flags_and_no_terminal_asks_nothing_and_starts_a_project_that_checks() {
+    let p = Project::empty();
+    p.run(&[
+        "init",
+        "ours",
+        "--org",
+        "Riverside Tenants",
+        "--from",
+        "Riverside News <news@riverside.example>",
+        "--address",
+        "12 Mill Lane, Riverside",
+        "--smtp",
+        "google",
+    ])
+    .success()
+    .stdout_has("created ours/bulletin.toml")
+    .stdout_has("created ours/newsletters/first-issue.md")
+    .stdout_has("created ours/lists/test.csv")
+    .stderr_lacks("Organisation name");
+    let toml = p.read("ours/bulletin.toml");
+    for want in [
+        "from = \"Riverside News <news@riverside.example>\"",
+        "name = \"Riverside Tenants\"",
+        "postal_address = \"12 Mill Lane, Riverside\"",
+        "url = \"smtps://news%40riverside.example@smtp.gmail.com:465\"",
+    ] {
+        assert!(toml.contains(want), "{want} in\n{toml}");
+    }
+    assert!(!toml.contains("Harbor Valley"), "not the example's organisation");
+    assert_eq!(
+        p.read("ours/lists/test.csv"),
+        "email,first_name\nnews@riverside.example,\n"
+    );
+    p.run_in(
+        "ours",
+        &["check", "newsletters/first-issue.md", "--list", "lists/test.csv"],
+    )
+    .success()
+    .stdout_has("0 errors");
+    let pv = p.run_in(
+        "ours",
+        &[
+            "preview",
+            "newsletters/first-issue.md",
+            "--list",
+            "lists/test.csv",
+            "--out",
+            "pv",
+        ],
+    );
+    pv.success();
+    assert!(p.read("ours/pv/email.txt").contains("Dear friend,"));
+    // Missing flags without a terminal: an error naming them, nothing written.
+    p.run(&["init", "half", "--org", "X"])
+        .code(1)
+        .stderr_has("needs --from, --address");
+    assert!(!p.join("half/bulletin.toml").exists());
+}
+
+#[test]
+fn init_on_a_terminal_asks_and_offers_the_common_relays() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to give bulletin a pseudo-terminal");
+        return;
+    }
+    let p = Project::empty();
+    let answers = "Riverside Tenants\nRiverside News <news@riverside.example>\n12 Mill Lane, Riverside\n3\neu-west-1\nAKIAEXAMPLE\n\n";
+    let bin = env!("CARGO_BIN_EXE_bulletin");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("{bin} init ours"), "/dev/null"])
+        .current_dir(p.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), answers.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    for relay in [
+        "Google Workspace",
+        "Microsoft 365",
+        "Amazon SES",
+        "Mailgun",
+        "Postmark",
+        "Postfix smarthost",
+    ] {
+        assert!(shown.contains(relay), "{relay} offered in\n{shown}");
+    }
+    let toml = p.read("ours/bulletin.toml");
+    assert!(
+        toml.contains("url = \"smtp://AKIAEXAMPLE@email-smtp.eu-west-1.amazonaws.com:587\""),
+        "{toml}"
+    );
+    assert!(toml.contains("name = \"Riverside Tenants\""), "{toml}");
+    assert_eq!(
+        p.read("ours/lists/test.csv"),
+        "email,first_name\nnews@riverside.example,\n"
+    );
+}
