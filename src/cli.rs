@@ -40,6 +40,10 @@ pub enum Command {
         /// Check these delivery settings too, as `send` would take them
         #[command(flatten)]
         relay: RelayArgs,
+        /// Downgrade the bulk-sender rules (DKIM and one-click unsubscribe above 5,000
+        /// recipients at Gmail or Yahoo) to warnings
+        #[arg(long)]
+        allow_noncompliant: bool,
     },
     /// Write the HTML, text and raw message one member would receive
     Preview(PreviewArgs),
@@ -76,6 +80,8 @@ pub enum Command {
         #[command(subcommand)]
         command: DkimCommand,
     },
+    /// Check DNS (DKIM, SPF, DMARC, MX) and the relay for real before a send
+    Doctor(DoctorArgs),
     /// Make or check a member's unsubscribe token (for your unsubscribe endpoint or script)
     UnsubscribeToken {
         #[command(subcommand)]
@@ -210,6 +216,10 @@ pub struct SendArgs {
     /// Resume although the newsletter changed since the campaign began
     #[arg(long)]
     pub allow_changed: bool,
+    /// Send although the bulk-sender rules (DKIM and one-click unsubscribe above 5,000
+    /// recipients at Gmail or Yahoo) are not met
+    #[arg(long)]
+    pub allow_noncompliant: bool,
     /// Send only to the members whose address hashes to shard K of N (for N machines); each
     /// shard keeps its own journal
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
@@ -217,6 +227,23 @@ pub struct SendArgs {
     /// Journal file [shards: .bulletin/journal-shard-K-of-N.db]
     #[arg(long, value_name = "FILE", env = "BULLETIN_JOURNAL", default_value = DEFAULT_JOURNAL)]
     pub journal: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// A newsletter: check its sender, and (with --list) its largest message against the
+    /// relay's size limit
+    pub newsletter: Option<PathBuf>,
+    #[command(flatten)]
+    pub lists: ListArgs,
+    /// Print JSON: what the text shows, one object per check
+    #[arg(long)]
+    pub json: bool,
+    /// Name server to ask, IP or IP:PORT [default: the system's]
+    #[arg(long, value_name = "ADDR", env = "BULLETIN_DNS", value_parser = crate::doctor::parse_server)]
+    pub dns: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub relay: RelayArgs,
 }
 
 #[derive(Debug, Args)]

@@ -107,6 +107,26 @@ pub struct Dkim {
     pub domain: String,
     pub selector: String,
     pub private_key: PathBuf,
+    /// More keys for the same domain, each adding its own signature to every message
+    /// (`[[dkim.also]]`): an Ed25519 key beside the RSA one, or the next key while rotating.
+    #[serde(default)]
+    pub also: Vec<DkimKey>,
+}
+
+/// One more DKIM key: its selector and PEM file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimKey {
+    pub selector: String,
+    pub private_key: PathBuf,
+}
+
+impl Dkim {
+    /// Every key as (selector, private key path as written): the first, then `also`.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &Path)> {
+        std::iter::once((self.selector.as_str(), self.private_key.as_path()))
+            .chain(self.also.iter().map(|k| (k.selector.as_str(), k.private_key.as_path())))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,6 +1,6 @@
 //! What Gmail, Yahoo and the anti-spam laws expect of a bulk sender, checked against the
-//! settings — and the DNS records to publish, which `bulletin` cannot look up from here, so it
-//! says what to check rather than pretending to have checked it.
+//! settings — and the DNS records to publish; `check` only lists them, `bulletin doctor`
+//! ([`crate::doctor`]) looks them up.
 
 use crate::config::Config;
 use crate::diagnostic::Diagnostics;
@@ -72,12 +72,11 @@ pub(crate) fn review(config: &Config, newsletter: &Newsletter, diags: &mut Diagn
             if !aligned {
                 diags.warning(at, format!("the From domain {domain} is not the DKIM domain {}: DMARC alignment fails; sign with d={domain}", d.domain));
             }
-            match Key::load(&config.resolve(&d.private_key), &d.domain, &d.selector).map(|k| k.dns_record()) {
-                Ok(record) => dns.push(format!(
-                    "DKIM   {}._domainkey.{} TXT \"{record}\"",
-                    d.selector, d.domain
-                )),
-                Err(e) => diags.error(at, format!("{e:#}")),
+            for (selector, path) in d.keys() {
+                match Key::load(&config.resolve(path), &d.domain, selector).map(|k| k.dns_record()) {
+                    Ok(record) => dns.push(format!("DKIM   {selector}._domainkey.{} TXT \"{record}\"", d.domain)),
+                    Err(e) => diags.error(at, format!("{e:#}")),
+                }
             }
         }
     }

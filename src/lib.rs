@@ -5,20 +5,25 @@
 //!
 //! ```text
 //! newsletter.rs  Markdown + front matter ─┐
-//! list.rs        CSVs → Recipients ───────┤
+//! list/          CSVs → Recipients ───────┤
 //! render/        compile once (Markdown, layout, CSS) → personalise per member
-//! message/      MIME (lettre) ─▶ send/ (dry-run files | SMTP with rate, retries)
-//! journal.rs     SQLite record of every outcome ─▶ report, resume
+//! message/       MIME (lettre) ─▶ send/ outbox (dry-run files) | SMTP (rate, retries)
+//! journal/       SQLite record of every outcome (versioned) ─▶ report, resume
 //! ```
+//!
+//! `settings.rs` resolves the delivery settings once (flags over bulletin.toml over defaults)
+//! for every command that needs them.
 //!
 //! Each subcommand lives in `cmd/`; `run` dispatches and returns the exit code.
 
+pub(crate) mod bulk;
 pub mod cli;
 mod cmd;
 pub mod config;
 pub(crate) mod deliverability;
 pub mod diagnostic;
 pub mod dkim;
+pub(crate) mod doctor;
 pub mod email;
 mod init;
 pub(crate) mod journal;
@@ -55,7 +60,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             newsletter,
             lists,
             relay,
-        } => cmd::check::run(config, &newsletter, &lists.lists, &relay, cli.quiet),
+            allow_noncompliant,
+        } => cmd::check::run(config, &newsletter, &lists.lists, &relay, allow_noncompliant, cli.quiet),
         Command::Preview(args) => cmd::preview::run(config, &args),
         Command::Send(args) => cmd::send::run(config, &args, cli.quiet),
         Command::Report(args) => cmd::report::run(config, &args),
@@ -64,6 +70,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Man => cmd::install::man(),
         Command::Suppress { addresses } => cmd::suppress::run(config, &addresses),
         Command::Dkim { command } => cmd::dkim::run(&command),
+        Command::Doctor(args) => cmd::doctor::run(
+            config,
+            args.newsletter.as_deref(),
+            &args.lists.lists,
+            &args.relay,
+            args.dns,
+            args.json,
+        ),
         Command::UnsubscribeToken { command } => cmd::token::run(config, &command),
     }
 }

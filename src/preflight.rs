@@ -31,6 +31,8 @@ pub(crate) struct Preflight {
     pub smtputf8: (Vec<String>, usize),
     /// Whether the relay offers SMTPUTF8, when it was asked (`send`; `check` never connects).
     pub relay_smtputf8: Option<bool>,
+    /// Members at Gmail and Yahoo, for the bulk-sender rules.
+    pub audience: crate::bulk::Audience,
     built_one: bool,
 }
 
@@ -40,6 +42,7 @@ const SHOWN: usize = 10;
 impl Preflight {
     /// Checks one member.
     pub(crate) fn check(&mut self, compiled: &Compiled, letterhead: &Letterhead, r: &Recipient) {
+        self.audience.add(&r.email);
         let rendered = match compiled.personalise(r) {
             Ok(x) => x,
             Err(e) => return self.fail(e.message, r),

@@ -106,6 +106,11 @@ impl Settings {
         }
     }
 
+    /// The relay's host, when a URL is set (no password needed).
+    pub(crate) fn relay_host(&self) -> Option<String> {
+        self.relay.as_ref().map(|r| r.host.clone())
+    }
+
     /// The rates as the plan shows them.
     pub(crate) fn rate_text(&self) -> String {
         if self.rates.is_empty() {

@@ -322,6 +322,11 @@ fn init_with_flags_and_no_terminal_asks_nothing_and_starts_a_project_that_checks
         assert!(toml.contains(want), "{want} in\n{toml}");
     }
     assert!(!toml.contains("Harbor Valley"), "not the example's organisation");
+    // Ready for the bulk-sender rules like the example: DKIM keys for the sender's domain and
+    // a one-click unsubscribe secret.
+    assert!(toml.contains("domain = \"riverside.example\""), "{toml}");
+    assert!(p.join("ours/keys/news-rsa.riverside.example.pem").is_file());
+    assert!(p.join("ours/.bulletin/unsubscribe.secret").is_file());
     assert_eq!(
         p.read("ours/lists/test.csv"),
         "email,first_name\nnews@riverside.example,\n"

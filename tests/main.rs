@@ -12,6 +12,7 @@ mod support;
 mod cli;
 mod crash;
 mod deliverability;
+mod doctor;
 mod fault_matrix;
 mod first_hour;
 mod fuzz;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::Project;
+use crate::bulk::{Audience, Compliance};
 use crate::cli::RelayArgs;
 use crate::diagnostic::{Diagnostics, Level};
 use crate::list::{Item, Skip};
@@ -20,6 +21,7 @@ pub(crate) fn run(
     newsletter: &Path,
     lists: &[PathBuf],
     relay: &RelayArgs,
+    allow_noncompliant: bool,
     quiet: bool,
 ) -> Result<ExitCode> {
     let mut p = Project::load(config, newsletter, lists)?;
@@ -44,10 +46,12 @@ pub(crate) fn run(
 
     let (mut recipients, mut skipped) = (0usize, 0usize);
     let mut pre = Preflight::default();
+    let mut audience = Audience::default();
     for item in p.sources.stream() {
         match item? {
             Item::Member(r) => {
                 recipients += 1;
+                audience.add(&r.email);
                 if let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) {
                     pre.check(compiled, letterhead, &r);
                 }
@@ -66,21 +70,20 @@ pub(crate) fn run(
             }
         }
     }
+    let mut d = Diagnostics::default();
     if let Some(warning) = already_sent(&p, recipients) {
-        let mut d = Diagnostics::default();
         d.warning(Some((&file, 0)), warning);
-        d.items.iter().for_each(&mut print);
     }
     if let Some(compiled) = &p.compiled {
-        let mut d = Diagnostics::default();
         pre.report(compiled, &mut d);
-        d.items.iter().for_each(&mut print);
     }
+    let settings_file = p.config.source.as_ref().map(|s| s.display().to_string());
+    let at = settings_file.as_deref().map(|f| (f, 0));
+    audience.review(Compliance::of(&p.config), allow_noncompliant, at, &mut d);
+    d.items.iter().for_each(&mut print);
 
     if !quiet && !dns.is_empty() {
-        println!(
-            "DNS records to publish for deliverability (bulletin cannot look them up; check them with your DNS host):"
-        );
+        println!("DNS records to publish for deliverability (`bulletin doctor` looks them up and tries the relay):");
         for line in &dns {
             println!("  {line}");
         }

@@ -3,6 +3,7 @@
 pub(crate) mod campaigns;
 pub(crate) mod check;
 pub(crate) mod dkim;
+pub(crate) mod doctor;
 pub(crate) mod init;
 pub(crate) mod install;
 pub(crate) mod preview;

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Result, bail};
 
 use super::{Project, about_journal};
+use crate::bulk::Compliance;
 use crate::cli::SendArgs;
 use crate::diagnostic::{Diagnostics, Level};
 use crate::journal::{Campaign, Journal};
@@ -64,6 +65,9 @@ struct Loaded {
     compiled: Compiled,
     letterhead: Letterhead,
     settings: Settings,
+    /// What the bulk-sender rules need, and whether `--allow-noncompliant` waives them.
+    compliance: Compliance,
+    allow_noncompliant: bool,
 }
 
 impl Loaded {
@@ -94,6 +98,8 @@ impl Loaded {
             }
         }
         Ok(Loaded {
+            compliance: Compliance::of(&config),
+            allow_noncompliant: args.allow_noncompliant,
             newsletter,
             sources,
             compiled,
@@ -123,6 +129,12 @@ impl Loaded {
         }
         let mut diags = Diagnostics::default();
         pre.report(&self.compiled, &mut diags);
+        if let Some(note) = pre
+            .audience
+            .review(self.compliance, self.allow_noncompliant, None, &mut diags)
+        {
+            eprintln!("note: {note}");
+        }
         for d in diags.items.iter().filter(|d| d.level == Level::Warning) {
             eprintln!("{d}");
         }

@@ -35,6 +35,8 @@ pub struct Key {
     /// key for Ed25519.
     public: Vec<u8>,
     pub algorithm: Algorithm,
+    /// Key size: the RSA modulus, 256 for Ed25519.
+    pub bits: usize,
     pub domain: String,
     pub selector: String,
 }
@@ -55,13 +57,13 @@ impl Key {
     pub fn load(path: &Path, domain: &str, selector: &str) -> Result<Key> {
         let pem =
             std::fs::read_to_string(path).with_context(|| format!("cannot read the DKIM key {}", path.display()))?;
-        let (key, public, algorithm) = if pem.contains("BEGIN RSA PRIVATE KEY") {
+        let (key, public, algorithm, bits) = if pem.contains("BEGIN RSA PRIVATE KEY") {
             let key = <rsa::RsaPrivateKey as rsa::pkcs1::DecodeRsaPrivateKey>::from_pkcs1_pem(&pem)
                 .map_err(|e| anyhow::anyhow!("{}: not a valid RSA key: {e}", path.display()))?;
             rsa_signing_key(&key, path)?
         } else if let Ok(key) = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem) {
             let public = key.verifying_key().to_bytes().to_vec();
-            (SigningKey::Ed25519(key), public, Algorithm::Ed25519)
+            (SigningKey::Ed25519(key), public, Algorithm::Ed25519, 256)
         } else if let Ok(key) = rsa::RsaPrivateKey::from_pkcs8_pem(&pem) {
             rsa_signing_key(&key, path)?
         } else {
@@ -75,6 +77,7 @@ impl Key {
             key,
             public,
             algorithm,
+            bits,
             domain: domain.to_owned(),
             selector: selector.to_owned(),
         })
@@ -97,7 +100,7 @@ impl Key {
 }
 
 /// The RSA key as ring takes it, and its public half as the DNS record publishes it.
-fn rsa_signing_key(key: &rsa::RsaPrivateKey, path: &Path) -> Result<(SigningKey, Vec<u8>, Algorithm)> {
+fn rsa_signing_key(key: &rsa::RsaPrivateKey, path: &Path) -> Result<(SigningKey, Vec<u8>, Algorithm, usize)> {
     check_rsa_size(key, path)?;
     let der = key.to_pkcs1_der().map_err(|e| anyhow::anyhow!("{e}"))?;
     let pair = ring::signature::RsaKeyPair::from_der(der.as_bytes()).map_err(|e| {
@@ -117,7 +120,7 @@ fn rsa_signing_key(key: &rsa::RsaPrivateKey, path: &Path) -> Result<(SigningKey,
         .to_public_key()
         .to_public_key_der()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((signing, spki.as_bytes().to_vec(), Algorithm::Rsa))
+    Ok((signing, spki.as_bytes().to_vec(), Algorithm::Rsa, key.size() * 8))
 }
 
 fn check_rsa_size(key: &rsa::RsaPrivateKey, path: &Path) -> Result<()> {

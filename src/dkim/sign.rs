@@ -87,6 +87,41 @@ impl Signer {
         Ok(())
     }
 
+    /// Adds one signature per signer to `message`, each computed over the unsigned message (no
+    /// signer covers DKIM-Signature, so each stays valid beside the others).
+    pub fn sign_all(signers: &[Signer], message: &mut Message) -> Result<()> {
+        let [first, rest @ ..] = signers else { return Ok(()) };
+        if rest.is_empty() {
+            return first.sign(message);
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let raw = message.formatted();
+        let name = "DKIM-Signature";
+        let (mut values, mut encoded) = (Vec::new(), Vec::new());
+        for s in signers {
+            let value = s.signature(&raw, now)?;
+            // lettre folds a header value as it encodes it; let it, then write the fields
+            // one after the other: its `Headers` keeps one field per name.
+            let mut one = lettre::message::header::Headers::new();
+            one.insert_raw(HeaderValue::new(HeaderName::new_from_ascii_str(name), value.clone()));
+            let field = one.to_string();
+            let folded = field
+                .strip_prefix("DKIM-Signature: ")
+                .and_then(|f| f.strip_suffix("\r\n"))
+                .unwrap_or(&value)
+                .to_owned();
+            values.push(value);
+            encoded.push(folded);
+        }
+        let joint = "\r\nDKIM-Signature: ";
+        message.headers_mut().insert_raw(HeaderValue::dangerous_new_pre_encoded(
+            HeaderName::new_from_ascii_str(name),
+            values.join(joint),
+            encoded.join(joint),
+        ));
+        Ok(())
+    }
+
     /// The value of the `DKIM-Signature` header for `raw` (header fields, an empty line, the
     /// body: the message as sent), signed at `time`.
     fn signature(&self, raw: &[u8], time: u64) -> Result<String> {

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::InitArgs;
+use crate::cmd::init;
 use crate::email::Email;
 
 /// A relay people already have, with the settings it wants.
@@ -121,8 +122,25 @@ pub(crate) fn run(args: &InitArgs) -> Result<ExitCode> {
         );
     }
     let answers = if terminal() { ask(args)? } else { from_flags(args)? };
+    let domain = sender_address(&answers.from)?
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let taken: Vec<String> = init::secured_paths(&domain)
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !taken.is_empty() {
+        bail!(
+            "{} already exist: init never overwrites; choose an empty directory",
+            taken.join(", ")
+        );
+    }
     let texts = [
-        settings(&answers),
+        init::compliant(&settings(&answers), &domain)?,
         first_issue(&answers),
         format!("email,first_name\n{},\n", answers.own),
         "email,reason,date,campaign\n".to_owned(),
@@ -135,6 +153,7 @@ pub(crate) fn run(args: &InitArgs) -> Result<ExitCode> {
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         println!("created {}", path.display());
     }
+    init::secure(dir, &domain)?;
     let d = dir.display();
     eprintln!(
         "\nnext:\n  cd {d}\n  bulletin check newsletters/first-issue.md --list lists/test.csv\n  \
@@ -339,8 +358,12 @@ postal_address = {address}
 rate = ["{rate}"]                           # a safe start for this relay; raise it when it allows more
 
 [unsubscribe]
-mailto = {mailto}                           # where "unsubscribe" requests go; add an https url for one-click
+mailto = {mailto}                           # where "unsubscribe" requests go
+{unsubscribe_template}
+{dkim_template}
 "#,
+        unsubscribe_template = init::UNSUBSCRIBE_TEMPLATE.trim_end(),
+        dkim_template = init::DKIM_TEMPLATE.trim_end(),
         org = a.org.replace('\n', " "),
         from = quoted(&a.from),
         org_q = quoted(&a.org),

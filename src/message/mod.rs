@@ -35,8 +35,8 @@ pub struct Letterhead {
     pub feedback_id: Option<String>,
     /// Put before every subject: `[Test] ` on a `send --test`, so staff tell it apart.
     pub subject_prefix: String,
-    /// The DKIM signer, when `[dkim]` is configured.
-    dkim: Option<Signer>,
+    /// The DKIM signers, one per key of `[dkim]` (none when it is not configured).
+    dkim: Vec<Signer>,
     /// Random per run, so Message-IDs never repeat across runs or machines.
     nonce: String,
     counter: AtomicU64,
@@ -84,9 +84,8 @@ impl Letterhead {
             .as_deref()
             .map(|f| header_safe(&format!("{}:{f}", n.campaign_id())));
         let dkim = match &config.dkim {
-            None => None,
+            None => Vec::new(),
             Some(d) => {
-                let key = Key::load(&config.resolve(&d.private_key), &d.domain, &d.selector)?;
                 // Sign what a receiver judges and what a relay must not change; only headers
                 // the messages carry. Content-Type is not listed, as it was not with lettre's
                 // signer, which could not sign it (lettre writes it outside the message headers).
@@ -102,7 +101,9 @@ impl Letterhead {
                     ("Feedback-ID", feedback_id.is_some()),
                 ];
                 headers.extend(present.iter().filter(|(_, here)| *here).map(|(h, _)| *h));
-                Some(key.signer(&headers))
+                d.keys()
+                    .map(|(selector, path)| Ok(Key::load(&config.resolve(path), &d.domain, selector)?.signer(&headers)))
+                    .collect::<Result<Vec<_>>>()?
             }
         };
         Ok(Letterhead {
@@ -181,9 +182,7 @@ impl Letterhead {
                     .body(text_body(&content.html)),
             );
         let mut message = b.multipart(body).context("cannot build the message")?;
-        if let Some(dkim) = &self.dkim {
-            dkim.sign(&mut message).context("cannot DKIM-sign the message")?;
-        }
+        Signer::sign_all(&self.dkim, &mut message).context("cannot DKIM-sign the message")?;
         Ok(message)
     }
 }

@@ -95,10 +95,17 @@ struct Shared<I> {
     /// Members whose command the relay did not answer in time, with their next attempt:
     /// tried again once the queue is empty, so one stalled member does not hold up the rest.
     later: Mutex<VecDeque<(Recipient, u32)>>,
-    /// The last permanent refusals in a row that were not about the address: (address, reply
-    /// with addresses removed). The same words for several members are about the sender or
-    /// the message, not them.
-    refusals: Mutex<Vec<(String, String)>>,
+    /// Permanent refusals that were not about the address (see `Refusals`).
+    refusals: Mutex<Refusals>,
+}
+
+/// The same words for several members in a row are about the sender or the message, not them.
+#[derive(Default)]
+struct Refusals {
+    /// The last refusals in a row: (address, reply with addresses removed).
+    run: Vec<(String, String)>,
+    /// The words that stopped the run: members refused with them meanwhile stay pending too.
+    blamed: Option<String>,
 }
 
 impl<C: Clock> Delivery<'_, C> {
@@ -117,7 +124,7 @@ impl<C: Clock> Delivery<'_, C> {
             consecutive_failures: AtomicUsize::new(0),
             summary: Mutex::new(Summary::default()),
             later: Mutex::new(VecDeque::new()),
-            refusals: Mutex::new(Vec::new()),
+            refusals: Mutex::new(Refusals::default()),
         };
         let workers = self.policy.concurrency.clamp(1, total.max(1));
         let first = Mutex::new(Some(first));

@@ -492,15 +492,20 @@ impl<C: Clock> Delivery<'_, C> {
     /// the same words, returns the earlier ones' addresses: the refusal is about the sender or
     /// the message, and they are not to blame.
     fn refused_alike<I>(&self, shared: &Shared<I>, refused: Option<(&Recipient, &str)>) -> Option<Vec<String>> {
-        let mut run = shared
+        let mut refusals = shared
             .refusals
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some((r, reply)) = refused.filter(|(_, reply)| !crate::reply::is_address_failure(reply)) else {
-            run.clear();
+            refusals.run.clear();
             return None;
         };
         let words = crate::reply::without_addresses(reply);
+        if refusals.blamed.as_ref() == Some(&words) {
+            // Another worker's member, refused with the words that stopped the run.
+            return Some(Vec::new());
+        }
+        let run = &mut refusals.run;
         if run.last().is_some_and(|(_, last)| *last != words) {
             run.clear();
         }
@@ -508,9 +513,9 @@ impl<C: Clock> Delivery<'_, C> {
         if run.len() < SAME_REFUSALS {
             return None;
         }
-        let mut earlier: Vec<String> = run.drain(..).map(|(address, _)| address).collect();
-        earlier.pop();
-        Some(earlier)
+        let mut earlier = std::mem::take(run);
+        refusals.blamed = earlier.pop().map(|(_, words)| words);
+        Some(earlier.into_iter().map(|(address, _)| address).collect())
     }
 
     /// Stops the run after members in a row were refused with the same words: `r` and the

@@ -267,15 +267,25 @@ pub struct Offers {
     pub pipelining: bool,
     /// SMTPUTF8 (RFC 6531): addresses with a non-ASCII local part, UTF-8 headers.
     pub smtputf8: bool,
+    /// SIZE (RFC 1870): the largest message the relay takes; `None` when it names no limit
+    /// (or 0, which means none).
+    pub size: Option<u64>,
 }
 
 impl Offers {
     /// From the EHLO reply's extension lines (`PIPELINING`, `AUTH PLAIN LOGIN`…).
     fn from_extensions(extensions: &[String]) -> Offers {
         let has = |k: &str| extensions.iter().any(|l| keyword(l).eq_ignore_ascii_case(k));
+        let size = extensions
+            .iter()
+            .find(|l| keyword(l).eq_ignore_ascii_case("SIZE"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|&n| n > 0);
         Offers {
             pipelining: has("PIPELINING"),
             smtputf8: has("SMTPUTF8"),
+            size,
         }
     }
 }
@@ -336,6 +346,17 @@ mod tests {
         assert!(err("smtp://u@smtp.example.org", false).contains("BULLETIN_SMTP_PASSWORD"));
         assert!(err("http://smtp.example.org", false).contains("scheme"));
         assert!(err("smtp://smtp.example.org?tls=maybe", false).contains("unknown option"));
+    }
+
+    #[test]
+    fn the_size_limit_comes_from_ehlo() {
+        let lines = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            Offers::from_extensions(&lines(&["PIPELINING", "SIZE 10240000"])).size,
+            Some(10_240_000)
+        );
+        assert_eq!(Offers::from_extensions(&lines(&["SIZE"])).size, None);
+        assert_eq!(Offers::from_extensions(&lines(&["size 0"])).size, None);
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct Session {
     pipelining: bool,
     /// The server offers SMTPUTF8 (RFC 6531): a non-ASCII local part can be sent.
     smtputf8: bool,
+    /// The largest message the server takes (its `SIZE n`), when it says.
+    size_limit: Option<u64>,
 }
 
 impl Session {
@@ -83,6 +85,7 @@ impl Session {
             conn,
             pipelining: offers.pipelining,
             smtputf8: offers.smtputf8,
+            size_limit: offers.size,
         }
     }
 
@@ -99,6 +102,12 @@ impl Session {
     /// Does the server take addresses with a non-ASCII local part (SMTPUTF8)?
     pub fn smtputf8(&self) -> bool {
         self.smtputf8
+    }
+
+    /// The largest message the server takes, from its EHLO reply (`SIZE n`; RFC 1870); `None`
+    /// when it announces none.
+    pub fn size_limit(&self) -> Option<u64> {
+        self.size_limit
     }
 
     /// Closes the session at once (e.g. with a message open whose body must not be sent:
