@@ -11,9 +11,9 @@ use crate::shard::Shard;
 /// Compose a Markdown newsletter, merge it with subscriber lists, and send it through
 /// rate-limited SMTP — previewed, resumable, and never twice to the same member.
 #[derive(Debug, Parser)]
-#[command(name = "bulletin", version, max_term_width = 100)]
+#[command(name = "bulletin", version = env!("BULLETIN_VERSION"), max_term_width = 100)]
 pub struct Cli {
-    /// Settings file [default: ./bulletin.toml]
+    /// Settings file [default: the nearest bulletin.toml in this folder or above]
     #[arg(long, global = true, env = "BULLETIN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -27,12 +27,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create bulletin.toml, newsletters/ and lists/ with a working example
-    Init {
-        /// Directory to create the project in
-        #[arg(default_value = ".")]
-        dir: PathBuf,
-    },
+    /// Start your newsletter: asks for your organisation, sender, postal address and relay
+    /// (or takes them from the flags), then writes bulletin.toml, a first issue and a test list.
+    /// Without a terminal and without flags, writes the bundled example project
+    Init(InitArgs),
     /// Find every problem in a newsletter and its lists before anything is sent
     Check {
         /// The newsletter (Markdown with front matter)
@@ -55,6 +53,24 @@ pub enum Command {
     Report(ReportArgs),
     /// Survey the lists and the audience: counts per file, fields filled, receiving domains
     Lists(ListsArgs),
+    /// List the campaigns in the journal: id, subject, when it started, sent/failed/pending
+    Campaigns {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+        /// Journal file; repeat to merge several (one per shard) [default: .bulletin/journal.db
+        /// and any .bulletin/journal-shard-*.db]
+        #[arg(long, value_name = "FILE", env = "BULLETIN_JOURNAL")]
+        journal: Vec<PathBuf>,
+    },
+    /// Print a shell completion script: bash, zsh, fish, powershell or elvish (see the README's
+    /// Install section for where it goes)
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `bulletin man > ~/.local/share/man/man1/bulletin.1`
+    Man,
     /// Add addresses to the main suppression file: they are never mailed again
     Suppress {
         /// Addresses to suppress
@@ -108,6 +124,26 @@ pub struct ArchiveArgs {
     /// Journal file
     #[arg(long, value_name = "FILE", env = "BULLETIN_JOURNAL", default_value = DEFAULT_JOURNAL)]
     pub journal: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to create the project in
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Your organisation's name, shown in every footer
+    #[arg(long, value_name = "NAME")]
+    pub org: Option<String>,
+    /// The sender, `Name <news@your-domain.org>`
+    #[arg(long, value_name = "SENDER")]
+    pub from: Option<String>,
+    /// Your postal address (anti-spam law wants one in every message)
+    #[arg(long, value_name = "POSTAL ADDRESS")]
+    pub address: Option<String>,
+    /// Your relay: a URL (smtps://user@host:465, smtp://user@host:587) or one of google,
+    /// microsoft, ses, mailgun, postmark, postfix
+    #[arg(long, value_name = "URL|RELAY")]
+    pub smtp: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -295,7 +331,9 @@ pub struct ListsArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The newsletter whose campaign to report
+    /// The newsletter whose campaign to report, or the campaign's id (`bulletin campaigns`
+    /// lists them)
+    #[arg(value_name = "NEWSLETTER|CAMPAIGN")]
     pub newsletter: PathBuf,
     /// Print JSON
     #[arg(long)]

@@ -24,6 +24,9 @@ pub struct Config {
     /// Feedback-ID header (Gmail's feedback loop), e.g. `newsletter:hvmrn`; the campaign id is
     /// put in front. Never personal data.
     pub feedback_id: Option<String>,
+    /// Put before the subject of a `send --test`, so staff can tell a test from the real
+    /// one (default `"[Test] "`; `""` for none).
+    pub test_subject_prefix: Option<String>,
     /// Suppression files: their addresses are never mailed.
     #[serde(default)]
     pub suppress: Vec<PathBuf>,
@@ -210,34 +213,49 @@ pub struct Social {
     pub url: String,
 }
 
-/// File name looked for in the current directory.
+/// File name looked for in the current directory and the folders above it.
 pub const FILE_NAME: &str = "bulletin.toml";
 
 impl Config {
-    /// Loads `explicit`, else `./bulletin.toml`, else defaults.
+    /// Loads `explicit`, else the nearest `bulletin.toml` in this folder or above, else
+    /// defaults (for the commands that can do without one).
     pub fn load(explicit: Option<&Path>) -> Result<Config> {
-        let path = match explicit {
-            Some(p) => p.to_owned(),
+        match explicit.map(Path::to_owned).or_else(find) {
+            Some(path) => Config::read(&path),
+            None => Ok(Config {
+                root: PathBuf::from("."),
+                ..Config::default()
+            }),
+        }
+    }
+
+    /// Like [`Config::load`], for the commands that build messages (check, preview, send):
+    /// without a settings file there is no sender, footer or relay, and saying "no sender"
+    /// would send a newcomer looking in the wrong place.
+    pub fn require(explicit: Option<&Path>) -> Result<Config> {
+        match explicit.map(Path::to_owned).or_else(find) {
+            Some(path) => Config::read(&path),
             None => {
-                let p = PathBuf::from(FILE_NAME);
-                if !p.exists() {
-                    return Ok(Config {
-                        root: PathBuf::from("."),
-                        ..Config::default()
-                    });
-                }
-                p
+                let here = std::env::current_dir().map_or_else(|_| ".".to_owned(), |d| d.display().to_string());
+                bail!(
+                    "no {FILE_NAME} in {here} or any folder above it: this is not a bulletin project yet.\n  \
+                     Make one here with `bulletin init` (it asks for your organisation, sender and relay),\n  \
+                     or run bulletin from your project's folder, or name the file with --config FILE"
+                )
             }
-        };
+        }
+    }
+
+    fn read(path: &Path) -> Result<Config> {
         let text =
-            std::fs::read_to_string(&path).with_context(|| format!("cannot read settings file {}", path.display()))?;
-        let mut config = Config::parse(&text, &path)?;
+            std::fs::read_to_string(path).with_context(|| format!("cannot read settings file {}", path.display()))?;
+        let mut config = Config::parse(&text, path)?;
         config.root = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_owned();
-        config.source = Some(path);
+        config.source = Some(path.to_owned());
         Ok(config)
     }
 
@@ -293,6 +311,18 @@ impl Config {
     pub fn brand_color(&self) -> &str {
         self.theme.brand_color()
     }
+}
+
+/// The nearest `bulletin.toml`: in the current directory, else in the closest folder above it
+/// (as git and cargo find theirs), so commands work from `newsletters/` too. A file in the
+/// current directory is named relatively, keeping messages and resolved paths short.
+fn find() -> Option<PathBuf> {
+    let here = PathBuf::from(FILE_NAME);
+    if here.is_file() {
+        return Some(here);
+    }
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors().skip(1).map(|d| d.join(FILE_NAME)).find(|p| p.is_file())
 }
 
 /// 1-based line of byte offset `at` in `text`.

@@ -28,6 +28,7 @@ pub mod dkim;
 pub(crate) mod doctor;
 pub mod email;
 pub(crate) mod inbox;
+mod init;
 pub(crate) mod journal;
 pub mod list;
 pub mod message;
@@ -59,7 +60,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config.as_deref();
     match cli.command {
-        Command::Init { dir } => cmd::init::run(&dir),
+        Command::Init(args) if init::questions::wanted(&args) => init::questions::run(&args),
+        Command::Init(args) => cmd::init::run(&args.dir),
         Command::Check {
             newsletter,
             lists,
@@ -70,6 +72,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send(args) => cmd::send::run(config, &args, cli.quiet),
         Command::Report(args) => cmd::report::run(config, &args),
         Command::Lists(args) => cmd::lists::run(config, &args),
+        Command::Campaigns { json, journal } => cmd::campaigns::run(&journal, json),
+        Command::Completions { shell } => cmd::install::completions(shell),
+        Command::Man => cmd::install::man(),
         Command::Suppress { addresses } => cmd::suppress::run(config, &addresses),
         Command::Inbox(args) => cmd::inbox::run(config, &args, cli.quiet),
         Command::Dkim { command } => cmd::dkim::run(&command),

@@ -112,7 +112,8 @@ impl Newsletter {
                 let line = e.location().map_or(2, |l| l.line() as usize + 1);
                 let msg = e.to_string();
                 let msg = msg.lines().next().unwrap_or("invalid YAML");
-                anyhow::anyhow!("{}:{line}: front matter: {msg}", path.display())
+                let hint = lines.get(line - 1).and_then(|l| quote_hint(l)).unwrap_or_default();
+                anyhow::anyhow!("{}:{line}: front matter: {msg}{hint}", path.display())
             })?
         } else {
             toml::from_str(&raw).map_err(|e| {
@@ -213,6 +214,26 @@ fn last_key_line(lines: &[&str], fence: &str) -> usize {
         }
     }
     last
+}
+
+/// YAML reads `subject: Hello: world`, `*Big* news` or `"Quoted" rest` as structure; the
+/// parser's words ("mapping values are not allowed") do not say that quoting the whole value
+/// fixes it. Returns that hint with the line rewritten, when the line is `key: value` and the
+/// value is not already one quoted string.
+fn quote_hint(line: &str) -> Option<String> {
+    let (key, value) = line.split_once(':')?;
+    let (key, value) = (key.trim(), value.trim());
+    let plain_key = !key.is_empty() && key.chars().all(|c| c.is_alphanumeric() || c == '_');
+    let quoted =
+        value.len() >= 2 && value.starts_with('"') && value.ends_with('"') && !value[1..value.len() - 1].contains('"');
+    if !plain_key || value.is_empty() || quoted {
+        return None;
+    }
+    let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+    Some(format!(
+        "\n  hint: put the whole value in double quotes: {key}: \"{escaped}\" \
+         (YAML reads `: `, a leading `*`, `&`, `[`, `{{` or a quote as structure)"
+    ))
 }
 
 fn hex(bytes: &[u8]) -> String {

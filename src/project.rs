@@ -34,7 +34,7 @@ impl Project {
     /// settings, broken front matter, a list that is not UTF-8) are returned as errors;
     /// everything else is collected in `diags`.
     pub(crate) fn load(config: Option<&Path>, newsletter: &Path, flags: Flags<'_>) -> Result<Project> {
-        let config = Config::load(config)?;
+        let config = Config::require(config)?;
         let mut newsletter = Newsletter::load(newsletter)?;
         let variants = crate::audience::lang::variants(&newsletter)?;
         newsletter.fingerprint = crate::audience::lang::fingerprint(&newsletter, &variants);

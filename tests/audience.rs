@@ -73,7 +73,7 @@ fn the_front_matter_holds_the_audience_and_flags_override_it() {
         .stdout_has("2 recipients, 2 outside the audience");
     p.run(&["check", "n.md", "--where", "\"board\" in tags"])
         .success()
-        .stdout_has("1 recipients, 3 outside the audience");
+        .stdout_has("1 recipient, 3 outside the audience");
     p.run(&["preview", "n.md", "--to", "dee@example.org"])
         .code(1)
         .stderr_has("outside the segment");
@@ -137,7 +137,7 @@ fn exports_are_read_as_they_are_and_unsubscribed_members_are_never_mailed() {
     // Mailchimp's unsubscribed export on its own, whatever its name: nobody is mailed.
     p.run(&["check", "n.md", "--list", "unsub.csv"])
         .success()
-        .stdout_has("0 recipients, 1 rows skipped");
+        .stdout_has("0 recipients, 1 row skipped");
     // listmonk: only `enabled` members; the attributes' keys are fields.
     p.run(&["check", "c.md", "--list", "lm.csv"])
         .success()
@@ -150,7 +150,7 @@ fn exports_are_read_as_they_are_and_unsubscribed_members_are_never_mailed() {
     );
     p.run(&["check", "c.md", "--list", "lm.csv", "--where", "\"volunteer\" in tags"])
         .success()
-        .stdout_has("1 recipients, 1 outside the audience");
+        .stdout_has("1 recipient, 1 outside the audience");
     // Google and Outlook contacts: their address columns, their names.
     p.run(&["check", "n.md", "--list", "google.csv", "--list", "outlook.csv"])
         .success()

@@ -17,6 +17,7 @@ mod crash;
 mod deliverability;
 mod doctor;
 mod fault_matrix;
+mod first_hour;
 mod fuzz;
 mod hardening_dryrun;
 mod hardening_inputs;

@@ -2,7 +2,7 @@
 //! anything is sent. Exits non-zero when there are errors. The lists are streamed: findings
 //! about rows are printed as they are read, so a million-row list needs no more memory.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -12,6 +12,7 @@ use crate::bulk::{Audience, Compliance};
 use crate::cli::{ListArgs, RelayArgs};
 use crate::diagnostic::{Diagnostics, Level};
 use crate::list::{Item, Skip};
+use crate::paths::DEFAULT_JOURNAL;
 use crate::preflight::Preflight;
 use crate::settings::Settings;
 
@@ -78,6 +79,9 @@ pub(crate) fn run(
         }
     }
     let mut d = Diagnostics::default();
+    if let Some(warning) = already_sent(&p, recipients) {
+        d.warning(Some((&file, 0)), warning);
+    }
     if let Some(compiled) = &p.compiled {
         pre.report(compiled, &mut d);
     }
@@ -99,12 +103,14 @@ pub(crate) fn run(
     }
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     let mut summary = format!(
-        "{file}: {recipients} recipients, {}{skipped} rows skipped; {errors} error{}, {warnings} warning{}",
+        "{file}: {recipients} recipient{}, {}{skipped} row{} skipped; {errors} error{}, {warnings} warning{}",
+        plural(recipients),
         if outside > 0 {
             format!("{outside} outside the audience, ")
         } else {
             String::new()
         },
+        plural(skipped),
         plural(errors),
         plural(warnings),
     );
@@ -123,4 +129,24 @@ pub(crate) fn run(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Warns when the newsletter's campaign id belongs to a campaign the journal shows as sent to
+/// the end with another text: `send` would refuse it (see [`super::send::already_sent`]).
+/// "To the end": nobody pending, and at least as many members reached as the lists now hold
+/// (`check` counts them; it does not match them one by one). Only an existing journal is read.
+fn already_sent(p: &Project, recipients: usize) -> Option<String> {
+    let path = std::env::var_os("BULLETIN_JOURNAL").map_or_else(|| PathBuf::from(DEFAULT_JOURNAL), PathBuf::from);
+    if !path.is_file() {
+        return None;
+    }
+    let id = p.newsletter.campaign_id();
+    let journal = crate::journal::Journal::open(&path).ok()?;
+    let campaign = journal.campaign(&id).ok()??;
+    if campaign.fingerprint == p.newsletter.fingerprint {
+        return None;
+    }
+    let tally = journal.tally(&id).ok()?;
+    (tally.finished() && tally.sent + tally.failed + tally.uncertain >= recipients)
+        .then(|| super::send::already_sent(&id, &tally, &p.newsletter.path))
 }

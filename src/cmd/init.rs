@@ -18,8 +18,8 @@ const ED25519_SELECTOR: &str = "news-ed25519";
 /// Where the unsubscribe secret lives, relative to the project (git-ignored, mode 0600).
 const SECRET_FILE: &str = ".bulletin/unsubscribe.secret";
 /// What the template says in place of the settings init writes.
-const UNSUBSCRIBE_TEMPLATE: &str = "# url = \"https://news.example.org/unsubscribe/{{ token }}\"  # one-click link (`bulletin serve`); needs BULLETIN_UNSUBSCRIBE_SECRET\n";
-const DKIM_TEMPLATE: &str = "# [dkim]\n";
+pub(crate) const UNSUBSCRIBE_TEMPLATE: &str = "# url = \"https://news.example.org/unsubscribe/{{ token }}\"  # one-click link (`bulletin serve`); needs BULLETIN_UNSUBSCRIBE_SECRET\n";
+pub(crate) const DKIM_TEMPLATE: &str = "# [dkim]\n";
 
 /// The repository's own example files, so the scaffold never drifts from what is tested.
 const FILES: [(&str, &str); 5] = [
@@ -67,6 +67,22 @@ pub(crate) fn run(dir: &Path) -> Result<ExitCode> {
         std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         println!("created {}", path.display());
     }
+    secure(dir, domain)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The paths [`secure`] creates, to refuse before writing anything when one exists.
+pub(crate) fn secured_paths(domain: &str) -> [String; 3] {
+    [
+        format!("keys/{RSA_SELECTOR}.{domain}.pem"),
+        format!("keys/{ED25519_SELECTOR}.{domain}.pem"),
+        SECRET_FILE.to_owned(),
+    ]
+}
+
+/// The DKIM keys, the unsubscribe secret and the `.gitignore` for a project whose
+/// bulletin.toml went through [`compliant`]; prints the DNS records to publish.
+pub(crate) fn secure(dir: &Path, domain: &str) -> Result<()> {
     let keys = dir.join("keys");
     let rsa = keygen(&keys, RSA_SELECTOR, domain, Algorithm::Rsa)?;
     let ed = keygen(&keys, ED25519_SELECTOR, domain, Algorithm::Ed25519)?;
@@ -84,11 +100,11 @@ pub(crate) fn run(dir: &Path) -> Result<ExitCode> {
     println!("created {} (the unsubscribe secret, mode 0600)", secret.display());
     ignore_secrets(dir)?;
     print_next(dir, domain, &[rsa, ed]);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The example settings with `[dkim]` (both keys) and one-click `[unsubscribe]` written in.
-fn compliant(template: &str, domain: &str) -> Result<String> {
+pub(crate) fn compliant(template: &str, domain: &str) -> Result<String> {
     if !template.contains(UNSUBSCRIBE_TEMPLATE) || !template.contains(DKIM_TEMPLATE) {
         bail!("internal: the example bulletin.toml no longer has the lines init replaces");
     }

@@ -1,13 +1,16 @@
 //! `bulletin preview`: exactly what one member will receive, as `email.html`, `email.txt`
 //! and the raw MIME message `email.eml`; with `--serve`, a live preview in the browser.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use super::Project;
 use crate::cli::PreviewArgs;
+use crate::email::Email;
+use crate::list::{Columns, Recipient};
 use crate::private::{private_dir, private_file};
 
 pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
@@ -30,8 +33,9 @@ pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     let p = Project::load(config, &args.newsletter, args.lists.flags())?;
-    if p.audience.lists.is_empty() {
-        bail!("preview needs a list to take the member from: add --list lists/test.csv");
+    let invented = p.audience.lists.is_empty();
+    if invented && (args.row.is_some() || args.to.is_some()) {
+        bail!("--row and --to pick a member from the lists: add --list lists/test.csv");
     }
     // A preview renders whenever it can: problems it can render past (a missing image) are
     // printed, and only what stops rendering (a broken merge field, no sender) refuses.
@@ -40,7 +44,11 @@ pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode>
         bail!("the newsletter did not compile; run `bulletin check` for details");
     };
     let diags = &p.diags;
-    let recipient = p.member(crate::project::pick(args.row, args.to.as_deref())?)?;
+    let recipient = if invented {
+        invented_member()
+    } else {
+        p.member(crate::project::pick(args.row, args.to.as_deref())?)?
+    };
     let recipient = &recipient;
     let version = match &args.lang {
         None => compiled.variant_for(recipient),
@@ -77,7 +85,14 @@ pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode>
     if diags.errors() > 0 {
         eprintln!("note: rendered anyway; `check` and `send` refuse until the errors above are fixed");
     }
-    eprintln!("preview for {} ({})", recipient.email, recipient.location());
+    if invented {
+        eprintln!(
+            "preview for an invented member, {} (no --list given; add --list lists/test.csv to see a real one)",
+            recipient.email
+        );
+    } else {
+        eprintln!("preview for {} ({})", recipient.email, recipient.location());
+    }
     let eml_len = paths[2].1.len();
     eprintln!(
         "size: message {:.1} KB, HTML part {:.1} KB of the {} KB Gmail shows before clipping",
@@ -91,12 +106,52 @@ pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode>
         println!("{}", path.display());
     }
     if args.open {
-        let html = args.out.join("email.html");
-        let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
-        std::process::Command::new(opener)
-            .arg(&html)
-            .spawn()
-            .with_context(|| format!("cannot run {opener} to open {}", html.display()))?;
+        open_in_browser(&args.out.join("email.html"));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The member a preview without `--list` is written for: a name, so a bare `{{ first_name }}`
+/// renders; any other field must come from a list.
+fn invented_member() -> Recipient {
+    let columns = Arc::new(Columns {
+        path: PathBuf::from("(invented member)"),
+        names: vec!["email".into(), "first_name".into(), "last_name".into()],
+        email: 0,
+        format: crate::list::Format::Csv,
+        raw: 3,
+        status: None,
+        attributes: None,
+    });
+    Recipient {
+        email: Email::parse("sam.example@example.org").expect("a valid address"),
+        columns,
+        line: 2,
+        row: 1,
+        values: vec!["sam.example@example.org".into(), "Sam".into(), "Example".into()],
+    }
+}
+
+/// Opens the HTML in a browser when there is one; without one (a server, a container, an SSH
+/// session) the files are written all the same, so say where and carry on: `--open` is a
+/// convenience, not the result.
+fn open_in_browser(html: &Path) {
+    let graphical = cfg!(target_os = "macos")
+        || std::env::var_os("DISPLAY").is_some()
+        || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let opened = graphical
+        && std::process::Command::new(opener)
+            .arg(html)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .is_ok();
+    if !opened {
+        eprintln!(
+            "no browser to open it here: open {} yourself (the files above are written)",
+            html.display()
+        );
+    }
 }

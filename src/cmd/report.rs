@@ -19,8 +19,12 @@ use crate::reply::is_address_failure;
 
 pub(crate) fn run(config: Option<&Path>, args: &ReportArgs) -> Result<ExitCode> {
     let paths = journals(&args.journal)?;
-    let newsletter = Newsletter::load(&args.newsletter)?;
-    let report = Report::gather(&paths, &newsletter.campaign_id(), args.test)?;
+    let id = if super::campaigns::is_newsletter_path(&args.newsletter) {
+        Newsletter::load(&args.newsletter)?.campaign_id()
+    } else {
+        args.newsletter.to_string_lossy().into_owned()
+    };
+    let report = Report::gather(&paths, &id, args.test)?;
     if args.json {
         report.print_json()?;
     } else {
@@ -116,7 +120,7 @@ impl Report {
             }
         }
         let Some(campaign) = campaign else {
-            bail!("campaign {id} has not been sent yet (journal {shown})");
+            bail!("campaign {id} has not been sent yet (journal {shown}); `bulletin campaigns` lists those that were");
         };
         let mut counts = Counts::of(&rows);
         for journal in &opened {
@@ -284,7 +288,7 @@ fn suppress_failed(config: Option<&Path>, report: &Report) -> Result<()> {
 }
 
 /// The journals to read: those named, else the default one and every shard's.
-fn journals(given: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub(crate) fn journals(given: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if !given.is_empty() {
         for p in given {
             if !p.exists() {

@@ -95,9 +95,12 @@ impl Loaded {
         let settings = Settings::resolve(&config, &args.relay, &mut diags);
         let verp = crate::inbox::settings::verp(&config, &mut diags).map(std::sync::Arc::new);
         let diags = diags.into_result()?;
-        let (Some(compiled), Some(letterhead)) = (compiled, letterhead) else {
+        let (Some(compiled), Some(mut letterhead)) = (compiled, letterhead) else {
             bail!("the newsletter did not compile; run `bulletin check` for details");
         };
+        if args.test {
+            letterhead.subject_prefix = config.test_subject_prefix.clone().unwrap_or_else(|| "[Test] ".into());
+        }
         if !quiet {
             for d in &diags.items {
                 eprintln!("{d}");
@@ -213,9 +216,10 @@ fn dry_run(loaded: &Loaded, args: &SendArgs) -> Result<ExitCode> {
         n => format!(", {n} outside the audience"),
     };
     println!(
-        "dry run: wrote {written} messages to {} (nothing sent; journal untouched; {} rows skipped{outside})",
+        "dry run: wrote {} to {} (nothing sent; journal untouched; {} skipped{outside})",
+        count(written, "message"),
         place.display(),
-        counts.skipped,
+        count(counts.skipped, "row"),
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -271,15 +275,26 @@ impl Plan {
             skip_smtputf8: false,
         };
         let counts = loaded.preflight(&mut selection, Some(&relay))?;
+        if changed.is_some() && !args.allow_changed && counts.jobs == 0 && args.retry_failed.is_none() {
+            bail!("{}", already_sent(&id, &journal.tally(&id)?, &loaded.newsletter.path));
+        }
         if !quiet && counts.skipped > 0 {
             eprintln!(
-                "{} rows skipped (unsubscribed, suppressed, invalid or duplicate; `bulletin check` lists them)",
-                counts.skipped
+                "{} skipped (unsubscribed, suppressed, invalid or duplicate; `bulletin check` lists them)",
+                count(counts.skipped, "row")
             );
         }
         let campaign = Campaign {
             id,
-            subject: loaded.newsletter.front.subject.clone().unwrap_or_default(),
+            subject: format!(
+                "{}{}",
+                loaded.letterhead.subject_prefix,
+                super::subject_as_seen(
+                    &loaded.compiled,
+                    &loaded.sources,
+                    loaded.newsletter.front.subject.as_deref().unwrap_or_default()
+                )
+            ),
             fingerprint: loaded.fingerprint.clone(),
             newsletter: loaded.newsletter.path.display().to_string(),
             started: previous.map_or_else(|| clock.unix_ms(), |c| c.started),
@@ -381,6 +396,31 @@ impl Plan {
     }
 }
 
+/// "1 row", "2 rows".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A campaign is *already sent* when every member of the lists has an outcome in its journal;
+/// with another text now, this is not a resume but a new issue that kept the old id (a copied
+/// file, an unchanged `id:`), and sending would skip everyone who got the old one. A campaign
+/// with members still to reach (stopped, `--limit`ed) and edited stays a resume, confirmed on
+/// a terminal or with `--allow-changed`.
+pub(crate) fn already_sent(id: &str, tally: &crate::journal::Tally, newsletter: &Path) -> String {
+    format!(
+        "campaign {id:?} was already sent ({} sent, {} failed) with another text of {}: \
+         change `id:` in the front matter or the file name to start a new campaign (nothing sent). \
+         To send this text under the same campaign to the members it has not reached, pass --allow-changed",
+        tally.sent,
+        tally.failed,
+        newsletter.display()
+    )
+}
+
 /// Asks on a terminal; refuses without `--yes` when stdin is not one. A changed newsletter
 /// needs `--allow-changed` when nobody can be asked.
 fn confirm(plan: &Plan, args: &SendArgs) -> Result<bool> {
@@ -401,7 +441,7 @@ fn confirm(plan: &Plan, args: &SendArgs) -> Result<bool> {
     if !terminal {
         bail!("refusing to send without confirmation: stdin is not a terminal; add --yes (nothing sent)");
     }
-    eprint!("Send to {} members now? [y/N] ", plan.counts.jobs);
+    eprint!("Send to {} now? [y/N] ", count(plan.counts.jobs, "member"));
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -553,7 +593,7 @@ fn resume_command(argv: impl Iterator<Item = String>) -> String {
 }
 
 /// `HH:MM` local time (UTC when the offset is unknown) for a Unix-ms instant.
-fn local_time(unix_ms: i64) -> String {
+pub(crate) fn local_time(unix_ms: i64) -> String {
     let utc = time::OffsetDateTime::from_unix_timestamp(unix_ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let t = time::UtcOffset::current_local_offset()
         .map(|o| utc.to_offset(o))

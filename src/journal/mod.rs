@@ -48,6 +48,22 @@ pub struct Delivery {
     pub lang: Option<String>,
 }
 
+/// A campaign's members by state; in flight counts as pending.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Tally {
+    pub sent: usize,
+    pub failed: usize,
+    pub pending: usize,
+    pub uncertain: usize,
+}
+
+impl Tally {
+    /// Every member it recorded has an outcome: a run went to the end.
+    pub fn finished(&self) -> bool {
+        self.pending == 0 && self.sent + self.failed + self.uncertain > 0
+    }
+}
+
 pub struct Journal {
     db: Connection,
 }
@@ -290,6 +306,43 @@ impl Journal {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Every campaign, newest first.
+    pub fn campaigns(&self) -> Result<Vec<Campaign>> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT id, subject, fingerprint, newsletter, started FROM campaign ORDER BY started DESC, id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Campaign {
+                id: r.get(0)?,
+                subject: r.get(1)?,
+                fingerprint: r.get(2)?,
+                newsletter: r.get(3)?,
+                started: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// How many of a campaign's members are in each state.
+    pub fn tally(&self, campaign: &str) -> Result<Tally> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT status, count(*) FROM delivery WHERE campaign = ?1 GROUP BY status")?;
+        let rows = stmt.query_map([campaign], |r| Ok((r.get::<_, Status>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut t = Tally::default();
+        for row in rows {
+            let (status, n) = row.map_err(unreadable)?;
+            let n = usize::try_from(n).unwrap_or(0);
+            match status {
+                Status::Sent => t.sent += n,
+                Status::Failed => t.failed += n,
+                Status::Pending | Status::InFlight => t.pending += n,
+                Status::Uncertain => t.uncertain += n,
+            }
+        }
+        Ok(t)
     }
 
     /// Campaign ids that start with `prefix`, newest first.

@@ -39,6 +39,7 @@ pub struct CsvFile {
     reader: csv::Reader<Box<dyn Read + Send>>,
     record: csv::ByteRecord,
     lines: Arc<Mutex<LineIndex>>,
+    delimiter: u8,
 }
 
 /// Physical line numbers as an editor shows them. The csv crate's own count is off by one
@@ -114,7 +115,13 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// A CSV reader past its header, its line index, and the header's normalised names.
-type Header = (csv::Reader<Box<dyn Read + Send>>, Arc<Mutex<LineIndex>>, Vec<Box<str>>);
+/// A list file opened past its header: the reader, its line index, the names and the delimiter.
+type Header = (
+    csv::Reader<Box<dyn Read + Send>>,
+    Arc<Mutex<LineIndex>>,
+    Vec<Box<str>>,
+    u8,
+);
 
 impl CsvFile {
     /// Opens a plain file, its layout recognised from its header.
@@ -126,13 +133,14 @@ impl CsvFile {
     /// `known` is the header read on an earlier pass (spares listmonk's scan of attributes).
     pub fn open_part(part: &Part, forced: Option<Format>, known: Option<&Arc<Columns>>) -> Result<CsvFile> {
         let path = part.shown.as_path();
-        let (reader, lines, names) = CsvFile::read_header(part)?;
+        let (reader, lines, names, delimiter) = CsvFile::read_header(part)?;
         if let Some(columns) = known {
             return Ok(CsvFile {
                 columns: Arc::clone(columns),
                 reader,
                 record: csv::ByteRecord::new(),
                 lines,
+                delimiter,
             });
         }
         let mut names = names;
@@ -180,17 +188,19 @@ impl CsvFile {
                 reader,
                 record: csv::ByteRecord::new(),
                 lines,
+                delimiter,
             };
             let cells = scan.map(|row| row.map(|(line, values, _)| (line, values[at].to_string())));
             let keys = export::attribute_keys(cells, path, &columns.names)?;
             columns.names.extend(keys.into_iter().map(Into::into));
             columns.attributes = Some(at);
-            let (reader, lines, _) = CsvFile::read_header(part)?;
+            let (reader, lines, _, delimiter) = CsvFile::read_header(part)?;
             return Ok(CsvFile {
                 columns: Arc::new(columns),
                 reader,
                 record: csv::ByteRecord::new(),
                 lines,
+                delimiter,
             });
         }
         Ok(CsvFile {
@@ -198,6 +208,7 @@ impl CsvFile {
             reader,
             record: csv::ByteRecord::new(),
             lines,
+            delimiter,
         })
     }
 
@@ -256,7 +267,7 @@ impl CsvFile {
             }
             names.push(name.into());
         }
-        Ok((reader, lines, names))
+        Ok((reader, lines, names, delimiter))
     }
 }
 
@@ -291,10 +302,9 @@ impl Iterator for CsvFile {
             let width = self.columns.raw;
             if self.record.len() != width {
                 return Some(Err(anyhow::anyhow!(
-                    "{}:{line}: this row has {} fields but the header has {width}: \
-                     a value containing the delimiter must be in double quotes",
+                    "{}:{line}: {}",
                     path.display(),
-                    self.record.len()
+                    width_hint(self.record.len(), &self.columns.names, self.delimiter)
                 )));
             }
             let mut values = Vec::with_capacity(self.columns.names.len());
@@ -337,6 +347,32 @@ impl CsvFile {
             }
         }
         Ok(())
+    }
+}
+
+/// Why a row has the wrong number of fields, in the words that fit: too few is a missing
+/// value (name the columns it lacks), too many is a value holding the delimiter unquoted.
+fn width_hint(got: usize, names: &[Box<str>], delimiter: u8) -> String {
+    let width = names.len();
+    let sep = match delimiter {
+        b'\t' => "a tab".to_owned(),
+        d => format!("`{}`", d as char),
+    };
+    if got < width {
+        let missing = names[got..]
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "this row has {got} field{} but the header has {width}: it has no value for {missing}; \
+             leave a value empty with nothing between two separators ({sep}), don't leave it out",
+            if got == 1 { "" } else { "s" }
+        )
+    } else {
+        format!(
+            "this row has {got} fields but the header has {width}: a value containing {sep} must be in double quotes"
+        )
     }
 }
 

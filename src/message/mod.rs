@@ -42,6 +42,8 @@ pub struct Letterhead {
     /// The envelope sender for a member (VERP, set from `[inbox] bounce_address`); the From
     /// address when unset.
     pub envelope_sender: Option<EnvelopeSender>,
+    /// Put before every subject: `[Test] ` on a `send --test`, so staff tell it apart.
+    pub subject_prefix: String,
     /// The DKIM signers, one per key of `[dkim]` (none when it is not configured).
     dkim: Vec<Signer>,
     /// Local images the HTML shows by `cid:`, read once for every message.
@@ -128,6 +130,7 @@ impl Letterhead {
             dkim,
             inline: Vec::new(),
             shared: Shared::load(n)?,
+            subject_prefix: String::new(),
             nonce: format!("{:016x}", fastrand::u64(..)),
             counter: AtomicU64::new(0),
         })
@@ -177,7 +180,10 @@ impl Letterhead {
             .envelope(envelope)
             .raw_header(headers::mailbox::<header::From>(&self.from))
             .raw_header(headers::mailbox::<header::To>(&to))
-            .raw_header(headers::unstructured("Subject", &content.subject))
+            .raw_header(headers::unstructured(
+                "Subject",
+                &format!("{}{}", self.subject_prefix, content.subject),
+            ))
             .message_id(Some(message_id))
             .date_now();
         if let Some(r) = &self.reply_to {

@@ -6,6 +6,7 @@
 
 mod html;
 pub mod images;
+pub mod lint;
 pub mod markdown;
 mod scan;
 pub mod tags;
@@ -137,6 +138,9 @@ impl Compiled {
             .map(|p| protect(p, n.line_of_key("preheader"), diags));
         let body = protect(&n.body, n.body_line, diags);
         let unsub_token = protect("{{ unsubscribe_url }}", 0, diags);
+        lint::foreign_placeholders(n, fields, diags);
+        lint::broken_links(n, diags);
+        lint::header_spellings(&tags, fields, &file, diags);
         if diags.errors() > errors_before {
             return None;
         }
@@ -168,8 +172,10 @@ impl Compiled {
                 .map_or(1, |t| t.line);
             if !known {
                 let have = fields.unwrap_or(&[]).join(", ");
+                let hint = lint::suggestion(name, fields.unwrap_or(&[]))
+                    .map_or(String::new(), |s| format!(": did you mean `{{{{ {s} }}}}`?"));
                 diags.error(Some((&file, line)), format!(
-                    "unknown merge field `{name}`: no list has that column (columns: {have}; also email, unsubscribe_url, web_url)"
+                    "unknown merge field `{name}`{hint} (no list has that column; columns: {have}; also email, unsubscribe_url, web_url)"
                 ));
             } else if name == "web_url" && web_url.is_none() {
                 diags.error(

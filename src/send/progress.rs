@@ -30,8 +30,15 @@ impl Progress {
         let terminal = std::io::stderr().is_terminal();
         let bar = (!quiet && terminal).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} sent  {msg}  {per_sec}  ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            // indicatif's own {per_sec} prints "99.0925/s"; a person writes "99.1/s".
+            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} sent  {msg}  {rate}  ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        write!(w, "{}", per_second(state.per_sec())).ok();
+                    },
+                );
             bar.set_style(if std::env::var_os("NO_COLOR").is_some() {
                 style
             } else {
@@ -81,8 +88,9 @@ impl Progress {
         };
         let left = self.total.saturating_sub(done) as f64 / pace.max(0.001);
         format!(
-            "progress: {done}/{} done, {failed} failed, {rate:.1}/s, about {} left",
+            "progress: {done}/{} done, {failed} failed, {}, about {} left",
             self.total,
+            per_second(rate),
             eta(left)
         )
     }
@@ -94,11 +102,31 @@ impl Progress {
     }
 }
 
+/// A rate as a person writes it: "14/s", "2.5/s", "0.3/s".
+pub fn per_second(rate: f64) -> String {
+    if rate >= 10.0 || rate == rate.round() {
+        format!("{}/s", rate.round())
+    } else {
+        format!("{rate:.1}/s")
+    }
+}
+
 fn eta(secs: f64) -> String {
     let s = secs.round() as u64;
     if s >= 3600 {
         format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
     } else {
         format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rates_read_as_a_person_writes_them() {
+        assert_eq!(super::per_second(99.0925), "99/s");
+        assert_eq!(super::per_second(2.46), "2.5/s");
+        assert_eq!(super::per_second(14.0), "14/s");
+        assert_eq!(super::per_second(0.0), "0/s");
     }
 }

@@ -6,7 +6,7 @@
 //!     .file("newsletters/n.md", "---\nsubject: Hi\n---\nHello\n")
 //!     .file("lists/m.csv", "email\na@example.org\n")
 //!     .run(&["check", "newsletters/n.md", "--list", "lists/m.csv"]);
-//! out.success().stdout_has("1 recipients");
+//! out.success().stdout_has("1 recipient,");
 //! ```
 #![allow(dead_code)]
 
