@@ -11,6 +11,8 @@ pub(crate) const DEFAULT_JOURNAL: &str = ".bulletin/journal.db";
 pub(crate) const ARCHIVE_DIR: &str = "public";
 /// Where `serve` listens unless told otherwise: loopback, behind a reverse proxy.
 pub(crate) const SERVE_LISTEN: &str = "127.0.0.1:8080";
+/// The unsubscribe secret `init` generates (mode 0600, git-ignored).
+pub(crate) const UNSUBSCRIBE_SECRET: &str = ".bulletin/unsubscribe.secret";
 /// Where `preview` writes unless told otherwise.
 pub(crate) const PREVIEW_DIR: &str = ".bulletin/preview";
 

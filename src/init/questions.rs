@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::InitArgs;
-use crate::cmd::init;
 use crate::email::Email;
+use crate::init::compliant as init;
 
 /// A relay people already have, with the settings it wants.
 struct Relay {
