@@ -422,6 +422,19 @@ impl<C: Clock> Delivery<'_, C> {
                 refused
             }
         };
+        self.record_outcome(r, attempt, outcome, shared, w)
+    }
+
+    /// Records what the relay said to an attempt whose message was handed over (or refused),
+    /// and says what comes next for the member.
+    fn record_outcome<I>(
+        &self,
+        r: Recipient,
+        attempt: u32,
+        outcome: Outcome,
+        shared: &Shared<I>,
+        w: &mut Worker<'_>,
+    ) -> Step {
         match outcome {
             Outcome::Sent(reply) => {
                 self.refused_alike(shared, None);
