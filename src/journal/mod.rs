@@ -290,29 +290,23 @@ impl Journal {
     /// Campaigns that reached at least one member, newest first; test sends (`+test-` ids)
     /// left out. Dry runs never reach the journal.
     pub fn sent_campaigns(&self) -> Result<Vec<Campaign>> {
-        let mut stmt = self.db.prepare(
-            "SELECT id, subject, fingerprint, newsletter, started FROM campaign c \
-             WHERE instr(id, '+test-') = 0 \
-             AND EXISTS (SELECT 1 FROM delivery d WHERE d.campaign = c.id AND d.status = 'sent') \
-             ORDER BY started DESC, id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Campaign {
-                id: r.get(0)?,
-                subject: r.get(1)?,
-                fingerprint: r.get(2)?,
-                newsletter: r.get(3)?,
-                started: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        self.campaigns_where(
+            "WHERE instr(id, '+test-') = 0 \
+             AND EXISTS (SELECT 1 FROM delivery d WHERE d.campaign = c.id AND d.status = 'sent')",
+        )
     }
 
     /// Every campaign, newest first.
     pub fn campaigns(&self) -> Result<Vec<Campaign>> {
-        let mut stmt = self
-            .db
-            .prepare("SELECT id, subject, fingerprint, newsletter, started FROM campaign ORDER BY started DESC, id")?;
+        self.campaigns_where("")
+    }
+
+    /// The campaigns `filter` (a `WHERE` clause over `campaign c`, or nothing) keeps, newest
+    /// first.
+    fn campaigns_where(&self, filter: &str) -> Result<Vec<Campaign>> {
+        let mut stmt = self.db.prepare(&format!(
+            "SELECT id, subject, fingerprint, newsletter, started FROM campaign c {filter} ORDER BY started DESC, id"
+        ))?;
         let rows = stmt.query_map([], |r| {
             Ok(Campaign {
                 id: r.get(0)?,
