@@ -24,10 +24,17 @@ fn has_long_word(value: &str) -> bool {
     value.split([' ', '\t']).any(|word| word.len() > LONGEST_WORD)
 }
 
+/// Whether a value written as it is would be read back as something else: a member's name or
+/// subject that holds `=?…?=` text, which a reader decodes as an encoded word (into a line break,
+/// say). Written as encoded words itself, it reads back as the same text.
+fn needs_encoding(value: &str) -> bool {
+    has_long_word(value) || value.contains("=?")
+}
+
 /// An unstructured header such as `Subject`.
 pub(super) fn unstructured(name: &'static str, value: &str) -> HeaderValue {
     let name = HeaderName::new_from_ascii_str(name);
-    if !has_long_word(value) {
+    if !needs_encoding(value) {
         return HeaderValue::new(name, value.to_owned());
     }
     let mut encoded = String::new();
@@ -60,11 +67,11 @@ pub(super) fn mailbox<H: Header + From<Mailboxes>>(m: &Mailbox) -> HeaderValue {
     // 78 octets RFC 5322 recommends is written here, folded at the name's spaces (folding
     // white space may sit inside a quoted string and unfolds to the same name).
     let too_long = |n: &str| header.len() + n.len() + m.email.to_string().len() + 7 > RECOMMENDED_LINE;
-    let Some(name) = m.name.as_deref().filter(|n| has_long_word(n) || too_long(n)) else {
+    let Some(name) = m.name.as_deref().filter(|n| needs_encoding(n) || too_long(n)) else {
         return H::from(Mailboxes::from(m.clone())).display();
     };
     let mut encoded = String::new();
-    if name.is_ascii() && !has_long_word(name) {
+    if name.is_ascii() && !needs_encoding(name) {
         let mut w = EmailWriter::new(&mut encoded, header.len() + ": ".len(), 0, false);
         let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
         w.write_char('"').expect("writing to a String");
@@ -121,6 +128,17 @@ mod tests {
         );
         let m: Mailbox = "Ana López <ana@example.org>".parse().unwrap();
         assert_eq!(wire(&mailbox::<To>(&m)), wire(&To::from(Mailboxes::from(m)).display()));
+    }
+
+    #[test]
+    fn encoded_word_text_in_a_name_or_subject_is_encoded_so_it_reads_back_as_written() {
+        let trick = "Ana =?utf-8?q?x=0D=0ABcc:_evil@attacker.example?= Lopez";
+        let m = Mailbox::new(Some(trick.into()), "ana@example.org".parse().unwrap());
+        let to = wire(&mailbox::<To>(&m));
+        assert!(!to.contains("=?utf-8?q?x=0D"), "{to}");
+        assert!(to.contains("=?utf-8?"), "written as encoded words: {to}");
+        let subject = wire(&unstructured("Subject", trick));
+        assert!(!subject.contains("=?utf-8?q?x=0D"), "{subject}");
     }
 
     #[test]
