@@ -46,6 +46,7 @@ pub(crate) mod serve;
 pub(crate) mod settings;
 pub(crate) mod shard;
 pub mod unsubscribe;
+pub(crate) mod when;
 
 use std::process::ExitCode;
 

@@ -147,20 +147,7 @@ pub(crate) fn long_date(unix_ms: i64) -> String {
     format!("{} {} {}", t.day(), t.month(), t.year())
 }
 
-/// A date in RFC 3339, UTC: `2026-12-02T05:00:00Z`.
-pub(crate) fn rfc3339(unix_ms: i64) -> String {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(unix_ms.div_euclid(1000)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
+pub(crate) use crate::when::rfc3339;
 
 #[cfg(test)]
 mod tests {

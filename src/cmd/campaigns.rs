@@ -44,7 +44,7 @@ pub(crate) fn run(journals: &[PathBuf], json: bool) -> Result<ExitCode> {
         println!(
             "{:<28} {:<16} {:>6} {:>6} {:>7}  {}",
             r.id,
-            super::send::local_time(r.started),
+            crate::when::local_time(r.started),
             r.sent,
             r.failed,
             pending,

@@ -553,7 +553,7 @@ fn conclude(ran: &Ran, newsletter: &Newsletter) -> Result<ExitCode> {
         Some(Stop::QuotaSpent { rate, resume_at }) => {
             eprintln!(
                 "{rate} quota reached; resume after {} with: {resume}",
-                local_time(*resume_at)
+                crate::when::local_time(*resume_at)
             );
             return Ok(ExitCode::SUCCESS);
         }
@@ -590,22 +590,6 @@ fn journal_path(given: &Path, shard: Option<Shard>) -> PathBuf {
 fn resume_command(argv: impl Iterator<Item = String>) -> String {
     let argv: Vec<String> = argv.collect();
     shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
-}
-
-/// `HH:MM` local time (UTC when the offset is unknown) for a Unix-ms instant.
-pub(crate) fn local_time(unix_ms: i64) -> String {
-    let utc = time::OffsetDateTime::from_unix_timestamp(unix_ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let t = time::UtcOffset::current_local_offset()
-        .map(|o| utc.to_offset(o))
-        .unwrap_or(utc);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
 }
 
 #[cfg(test)]

@@ -156,7 +156,7 @@ pub fn append_entries_with(files: &[PathBuf], entries: &[Suppression], known: &m
     }
     let columns = known.columns;
     let present = &mut known.present;
-    let date = now_utc();
+    let date = crate::when::now_rfc3339();
     let mut added = 0;
     let mut which = Vec::with_capacity(entries.len());
     for e in entries {
@@ -306,20 +306,6 @@ fn csv_field(s: &str) -> String {
     } else {
         s.to_owned()
     }
-}
-
-/// Now, UTC, as `2026-12-02T04:58:00Z`.
-fn now_utc() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }
 
 #[cfg(test)]
