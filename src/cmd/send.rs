@@ -514,7 +514,7 @@ fn deliver(loaded: &Loaded, plan: Plan, quiet: bool) -> Result<Ran> {
         .iter()
         .map(super::super::send::rate::Rate::per_second)
         .reduce(f64::min);
-    let progress = Progress::new(counts.jobs, quiet, limit_per_sec);
+    let progress = Progress::new(counts.jobs, quiet, limit_per_sec, &campaign.subject);
     let delivery = Delivery {
         relay: &relay,
         compiled: &loaded.compiled,

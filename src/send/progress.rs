@@ -23,15 +23,19 @@ pub struct Progress {
     last_line: Mutex<Instant>,
     /// The configured rate, for the ETA before a real rate is known.
     limit_per_sec: Option<f64>,
+    /// The subject as a member sees it, shortened to fit a line.
+    subject: String,
 }
 
 impl Progress {
-    pub fn new(total: usize, quiet: bool, limit_per_sec: Option<f64>) -> Progress {
+    /// `subject` is the subject as a member sees it (the plan's), never the raw template.
+    pub fn new(total: usize, quiet: bool, limit_per_sec: Option<f64>, subject: &str) -> Progress {
+        let subject = shorten(subject, SUBJECT_WIDTH);
         let terminal = std::io::stderr().is_terminal();
         let bar = (!quiet && terminal).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             // indicatif's own {per_sec} prints "99.0925/s"; a person writes "99.1/s".
-            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} sent  {msg}  {rate}  ETA {eta}")
+            let style = ProgressStyle::with_template("{prefix}  {bar:30} {pos}/{len} sent  {msg}  {rate}  ETA {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .with_key(
                     "rate",
@@ -44,6 +48,7 @@ impl Progress {
             } else {
                 style.progress_chars("█▉ ")
             });
+            bar.set_prefix(format!("“{subject}”"));
             bar
         });
         Progress {
@@ -55,6 +60,7 @@ impl Progress {
             started: Instant::now(),
             last_line: Mutex::new(Instant::now()),
             limit_per_sec,
+            subject,
         }
     }
 
@@ -88,7 +94,8 @@ impl Progress {
         };
         let left = self.total.saturating_sub(done) as f64 / pace.max(0.001);
         format!(
-            "progress: {done}/{} done, {failed} failed, {}, about {} left",
+            "progress: “{}” {done}/{} done, {failed} failed, {}, about {} left",
+            self.subject,
             self.total,
             per_second(rate),
             eta(left)
@@ -99,6 +106,20 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// The most characters of the subject a progress line shows.
+const SUBJECT_WIDTH: usize = 40;
+
+/// `text` cut to `width` characters, with "…" when it was cut.
+fn shorten(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_owned()
+    } else {
+        let mut short: String = text.chars().take(width - 1).collect();
+        short.push('…');
+        short
     }
 }
 
@@ -128,5 +149,21 @@ mod tests {
         assert_eq!(super::per_second(2.46), "2.5/s");
         assert_eq!(super::per_second(14.0), "14/s");
         assert_eq!(super::per_second(0.0), "0/s");
+    }
+
+    #[test]
+    fn a_long_subject_is_shortened_to_fit_the_line() {
+        assert_eq!(super::shorten("Our first hundred days", 40), "Our first hundred days");
+        assert_eq!(super::shorten("Nuestros primeros cien días juntos", 10), "Nuestros …");
+    }
+
+    #[test]
+    fn the_plain_line_names_the_subject_as_members_see_it() {
+        let progress = super::Progress::new(3, true, None, "Hello friend");
+        assert!(
+            progress
+                .line(1, 0)
+                .starts_with("progress: “Hello friend” 1/3 done, 0 failed")
+        );
     }
 }

@@ -101,7 +101,7 @@ impl Rig {
         let relay = Relay::parse(&smtp.url(), None, run.timeout).unwrap();
         let first = relay.connect().unwrap();
         let limits = Limits::new(run.rates, run.clock.clone(), &[]);
-        let progress = Progress::new(total, true, None);
+        let progress = Progress::new(total, true, None, "S");
         let delivery = Delivery {
             relay: &relay,
             compiled: &self.compiled,
