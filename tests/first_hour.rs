@@ -53,6 +53,32 @@ fn a_new_text_under_the_id_of_a_campaign_sent_to_the_end_is_refused_by_send_and_
 }
 
 #[test]
+fn check_matches_the_members_one_by_one_before_saying_already_sent() {
+    let smtp = TestSmtp::start();
+    let p = sending(&smtp.url(), NEWSLETTER, members(2), "");
+    p.run(&["send", "n.md", "--list", "m.csv", "--yes"]).success();
+    // Another text, and a list as long as the one sent to but with a new member in it: not
+    // "already sent" (send would reach the new member as a resume), whatever the counts say.
+    let other = members(3)
+        .lines()
+        .filter(|l| !l.contains("Member2"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    let p = p
+        .file("n.md", NEWSLETTER.replace("The news.", "Other news."))
+        .file("m.csv", other);
+    p.run(&["check", "n.md", "--list", "m.csv"])
+        .success()
+        .stdout_lacks("already sent");
+    // The same members as sent to: it is.
+    let p = p.file("m.csv", members(2));
+    p.run(&["check", "n.md", "--list", "m.csv"])
+        .success()
+        .stdout_has("was already sent (2 sent, 0 failed)");
+}
+
+#[test]
 fn a_campaign_stopped_halfway_and_edited_is_still_a_resume() {
     let smtp = TestSmtp::start();
     let p = sending(&smtp.url(), NEWSLETTER, members(3), "");
@@ -202,9 +228,11 @@ fn preview_without_a_list_uses_one_invented_member() {
 fn a_test_send_is_marked_and_the_plan_report_and_campaigns_show_the_subject_a_member_sees() {
     let smtp = TestSmtp::start();
     let p = sending(&smtp.url(), NEWSLETTER, members(2), "");
+    // Not a terminal, so the progress is a plain line; its last one names the subject too.
     p.run(&["send", "n.md", "--list", "m.csv", "--test", "--yes"])
         .success()
-        .stderr_has("subject:    [Test] News for you");
+        .stderr_has("subject:    [Test] News for you")
+        .stderr_has("progress: “[Test] News for you” 2/2 done, 0 failed");
     let subjects: Vec<String> = smtp
         .messages()
         .iter()

@@ -51,11 +51,15 @@ pub(crate) fn run(
     let mut pre = Preflight::default();
     let mut audience = Audience::default();
     let mut langs = crate::audience::lang::Counts::default();
+    let mut sent_before = SentBefore::find(&p);
     for item in p.sources.stream() {
         match item? {
             Item::Member(r) => {
                 recipients += 1;
                 audience.add(&r.email);
+                if let Some(before) = &mut sent_before {
+                    before.see(&r);
+                }
                 if let Some(compiled) = &p.compiled {
                     langs.count(compiled, &r);
                 }
@@ -79,7 +83,7 @@ pub(crate) fn run(
         }
     }
     let mut d = Diagnostics::default();
-    if let Some(warning) = already_sent(&p, recipients) {
+    if let Some(warning) = sent_before.and_then(|b| b.warning(&p, recipients)) {
         d.warning(Some((&file, 0)), warning);
     }
     if let Some(compiled) = &p.compiled {
@@ -131,22 +135,48 @@ pub(crate) fn run(
     })
 }
 
-/// Warns when the newsletter's campaign id belongs to a campaign the journal shows as sent to
-/// the end with another text: `send` would refuse it (see [`super::send::already_sent`]).
-/// "To the end": nobody pending, and at least as many members reached as the lists now hold
-/// (`check` counts them; it does not match them one by one). Only an existing journal is read.
-fn already_sent(p: &Project, recipients: usize) -> Option<String> {
-    let path = std::env::var_os("BULLETIN_JOURNAL").map_or_else(|| PathBuf::from(DEFAULT_JOURNAL), PathBuf::from);
-    if !path.is_file() {
-        return None;
+/// A campaign the journal shows as finished under the newsletter's id, with another text: the
+/// members it reached, so `check` can tell whether `send` would refuse it (every member of the
+/// lists reached, see [`super::send::already_sent`]). Only an existing journal is read.
+struct SentBefore {
+    id: String,
+    tally: crate::journal::Tally,
+    reached: std::collections::HashMap<crate::list::KeyHash, crate::journal::Status>,
+    /// Members of the lists now that the campaign has not reached.
+    unreached: usize,
+}
+
+impl SentBefore {
+    fn find(p: &Project) -> Option<SentBefore> {
+        let path = std::env::var_os("BULLETIN_JOURNAL").map_or_else(|| PathBuf::from(DEFAULT_JOURNAL), PathBuf::from);
+        if !path.is_file() {
+            return None;
+        }
+        let id = p.newsletter.campaign_id();
+        let journal = crate::journal::Journal::open(&path).ok()?;
+        let campaign = journal.campaign(&id).ok()??;
+        if campaign.fingerprint == p.newsletter.fingerprint {
+            return None;
+        }
+        let tally = journal.tally(&id).ok()?;
+        let reached = journal.done(&id).ok()?;
+        tally.finished().then_some(SentBefore {
+            id,
+            tally,
+            reached,
+            unreached: 0,
+        })
     }
-    let id = p.newsletter.campaign_id();
-    let journal = crate::journal::Journal::open(&path).ok()?;
-    let campaign = journal.campaign(&id).ok()??;
-    if campaign.fingerprint == p.newsletter.fingerprint {
-        return None;
+
+    fn see(&mut self, member: &crate::list::Recipient) {
+        if !self.reached.contains_key(&crate::list::key_hash(member.email.key())) {
+            self.unreached += 1;
+        }
     }
-    let tally = journal.tally(&id).ok()?;
-    (tally.finished() && tally.sent + tally.failed + tally.uncertain >= recipients)
-        .then(|| super::send::already_sent(&id, &tally, &p.newsletter.path))
+
+    /// The warning, when `send` would refuse: nobody on the lists left to reach.
+    fn warning(&self, p: &Project, recipients: usize) -> Option<String> {
+        (recipients > 0 && self.unreached == 0)
+            .then(|| super::send::already_sent(&self.id, &self.tally, &p.newsletter.path))
+    }
 }
