@@ -114,3 +114,24 @@ impl Project {
         })
     }
 }
+
+/// The member a preview without `--list` is written for: a name, so a bare `{{ first_name }}`
+/// renders; any other field must come from a list.
+pub(crate) fn invented_member() -> crate::list::Recipient {
+    let columns = std::sync::Arc::new(crate::list::Columns {
+        path: std::path::PathBuf::from("(invented member)"),
+        names: vec!["email".into(), "first_name".into(), "last_name".into()],
+        email: 0,
+        format: crate::list::Format::Csv,
+        raw: 3,
+        status: None,
+        attributes: None,
+    });
+    crate::list::Recipient {
+        email: crate::email::Email::parse("sam.example@example.org").expect("a valid address"),
+        columns,
+        line: 2,
+        row: 1,
+        values: vec!["sam.example@example.org".into(), "Sam".into(), "Example".into()],
+    }
+}

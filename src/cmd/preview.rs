@@ -1,23 +1,17 @@
 //! `bulletin preview`: exactly what one member will receive, as `email.html`, `email.txt`
 //! and the raw MIME message `email.eml`; with `--serve`, a live preview in the browser.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Result, bail};
 
 use super::Project;
 use crate::cli::PreviewArgs;
-use crate::email::Email;
-use crate::list::{Columns, Recipient};
 use crate::private::{private_dir, private_file};
 
 pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode> {
     if args.serve {
-        if args.lists.lists.is_empty() {
-            bail!("preview needs a list to take the member from: add --list lists/test.csv");
-        }
         let inputs = crate::preview::Inputs {
             config: config.map(Path::to_owned),
             newsletter: args.newsletter.clone(),
@@ -45,7 +39,7 @@ pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode>
     };
     let diags = &p.diags;
     let recipient = if invented {
-        invented_member()
+        crate::project::invented_member()
     } else {
         p.member(crate::project::pick(args.row, args.to.as_deref())?)?
     };
@@ -109,27 +103,6 @@ pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode>
         open_in_browser(&args.out.join("email.html"));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The member a preview without `--list` is written for: a name, so a bare `{{ first_name }}`
-/// renders; any other field must come from a list.
-fn invented_member() -> Recipient {
-    let columns = Arc::new(Columns {
-        path: PathBuf::from("(invented member)"),
-        names: vec!["email".into(), "first_name".into(), "last_name".into()],
-        email: 0,
-        format: crate::list::Format::Csv,
-        raw: 3,
-        status: None,
-        attributes: None,
-    });
-    Recipient {
-        email: Email::parse("sam.example@example.org").expect("a valid address"),
-        columns,
-        line: 2,
-        row: 1,
-        values: vec!["sam.example@example.org".into(), "Sam".into(), "Example".into()],
-    }
 }
 
 /// Opens the HTML in a browser when there is one; without one (a server, a container, an SSH

@@ -70,12 +70,13 @@ pub(crate) fn build(inputs: &Inputs, row: Option<u64>, to: Option<&str>) -> Resu
     let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) else {
         return Err(p.diags.to_string());
     };
-    if inputs.lists.is_empty() {
-        return Err("the preview needs a list to take the member from: add --list lists/test.csv".into());
-    }
-    let recipient = p
-        .member(pick(row, to).map_err(|e| format!("{e:#}"))?)
-        .map_err(|e| format!("{e:#}"))?;
+    // No --list: the lists of the newsletter's audience, or one invented member.
+    let recipient = if p.audience.lists.is_empty() {
+        crate::project::invented_member()
+    } else {
+        p.member(pick(row, to).map_err(|e| format!("{e:#}"))?)
+            .map_err(|e| format!("{e:#}"))?
+    };
     let rendered = compiled
         .personalise(&recipient)
         .map_err(|e| format!("{}: {}", recipient.location(), e.message))?;
