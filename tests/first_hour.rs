@@ -443,6 +443,45 @@ fn init_with_flags_and_no_terminal_asks_nothing_and_starts_a_project_that_checks
 }
 
 #[test]
+fn init_with_a_relay_whose_login_is_not_the_sender_leaves_it_for_the_user_to_write() {
+    let p = Project::empty();
+    for (relay, url) in [
+        ("ses", "smtp://SMTP-USER@email-smtp.REGION.amazonaws.com:587"),
+        ("mailgun", "smtp://SMTP-USER@smtp.mailgun.org:587"),
+        ("postmark", "smtp://SMTP-USER@smtp.postmarkapp.com:587"),
+        ("postfix", "smtp://SMTP-USER@HOST:587"),
+    ] {
+        let run = p.run(&[
+            "init",
+            relay,
+            "--org",
+            "Riverside Tenants",
+            "--from",
+            "Riverside News <news@riverside.example>",
+            "--address",
+            "12 Mill Lane, Riverside",
+            "--smtp",
+            relay,
+        ]);
+        run.success()
+            .stderr_has("relay: complete the url in")
+            .stderr_has(&format!("--smtp {url}"));
+        let toml = p.read(&format!("{relay}/bulletin.toml"));
+        assert!(toml.contains(&format!("# url = \"{url}\"")), "{toml}");
+        assert!(
+            !toml.contains("news%40riverside.example@"),
+            "the sender is not the {relay} login:\n{toml}"
+        );
+        p.run_in(
+            relay,
+            &["check", "newsletters/first-issue.md", "--list", "lists/test.csv"],
+        )
+        .success()
+        .stdout_has("0 errors");
+    }
+}
+
+#[test]
 fn init_on_a_terminal_asks_and_offers_the_common_relays() {
     if std::process::Command::new("script").arg("--version").output().is_err() {
         eprintln!("skipped: no `script` to give bulletin a pseudo-terminal");

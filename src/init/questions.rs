@@ -23,6 +23,9 @@ struct Relay {
     url: &'static str,
     /// What the user name is, asked when the preset has one.
     user_is: Option<&'static str>,
+    /// Whether the relay's user name is the sender's own address (Google, Microsoft), so
+    /// `init` with flags can fill it in; otherwise it is left for the user to write.
+    user_is_sender: bool,
     /// Rate the provider allows a new sender, as a safe start.
     rate: &'static str,
     note: &'static str,
@@ -34,6 +37,7 @@ const RELAYS: [Relay; 6] = [
         label: "Google Workspace (smtp.gmail.com, port 465, TLS)",
         url: "smtps://{user}@smtp.gmail.com:465",
         user_is: Some("your Google Workspace address"),
+        user_is_sender: true,
         rate: "2000/day",
         note: "password: an app password (Google account → Security → App passwords)",
     },
@@ -42,6 +46,7 @@ const RELAYS: [Relay; 6] = [
         label: "Microsoft 365 (smtp.office365.com, port 587, STARTTLS)",
         url: "smtp://{user}@smtp.office365.com:587",
         user_is: Some("your Microsoft 365 address"),
+        user_is_sender: true,
         rate: "30/min",
         note: "SMTP AUTH must be enabled for the mailbox (Microsoft 365 admin centre → Mail)",
     },
@@ -50,6 +55,7 @@ const RELAYS: [Relay; 6] = [
         label: "Amazon SES (email-smtp.REGION.amazonaws.com, port 587, STARTTLS)",
         url: "smtp://{user}@email-smtp.{region}.amazonaws.com:587",
         user_is: Some("the SES SMTP user name (not your AWS login)"),
+        user_is_sender: false,
         rate: "14/s",
         note: "password: the SES SMTP password created with the SMTP user name",
     },
@@ -58,6 +64,7 @@ const RELAYS: [Relay; 6] = [
         label: "Mailgun (smtp.mailgun.org, port 587, STARTTLS)",
         url: "smtp://{user}@smtp.mailgun.org:587",
         user_is: Some("the domain's SMTP login, e.g. postmaster@mg.example.org"),
+        user_is_sender: false,
         rate: "10/s",
         note: "password: the SMTP password of that login (Mailgun → Sending → Domain settings)",
     },
@@ -66,6 +73,7 @@ const RELAYS: [Relay; 6] = [
         label: "Postmark (smtp.postmarkapp.com, port 587, STARTTLS)",
         url: "smtp://{user}@smtp.postmarkapp.com:587",
         user_is: Some("the Server API token (use a Broadcast message stream)"),
+        user_is_sender: false,
         rate: "10/s",
         note: "password: the same Server API token",
     },
@@ -74,6 +82,7 @@ const RELAYS: [Relay; 6] = [
         label: "Postfix smarthost (your own server, port 587, STARTTLS)",
         url: "smtp://{user}@{host}:587",
         user_is: Some("the SASL user name on that server"),
+        user_is_sender: false,
         rate: "5/s",
         note: "for a Postfix on this machine use smtp://127.0.0.1:25 (plain text to loopback only)",
     },
@@ -85,6 +94,9 @@ struct Answers {
     from: String,
     address: String,
     smtp: Option<String>,
+    /// The relay's URL still to be completed by the user (a preset whose user name `init`
+    /// cannot know without asking), written commented out, and what to put in it.
+    smtp_template: Option<(String, String)>,
     rate: &'static str,
     note: Option<&'static str>,
     /// The user's own address, the one line of lists/test.csv.
@@ -160,6 +172,12 @@ pub(crate) fn run(args: &InitArgs) -> Result<ExitCode> {
          bulletin preview newsletters/first-issue.md --list lists/test.csv --open\n  \
          BULLETIN_SMTP_PASSWORD=… bulletin send newsletters/first-issue.md --list lists/test.csv --test"
     );
+    if let Some((url, what)) = &answers.smtp_template {
+        eprintln!(
+            "relay: complete the url in {} ({what}) and remove its `#`, or run init again with the whole URL: --smtp {url}",
+            dir.join("bulletin.toml").display()
+        );
+    }
     if let Some(note) = answers.note {
         eprintln!("relay: {note}");
     }
@@ -186,14 +204,17 @@ fn from_flags(args: &InitArgs) -> Result<Answers> {
     }
     let from = args.from.clone().unwrap_or_default();
     let own = sender_address(&from)?;
+    let mut smtp_template = None;
     let (smtp, rate, note) = match args.smtp.as_deref() {
         None => (None, "14/s", None),
         Some(s) => match RELAYS.iter().find(|r| r.key.eq_ignore_ascii_case(s)) {
-            Some(r) => (
-                Some(fill(r.url, &own, "us-east-1", "smtp.example.org")),
-                r.rate,
-                Some(r.note),
-            ),
+            Some(r) if r.user_is_sender => (Some(fill(r.url, &own, "", "")), r.rate, Some(r.note)),
+            // The user name is not the sender's address: never guess it (a wrong login is a
+            // refused send later); write the URL for the user to complete and say how.
+            Some(r) => {
+                smtp_template = Some(template(r));
+                (None, r.rate, Some(r.note))
+            }
             None => (Some(s.to_owned()), "14/s", None),
         },
     };
@@ -202,6 +223,7 @@ fn from_flags(args: &InitArgs) -> Result<Answers> {
         from,
         address: args.address.clone().unwrap_or_default(),
         smtp,
+        smtp_template,
         rate,
         note,
         own,
@@ -297,6 +319,7 @@ fn ask(args: &InitArgs) -> Result<Answers> {
         from,
         address,
         smtp,
+        smtp_template: None,
         rate,
         note,
         own,
@@ -331,15 +354,36 @@ fn fill(url: &str, user: &str, region: &str, host: &str) -> String {
         .replace("{host}", host)
 }
 
+/// A preset's URL with words in capitals where the user's own values go, and what to put there.
+fn template(r: &Relay) -> (String, String) {
+    let url = r
+        .url
+        .replace("{user}", "SMTP-USER")
+        .replace("{region}", "REGION")
+        .replace("{host}", "HOST");
+    let mut what = vec![format!("SMTP-USER: {}", r.user_is.unwrap_or("the login"))];
+    if r.url.contains("{region}") {
+        what.push("REGION: the SES region, e.g. eu-west-1".to_owned());
+    }
+    if r.url.contains("{host}") {
+        what.push("HOST: the server's name".to_owned());
+    }
+    (url, what.join("; "))
+}
+
 /// A TOML string, quoted and escaped.
 fn quoted(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
 
 fn settings(a: &Answers) -> String {
-    let smtp = match &a.smtp {
-        Some(url) => format!("url = {}", quoted(url)),
-        None => "# url = \"smtps://you%40your-domain.org@smtp.your-domain.org:465\"  # your relay: run `bulletin init` again or write it here".to_owned(),
+    let smtp = match (&a.smtp, &a.smtp_template) {
+        (Some(url), _) => format!("url = {}", quoted(url)),
+        (None, Some((url, what))) => format!(
+            "# url = {}  # complete it and remove the `#`: {what}",
+            quoted(url)
+        ),
+        (None, None) => "# url = \"smtps://you%40your-domain.org@smtp.your-domain.org:465\"  # your relay: run `bulletin init` again or write it here".to_owned(),
     };
     format!(
         r#"# Settings for {org}'s newsletter, written by `bulletin init`.
