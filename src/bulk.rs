@@ -56,18 +56,16 @@ impl Compliance {
     pub(crate) fn of(config: &Config) -> Compliance {
         Compliance {
             dkim: config.dkim.is_some(),
-            one_click: config.unsubscribe.url.is_some(),
+            one_click: config
+                .unsubscribe
+                .url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
         }
     }
 }
 
 impl Audience {
-    /// Adds what another pass over other members counted.
-    pub(crate) fn merge(&mut self, other: &Audience) {
-        self.google += other.google;
-        self.yahoo += other.yahoo;
-    }
-
     /// Counts one recipient.
     pub(crate) fn add(&mut self, email: &Email) {
         let domain = email.as_str().rsplit_once('@').map_or("", |(_, d)| d);

@@ -73,8 +73,17 @@ pub(crate) fn review(config: &Config, newsletter: &Newsletter, diags: &mut Diagn
                 diags.warning(at, format!("the From domain {domain} is not the DKIM domain {}: DMARC alignment fails; sign with d={domain}", d.domain));
             }
             for (selector, path) in d.keys() {
-                match Key::load(&config.resolve(path), &d.domain, selector).map(|k| k.dns_record()) {
-                    Ok(record) => dns.push(format!("DKIM   {selector}._domainkey.{} TXT \"{record}\"", d.domain)),
+                match Key::load(&config.resolve(path), &d.domain, selector) {
+                    Ok(key) => {
+                        if key.algorithm == crate::dkim::Algorithm::Rsa && key.bits < crate::dkim::GOOD_RSA_BITS {
+                            diags.warning(at, format!("the DKIM key {} has {} bits: receivers accept it, but Gmail advises {}; make a new one with `bulletin dkim keygen --selector {selector}2 --domain {}`", path.display(), key.bits, crate::dkim::GOOD_RSA_BITS, d.domain));
+                        }
+                        dns.push(format!(
+                            "DKIM   {selector}._domainkey.{} TXT \"{}\"",
+                            d.domain,
+                            key.dns_record()
+                        ));
+                    }
                     Err(e) => diags.error(at, format!("{e:#}")),
                 }
             }

@@ -45,8 +45,6 @@ pub(crate) struct Preflight {
     pub heavy: (Vec<String>, usize),
     /// Whether the relay offers SMTPUTF8, when it was asked (`send`; `check` never connects).
     pub relay_smtputf8: Option<bool>,
-    /// Members at Gmail and Yahoo, for the bulk-sender rules.
-    pub audience: crate::bulk::Audience,
     built_one: bool,
 }
 
@@ -79,7 +77,6 @@ impl Preflight {
     /// be built; `None` when it failed (and was recorded). Report the build with
     /// [`Preflight::built`].
     pub(crate) fn render(&mut self, compiled: &Compiled, r: &Recipient) -> Option<Rendered> {
-        self.audience.add(&r.email);
         let rendered = match compiled.personalise(r) {
             Ok(x) => x,
             Err(e) => {
@@ -122,7 +119,6 @@ impl Preflight {
             merge_rows(self.failures.entry(message).or_default(), rows);
         }
         merge_rows(&mut self.smtputf8, other.smtputf8);
-        self.audience.merge(&other.audience);
         if let Some((size, at)) = other.largest_html {
             let bigger = self
                 .largest_html

@@ -213,6 +213,32 @@ impl Unsubscribe {
         ring::hmac::verify(&keys.form, &joined(parts), &tag).is_ok()
     }
 
+    /// A token `serve` answers like a member's one-click POST while recording nothing, for
+    /// `bulletin doctor` to try the endpoint with: `probe.` and a MAC of the list under the
+    /// secret. No member's token contains a `.`, and only the secret's holder can make one.
+    pub fn probe_token(&self) -> Option<String> {
+        self.sign(&[PROBE, &self.list]).map(|mac| format!("probe.{mac}"))
+    }
+
+    /// Is `token` this secret's and this list's [`Unsubscribe::probe_token`]?
+    pub fn is_probe(&self, token: &str) -> bool {
+        token
+            .trim()
+            .strip_prefix("probe.")
+            .is_some_and(|mac| self.check_signature(&[PROBE, &self.list], mac))
+    }
+
+    /// The configured URL carrying the probe token, when it carries a token at all.
+    pub fn probe_url(&self) -> Option<String> {
+        let url = self.url.as_deref().filter(|u| needs_token(u))?;
+        let token = self.probe_token()?;
+        let mut out = url.replace("{{ token }}", &token).replace("{{token}}", &token);
+        for form in ["{{ email }}", "{{email}}"] {
+            out = out.replace(form, "probe%40bulletin.invalid");
+        }
+        Some(out)
+    }
+
     /// The link shown in the footer and given to templates as `unsubscribe_url`.
     pub fn link(&self, email: &Email) -> String {
         match &self.url {
@@ -268,6 +294,9 @@ fn joined(parts: &[&str]) -> Vec<u8> {
     }
     out
 }
+
+/// What a probe token's MAC covers, with the list.
+const PROBE: &str = "bulletin doctor probe";
 
 fn needs_token(url: &str) -> bool {
     url.contains("{{ token }}") || url.contains("{{token}}")
@@ -357,6 +386,29 @@ mod tests {
         assert!(u.verify(&old, &a).unwrap());
         assert!(!u.verify(&old, &Email::parse("bob@example.org").unwrap()).unwrap());
         assert!(u.open(&old).is_none());
+    }
+
+    #[test]
+    fn a_probe_token_is_the_secrets_and_the_lists_and_no_members() {
+        let u = unsubscribe("k", "L");
+        let probe = u.probe_token().unwrap();
+        assert!(u.is_probe(&probe));
+        assert!(u.open(&probe).is_none(), "it names no member");
+        assert!(!unsubscribe("j", "L").is_probe(&probe), "another secret");
+        assert!(!unsubscribe("k", "M").is_probe(&probe), "another list");
+        let member = u.token(&Email::parse("ana@example.org").unwrap()).unwrap();
+        assert!(!u.is_probe(&member) && !u.is_probe(&format!("probe.{member}")));
+        assert!(!u.is_probe("probe.") && !u.is_probe(&probe[..probe.len() - 1]));
+        let with_url = Unsubscribe::new(
+            Some("https://example.org/u/{{ token }}?e={{ email }}".into()),
+            None,
+            Some(Secret::new("k".into())),
+            "L".into(),
+        );
+        assert_eq!(
+            with_url.probe_url().unwrap(),
+            format!("https://example.org/u/{probe}?e=probe%40bulletin.invalid")
+        );
     }
 
     #[test]

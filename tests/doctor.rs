@@ -4,10 +4,11 @@
 //! is the in-process test SMTP server (AUTH, no STARTTLS) on 127.0.0.1, whose address the SPF
 //! record authorises.
 //!
-//! The bulk-sender rule tests at the end need nothing; the others need `dnsmasq` (`.ci/run`
-//! installs `dnsmasq-base`), so plain `cargo test` skips those;
+//! The bulk-sender rule tests and the silent name server need nothing; the others need
+//! `dnsmasq` (`.ci/run` installs `dnsmasq-base`), so plain `cargo test` skips those;
 //! `cargo test -- --ignored` runs them, and then a missing dnsmasq is a failure. dnsmasq is
-//! started by the test, by path, and killed by its PID: no system service is involved.
+//! started by the test, by path, and killed by its PID: no system service is involved. The
+//! one-click probe goes to a `bulletin serve` the test starts on 127.0.0.1.
 
 use std::net::{TcpListener, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -214,9 +215,13 @@ fn line<'a>(out: &'a Run, mark: char, check: &str) -> Option<&'a str> {
     })
 }
 
+/// Some line of check `check` with mark `mark` contains `needle`.
 fn assert_line(out: &Run, mark: char, check: &str, needle: &str) {
-    let l = line(out, mark, check).unwrap_or_else(|| panic!("no {mark} {check} line in:\n{}", out.stdout));
-    assert!(l.contains(needle), "{l:?} lacks {needle:?}\n{}", out.stdout);
+    let found = out.stdout.lines().any(|l| {
+        let mut w = l.split_whitespace();
+        w.next() == Some(&mark.to_string()) && w.next() == Some(check) && l.contains(needle)
+    });
+    assert!(found, "no {mark} {check} line with {needle:?} in:\n{}", out.stdout);
 }
 
 fn no_fail(out: &Run, check: &str) {
@@ -245,6 +250,8 @@ fn a_good_zone_passes_every_check() {
     assert_line(&out, '✓', "dkim", "ed25519");
     assert_line(&out, '✓', "dmarc", "aligned by DKIM and SPF");
     assert_line(&out, '✓', "relay", "logged in");
+    // The zone has no address for example.test: the endpoint is not deployed yet, a warning.
+    assert_line(&out, '!', "one-click", "example.test has no address record");
     assert!(s.smtp.messages().is_empty(), "doctor sends no message");
     // --json says the same.
     let json = doctor(&s, &dns, &["--json"]);
@@ -309,7 +316,14 @@ fn dkim_missing_record_and_wrong_key_fail_with_the_record_to_publish() {
     let dns = Dns::start(&zone);
     let out = doctor(&s, &dns, &[]);
     out.code(1);
-    assert!(line(&out, '✗', "dkim").is_some(), "{}", out.stdout);
+    assert_line(&out, '✗', "dkim", "is not a usable DKIM key");
+    drop(dns);
+
+    // Publishing the record shown makes each of them disappear.
+    let dns = Dns::start(&good_zone(&s));
+    let out = doctor(&s, &dns, &[]);
+    out.success();
+    assert_line(&out, '✓', "dkim", "a signed message verifies");
 }
 
 #[test]
@@ -613,6 +627,24 @@ fn bulk_sender_rules_are_errors_above_5000_at_gmail() {
     let out = p.run(&["send", "n.md", "--list", "big.csv", "--dry-run", "--allow-noncompliant"]);
     out.success()
         .stderr_has("note: --allow-noncompliant: sending to 5001 recipients at Gmail without DKIM");
+
+    // A real send (one member, --limit 1) refuses too, and with the override its plan says so.
+    let smtp = TestSmtp::start();
+    let smtp_url = smtp.url();
+    let send = [
+        "send", "n.md", "--list", "big.csv", "--yes", "--limit", "1", "--smtp", &smtp_url,
+    ];
+    p.run(&send)
+        .code(1)
+        .stderr_has("bulk-sender rule")
+        .stderr_has("nothing was sent");
+    assert!(smtp.messages().is_empty());
+    let mut allowed = send.to_vec();
+    allowed.push("--allow-noncompliant");
+    p.run(&allowed).success().stderr_has(
+        "override:   --allow-noncompliant: sending to 5001 recipients at Gmail without DKIM and one-click unsubscribe",
+    );
+    assert_eq!(smtp.messages().len(), 1);
 }
 
 #[test]
@@ -766,6 +798,7 @@ fn the_relay_without_a_password_or_without_tls_fails() {
         "{stdout}"
     );
     assert!(stdout.contains("export BULLETIN_SMTP_PASSWORD"), "{stdout}");
+    doctor(&s, &dns, &[]).success();
 
     // smtp://user@HOST (not loopback-looking) requires STARTTLS, which the test server lacks.
     let Some(host) = crate::support::remote_looking_loopback_name() else {
@@ -794,4 +827,398 @@ fn the_relay_check_against_postfix_smtp_sink() {
     let out = doctor(&s, &dns, &["--smtp", &url]);
     out.code(1);
     assert_line(&out, '✗', "relay", "offers no AUTH");
+}
+
+/// Replaces `old` by `new` in the project's bulletin.toml (which must hold `old`).
+fn edit_config(s: &Setup, old: &str, new: &str) {
+    let toml = s.project.read("bulletin.toml");
+    assert!(toml.contains(old), "{old:?} not in\n{toml}");
+    std::fs::write(s.project.join("bulletin.toml"), toml.replacen(old, new, 1)).unwrap();
+}
+
+#[test]
+#[ignore = "needs dnsmasq"]
+fn spf_judges_the_verp_bounce_domain_when_there_is_one() {
+    let s = setup("ed25519", "example.test");
+    let dns = Dns::start(&good_zone(&s));
+    // Without [inbox] bounce_address: the From domain.
+    let out = doctor(&s, &dns, &[]);
+    out.success();
+    assert_line(&out, '✓', "spf", "the From domain example.test authorises the relay");
+    // With it: the bounce domain, whose record the good zone lacks …
+    let toml = s.project.read("bulletin.toml");
+    std::fs::write(
+        s.project.join("bulletin.toml"),
+        format!("{toml}\n[inbox]\nbounce_address = \"bounces@bounce.example.test\"\n"),
+    )
+    .unwrap();
+    let out = doctor(&s, &dns, &[]);
+    out.code(1);
+    assert_line(
+        &out,
+        '✗',
+        "spf",
+        "the bounce domain bounce.example.test has no SPF record",
+    );
+    assert!(
+        out.stdout
+            .contains("bounce.example.test TXT \"v=spf1 ip4:127.0.0.1 ~all\""),
+        "{}",
+        out.stdout
+    );
+    drop(dns);
+    // … and publishing it there fixes it (DMARC aligns it with example.test, relaxed).
+    let mut zone = good_zone(&s);
+    zone.push(txt("bounce.example.test", "v=spf1 ip4:127.0.0.1 -all"));
+    let dns = Dns::start(&zone);
+    let out = doctor(&s, &dns, &[]);
+    out.success();
+    assert_line(
+        &out,
+        '✓',
+        "spf",
+        "the bounce domain bounce.example.test authorises the relay",
+    );
+    assert_line(&out, '✓', "dmarc", "aligned by DKIM and SPF");
+}
+
+#[test]
+#[ignore = "needs dnsmasq"]
+fn dmarc_records_that_are_not_one_valid_policy_fail() {
+    let s = setup("ed25519", "example.test");
+    let without: Vec<String> = good_zone(&s).into_iter().filter(|l| !l.contains("_dmarc")).collect();
+    let with = |records: &[&str]| {
+        let mut zone = without.clone();
+        zone.extend(records.iter().map(|r| txt("_dmarc.example.test", r)));
+        Dns::start(&zone)
+    };
+    for (records, expected) in [
+        (&["v=DMARC1; p=none", "v=DMARC1; p=reject"][..], "has 2 DMARC records"),
+        (&["v=DMARC1; rua=mailto:dmarc@example.test"][..], "no policy (p=)"),
+        (&["v=DMARC1; p=sometimes"][..], "not a valid DMARC policy"),
+        (&["google-site-verification=abc"][..], "none v=DMARC1"),
+    ] {
+        let dns = with(records);
+        let out = doctor(&s, &dns, &[]);
+        out.code(1);
+        assert_line(&out, '✗', "dmarc", expected);
+        assert!(
+            out.stdout.contains("fix:") && out.stdout.contains("v=DMARC1; p=none"),
+            "{}",
+            out.stdout
+        );
+    }
+    // One valid record (beside an unrelated TXT record): the ✗ is gone.
+    let dns = with(&["google-site-verification=abc", "v=DMARC1; p=none"]);
+    let out = doctor(&s, &dns, &[]);
+    out.success();
+    assert_line(&out, '✓', "dmarc", "p=none; aligned");
+}
+
+/// Writes an RSA key of `bits` as `keys/news.example.test.pem` (the one `setup` configures).
+fn write_rsa_key(s: &Setup, bits: usize) {
+    use rsa::pkcs1::EncodeRsaPrivateKey as _;
+    let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, bits).unwrap();
+    let pem = key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).unwrap();
+    std::fs::write(s.project.join("keys/news.example.test.pem"), pem.as_bytes()).unwrap();
+}
+
+#[test]
+#[ignore = "needs dnsmasq"]
+fn an_unusable_or_too_small_dkim_key_fails_and_a_1024_bit_key_only_warns() {
+    let s = setup("ed25519", "example.test");
+    let good_key = s.project.read("keys/news.example.test.pem");
+    let dns = Dns::start(&good_zone(&s));
+    let fix = "bulletin dkim keygen --selector news2 --domain example.test";
+
+    std::fs::write(s.project.join("keys/news.example.test.pem"), "not a key\n").unwrap();
+    let out = doctor(&s, &dns, &[]);
+    out.code(1);
+    assert_line(&out, '✗', "dkim", "not a private key bulletin can use");
+    assert!(out.stdout.contains(fix), "{}", out.stdout);
+
+    write_rsa_key(&s, 1016);
+    let out = doctor(&s, &dns, &[]);
+    out.code(1);
+    assert_line(&out, '✗', "dkim", "1016 bits; receivers ignore keys under 1024");
+    assert!(out.stdout.contains(fix), "{}", out.stdout);
+    drop(dns);
+
+    // 1024 bits, its record published: it verifies, with a warning and exit 0.
+    write_rsa_key(&s, 1024);
+    let record = bulletin::dkim::Key::load(&s.project.join("keys/news.example.test.pem"), "example.test", "news")
+        .unwrap()
+        .dns_record();
+    let mut zone: Vec<String> = good_zone(&s)
+        .into_iter()
+        .filter(|l| !l.contains("_domainkey"))
+        .collect();
+    zone.push(txt("news._domainkey.example.test", &record));
+    let dns = Dns::start(&zone);
+    let out = doctor(&s, &dns, &[]);
+    out.success();
+    no_fail(&out, "dkim");
+    assert_line(&out, '!', "dkim", "rsa-1024 key verifies, but Gmail advises 2048 bits");
+    // `check` warns the same, and a dry run signs with it.
+    p_check_warns_of_1024(&s);
+    drop(dns);
+
+    // The good key back: ✓.
+    std::fs::write(s.project.join("keys/news.example.test.pem"), good_key).unwrap();
+    let dns = Dns::start(&good_zone(&s));
+    let out = doctor(&s, &dns, &[]);
+    out.success();
+    assert_line(&out, '✓', "dkim", "ed25519 key published");
+}
+
+fn p_check_warns_of_1024(s: &Setup) {
+    let p = &s.project;
+    std::fs::write(p.join("n.md"), "---\nsubject: Hello\n---\nHello\n").unwrap();
+    std::fs::write(p.join("m.csv"), "email\na@example.test\n").unwrap();
+    let out = p.run(&["check", "n.md", "--list", "m.csv"]);
+    out.success();
+    assert!(
+        out.lines("warning: ")
+            .iter()
+            .any(|w| w.contains("1024 bits") && w.contains("Gmail advises 2048")),
+        "{}",
+        out.stdout
+    );
+    p.run(&["send", "n.md", "--list", "m.csv", "--dry-run"]).success();
+    let eml = std::fs::read_dir(p.join(".bulletin/dry-run"))
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .find(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .expect("a dry run writes an .eml");
+    assert!(eml.contains("a=rsa-sha256"), "{eml}");
+}
+
+#[test]
+#[ignore = "needs dnsmasq"]
+fn a_dkim_name_holding_something_else_fails() {
+    let s = setup("ed25519", "example.test");
+    let mut zone: Vec<String> = good_zone(&s)
+        .into_iter()
+        .filter(|l| !l.contains("_domainkey"))
+        .collect();
+    zone.push(txt("news._domainkey.example.test", "hello, world"));
+    let dns = Dns::start(&zone);
+    let out = doctor(&s, &dns, &[]);
+    out.code(1);
+    assert_line(
+        &out,
+        '✗',
+        "dkim",
+        "the record at news._domainkey.example.test is not a usable DKIM key",
+    );
+    assert!(
+        out.stdout.contains(&s.dkim_record),
+        "the fix is the record:\n{}",
+        out.stdout
+    );
+}
+
+#[test]
+#[ignore = "needs dnsmasq"]
+fn no_sender_fails_and_a_from_fixes_it() {
+    let s = setup("ed25519", "example.test");
+    let dns = Dns::start(&good_zone(&s));
+    edit_config(&s, "from = \"Example <news@example.test>\"\n", "");
+    let out = doctor(&s, &dns, &[]);
+    out.code(1);
+    assert_line(&out, '✗', "from", "no sender");
+    assert!(
+        out.stdout.contains("from = \"Name <news@example.org>\""),
+        "{}",
+        out.stdout
+    );
+    edit_config(&s, "reply_to", "from = \"Example <news@example.test>\"\nreply_to");
+    let out = doctor(&s, &dns, &[]);
+    out.success();
+    no_fail(&out, "from");
+}
+
+#[test]
+#[ignore = "needs dnsmasq"]
+fn a_reply_to_domain_that_cannot_receive_mail_fails() {
+    let s = setup("ed25519", "example.test");
+    edit_config(&s, "reply_to = \"info@example.test\"", "reply_to = \"info@other.test\"");
+    let dns = Dns::start(&good_zone(&s));
+    let out = doctor(&s, &dns, &[]);
+    out.code(1);
+    assert_line(&out, '✗', "mx", "Reply-To domain other.test has neither MX nor A/AAAA");
+    assert_line(&out, '✓', "mx", "From domain example.test receives mail");
+    drop(dns);
+    let mut zone = good_zone(&s);
+    zone.push("mx-host=other.test,mail.example.test,10".to_owned());
+    let dns = Dns::start(&zone);
+    let out = doctor(&s, &dns, &[]);
+    out.success();
+    assert_line(&out, '✓', "mx", "Reply-To domain other.test receives mail");
+}
+
+#[test]
+#[ignore = "needs dnsmasq"]
+fn no_relay_a_closed_port_and_a_missing_unsubscribe_secret_fail() {
+    let s = setup("ed25519", "example.test");
+    let dns = Dns::start(&good_zone(&s));
+    let relay_url = format!("smtp://news@127.0.0.1:{}", s.smtp.addr().port());
+    edit_config(&s, &format!("url = \"{relay_url}\"\n"), "");
+    let out = doctor(&s, &dns, &[]);
+    out.code(1);
+    assert_line(&out, '✗', "relay", "no SMTP relay");
+    assert!(out.stdout.contains("[smtp] url = \"smtp://"), "{}", out.stdout);
+    doctor(&s, &dns, &["--smtp", &relay_url]).success();
+
+    // Nothing listens on the port.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = doctor(&s, &dns, &["--smtp", &format!("smtp://news@127.0.0.1:{closed}")]);
+    out.code(1);
+    assert_line(&out, '✗', "relay", "127.0.0.1:");
+    assert!(
+        out.stdout.contains("check [smtp] url's host and port"),
+        "{}",
+        out.stdout
+    );
+
+    // The unsubscribe URL carries {{ token }}, and no secret is set.
+    let out = s
+        .project
+        .command(&["doctor", "--dns", &dns.addr(), "--smtp", &relay_url])
+        .env_remove("BULLETIN_UNSUBSCRIBE_SECRET")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("✗ unsubscribe") && l.contains("no secret is set")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("secret_command = \"cat .bulletin/unsubscribe.secret\""),
+        "{stdout}"
+    );
+    doctor(&s, &dns, &["--smtp", &relay_url]).success();
+}
+
+#[test]
+fn a_dns_server_that_never_answers_is_unknown_not_a_failure() {
+    // A name server that takes every query and answers none (UDP and TCP on one port).
+    let (udp, tcp) = loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        if let Ok(udp) = UdpSocket::bind(tcp.local_addr().unwrap()) {
+            break (udp, tcp);
+        }
+    };
+    let addr = udp.local_addr().unwrap().to_string();
+    let p = Project::new().file(
+        "bulletin.toml",
+        crate::support::project::DEFAULT_CONFIG.replace(
+            "[unsubscribe]\nmailto = \"unsubscribe@example.org\"\n",
+            "[unsubscribe]\nmailto = \"unsubscribe@example.org\"\n[dkim]\ndomain = \"example.org\"\nselector = \"news\"\nprivate_key = \"keys/news.example.org.pem\"\n",
+        ),
+    );
+    p.run(&[
+        "dkim",
+        "keygen",
+        "--selector",
+        "news",
+        "--domain",
+        "example.org",
+        "--algorithm",
+        "ed25519",
+    ])
+    .success();
+    let smtp = TestSmtp::start();
+    let out = p.run(&["doctor", "--dns", &addr, "--smtp", &smtp.url()]);
+    for check in ["dkim", "spf", "dmarc", "mx"] {
+        assert_line(&out, '!', check, "cannot look up");
+        no_fail(&out, check);
+    }
+    assert_line(&out, '✓', "relay", "answers");
+    drop((udp, tcp));
+}
+
+/// Starts `bulletin serve` for `s`'s project (its secret and list) with a suppression file,
+/// and points `[unsubscribe] url` at it (plain http on 127.0.0.1: what doctor may probe).
+fn serve_for(s: &Setup) -> crate::support::serve::Server {
+    let p = &s.project;
+    std::fs::create_dir_all(p.join("lists")).unwrap();
+    std::fs::write(p.join("lists/unsubscribed.csv"), "email,reason,date,campaign\n").unwrap();
+    let toml = p.read("bulletin.toml");
+    std::fs::write(
+        p.join("bulletin.toml"),
+        format!("suppress = [\"lists/unsubscribed.csv\"]\n{toml}"),
+    )
+    .unwrap();
+    let server = crate::support::serve::Server::start(p, &[]);
+    edit_config(
+        s,
+        "https://example.test/unsubscribe?token={{ token }}",
+        &format!("{}/unsubscribe/{{{{ token }}}}", server.base),
+    );
+    server
+}
+
+#[test]
+#[ignore = "needs dnsmasq"]
+fn the_one_click_endpoint_is_probed_and_the_probe_records_nothing() {
+    let s = setup("ed25519", "example.test");
+    let dns = Dns::start(&good_zone(&s));
+    let server = serve_for(&s);
+    let before = s.project.read_bytes("lists/unsubscribed.csv");
+    let out = doctor(&s, &dns, &[]);
+    assert_line(&out, '✓', "one-click", "with a probe token answers 200");
+    // Plain http is still a failure of the setting itself (one-click needs https).
+    assert_line(&out, '✗', "unsubscribe", "not https");
+    assert_eq!(
+        s.project.read_bytes("lists/unsubscribed.csv"),
+        before,
+        "the probe recorded nothing"
+    );
+    // The same server records a member's one-click POST: the file could have changed.
+    let member = bulletin::unsubscribe::Unsubscribe::new(
+        None,
+        None,
+        Some(bulletin::secret::Secret::new("0123456789abcdef0123456789abcdef".into())),
+        "Members <members.example.test>".into(),
+    )
+    .token(&bulletin::email::Email::parse("ann@example.test").unwrap())
+    .unwrap();
+    let agent = crate::support::serve::client();
+    let answer = crate::support::serve::one_click(&agent, &server.url(&format!("/unsubscribe/{member}")));
+    assert_eq!(answer.status, 200);
+    assert!(
+        s.project
+            .read("lists/unsubscribed.csv")
+            .contains("ann@example.test,unsubscribe,")
+    );
+
+    // A `serve` with another secret answers the probe 404: ✗ with the fix.
+    let other = Project::new()
+        .file("bulletin.toml", s.project.read("bulletin.toml"))
+        .file("lists/unsubscribed.csv", "email,reason,date,campaign\n")
+        .env("BULLETIN_UNSUBSCRIBE_SECRET", "another-secret-another-secret-00");
+    let wrong = crate::support::serve::Server::start(&other, &[]);
+    edit_config(&s, &server.base, &wrong.base);
+    let out = doctor(&s, &dns, &[]);
+    assert_line(&out, '✗', "one-click", "answers 404");
+    assert!(
+        out.stdout.contains("this project's unsubscribe secret"),
+        "{}",
+        out.stdout
+    );
+    // Nothing listening there: not deployed yet, a warning, not a failure.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    edit_config(&s, &wrong.base, &format!("http://127.0.0.1:{closed}"));
+    let out = doctor(&s, &dns, &[]);
+    assert_line(&out, '!', "one-click", "cannot reach");
+    no_fail(&out, "one-click");
+    // Back at the right server: ✓ again.
+    edit_config(&s, &format!("http://127.0.0.1:{closed}"), &server.base);
+    assert_line(&doctor(&s, &dns, &[]), '✓', "one-click", "answers 200");
 }

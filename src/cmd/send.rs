@@ -130,8 +130,9 @@ impl Loaded {
     /// Pass one over the lists: personalises every member `selection` picks, keeping none;
     /// any failure aborts with nothing sent. When some members need SMTPUTF8, `relay` (none
     /// on a dry run) is asked whether it offers it; if not, `selection` skips them from now
-    /// on, with a warning naming their rows. Returns how the rows were sorted.
-    fn preflight(&self, selection: &mut Selection, relay: Option<&Relay>) -> Result<Counts> {
+    /// on, with a warning naming their rows. Returns how the rows were sorted, and the plan's
+    /// note when `--allow-noncompliant` overrides a bulk-sender rule.
+    fn preflight(&self, selection: &mut Selection, relay: Option<&Relay>) -> Result<(Counts, Option<String>)> {
         let (mut counts, mut pre) = self.preflight_pass(selection)?;
         if pre.smtputf8_members() > 0
             && let Some(relay) = relay
@@ -146,8 +147,8 @@ impl Loaded {
                 counts = self.preflight_pass(selection)?.0;
             }
         }
-        self.judge(&pre)?;
-        Ok(counts)
+        let note = self.judge(&pre, &counts)?;
+        Ok((counts, note))
     }
 
     fn preflight_pass(&self, selection: &Selection) -> Result<(Counts, Preflight)> {
@@ -159,23 +160,21 @@ impl Loaded {
         Ok((jobs.counts, pre))
     }
 
-    /// Prints the preflight's warnings; its errors, if any, are the error returned.
-    fn judge(&self, pre: &Preflight) -> Result<()> {
+    /// Prints the preflight's warnings; its errors, if any, are the error returned. Returns
+    /// the note for the plan when `--allow-noncompliant` overrides a bulk-sender rule.
+    fn judge(&self, pre: &Preflight, counts: &Counts) -> Result<Option<String>> {
         let mut diags = Diagnostics::default();
         pre.report(&self.compiled, &mut diags);
-        if let Some(note) = pre
+        let note = counts
             .audience
-            .review(self.compliance, self.allow_noncompliant, None, &mut diags)
-        {
-            eprintln!("note: {note}");
-        }
+            .review(self.compliance, self.allow_noncompliant, None, &mut diags);
         for d in diags.items.iter().filter(|d| d.level == Level::Warning) {
             eprintln!("{d}");
         }
         diags
             .into_result()
             .map_err(|e| anyhow::anyhow!("{e:#}\nnothing was sent"))?;
-        Ok(())
+        Ok(note)
     }
 
     /// Fills `outbox` with the members `selection` picks and publishes it, or drops it (and
@@ -184,7 +183,9 @@ impl Loaded {
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let mut jobs = selection.jobs(&self.sources);
         let filled = outbox::fill(&outbox, &mut jobs, &self.compiled, &self.letterhead, threads)?;
-        self.judge(&filled.preflight)?;
+        if let Some(note) = self.judge(&filled.preflight, &jobs.counts)? {
+            eprintln!("note: {note}");
+        }
         outbox.publish()?;
         Ok((filled.written, jobs.counts))
     }
@@ -242,6 +243,8 @@ struct Plan {
     changed: Option<Changed>,
     /// Members a stopped run left in flight, now `uncertain`.
     recovered: usize,
+    /// `--allow-noncompliant` overrode a bulk-sender rule: what the plan says about it.
+    noncompliant: Option<String>,
     clock: SystemClock,
 }
 
@@ -274,7 +277,7 @@ impl Plan {
             limit: args.limit,
             skip_smtputf8: false,
         };
-        let counts = loaded.preflight(&mut selection, Some(&relay))?;
+        let (counts, noncompliant) = loaded.preflight(&mut selection, Some(&relay))?;
         if changed.is_some() && !args.allow_changed && counts.jobs == 0 && args.retry_failed.is_none() {
             bail!("{}", already_sent(&id, &journal.tally(&id)?, &loaded.newsletter.path));
         }
@@ -313,6 +316,7 @@ impl Plan {
             concurrency: loaded.settings.policy.concurrency,
             changed,
             recovered,
+            noncompliant,
             clock,
         })
     }
@@ -383,6 +387,9 @@ impl Plan {
                  not resent — check the relay's logs, then use --resend-uncertain if they did not",
                 c.uncertain
             ));
+        }
+        if let Some(note) = &self.noncompliant {
+            lines.push(format!("override:   {note}"));
         }
         if let Some(what) = self.changed {
             lines.push(format!(

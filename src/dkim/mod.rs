@@ -15,8 +15,11 @@ use rsa::traits::PublicKeyParts as _;
 pub use sign::Signer;
 use sign::SigningKey;
 
-/// Smallest RSA key accepted: Gmail and Yahoo ignore shorter ones.
-const MIN_RSA_BITS: usize = 2048;
+/// Smallest RSA key accepted: receivers ignore shorter ones (RFC 8301 §3.2).
+const MIN_RSA_BITS: usize = 1024;
+/// Size of the RSA keys `keygen` makes, and below which `check` and `doctor` warn: Gmail
+/// advises 2048 bits.
+pub const GOOD_RSA_BITS: usize = 2048;
 /// Largest RSA key accepted: receivers need only verify keys up to 4096 bits (RFC 8301 §3.2),
 /// and ring signs with no larger ones.
 const MAX_RSA_BITS: usize = 4096;
@@ -68,7 +71,7 @@ impl Key {
             rsa_signing_key(&key, path)?
         } else {
             bail!(
-                "{}: not a private key bulletin can use: give an RSA key (PKCS#1 or PKCS#8 PEM, 2048 to 4096 bits) \
+                "{}: not a private key bulletin can use: give an RSA key (PKCS#1 or PKCS#8 PEM, 1024 to 4096 bits; 2048 advised) \
                  or an Ed25519 key (PKCS#8 PEM), e.g. from `bulletin dkim keygen`",
                 path.display()
             );
@@ -102,6 +105,18 @@ impl Key {
 /// The RSA key as ring takes it, and its public half as the DNS record publishes it.
 fn rsa_signing_key(key: &rsa::RsaPrivateKey, path: &Path) -> Result<(SigningKey, Vec<u8>, Algorithm, usize)> {
     check_rsa_size(key, path)?;
+    let spki = key
+        .to_public_key()
+        .to_public_key_der()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bits = key.size() * 8;
+    if bits < GOOD_RSA_BITS {
+        // ring signs with 2048 bits and more only.
+        key.validate()
+            .map_err(|e| anyhow::anyhow!("{}: not a valid RSA key: {e}", path.display()))?;
+        let signing = SigningKey::ShortRsa(Box::new(key.clone()));
+        return Ok((signing, spki.as_bytes().to_vec(), Algorithm::Rsa, bits));
+    }
     let der = key.to_pkcs1_der().map_err(|e| anyhow::anyhow!("{e}"))?;
     let pair = ring::signature::RsaKeyPair::from_der(der.as_bytes()).map_err(|e| {
         anyhow::anyhow!(
@@ -116,18 +131,15 @@ fn rsa_signing_key(key: &rsa::RsaPrivateKey, path: &Path) -> Result<(SigningKey,
     signing
         .sign(b"", &ring::rand::SystemRandom::new())
         .with_context(|| format!("{}: the RSA key does not sign", path.display()))?;
-    let spki = key
-        .to_public_key()
-        .to_public_key_der()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((signing, spki.as_bytes().to_vec(), Algorithm::Rsa, key.size() * 8))
+    Ok((signing, spki.as_bytes().to_vec(), Algorithm::Rsa, bits))
 }
 
 fn check_rsa_size(key: &rsa::RsaPrivateKey, path: &Path) -> Result<()> {
     let bits = key.size() * 8;
     if bits < MIN_RSA_BITS {
         bail!(
-            "{}: the RSA key has {bits} bits; mailbox providers want {MIN_RSA_BITS} or more",
+            "{}: the RSA key has {bits} bits; receivers ignore keys under {MIN_RSA_BITS} bits (RFC 8301), \
+             and Gmail advises {GOOD_RSA_BITS}",
             path.display()
         );
     }
@@ -160,7 +172,7 @@ pub fn keygen(dir: &Path, selector: &str, domain: &str, algorithm: Algorithm) ->
     let mut rng = rand_core::OsRng;
     let (pem, public) = match algorithm {
         Algorithm::Rsa => {
-            let key = rsa::RsaPrivateKey::new(&mut rng, MIN_RSA_BITS).context("cannot generate an RSA key")?;
+            let key = rsa::RsaPrivateKey::new(&mut rng, GOOD_RSA_BITS).context("cannot generate an RSA key")?;
             let pem = key
                 .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
                 .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -240,18 +252,22 @@ mod tests {
         let path = dir.path().join("k.pem");
         std::fs::write(&path, p8.as_bytes()).unwrap();
         assert_eq!(Key::load(&path, "example.org", "s").unwrap().algorithm, Algorithm::Rsa);
-        let small = rsa::RsaPrivateKey::new(&mut rng, 1024).unwrap();
+        // 1024 bits: accepted (receivers verify it; check and doctor warn), 1016: refused.
+        let short = rsa::RsaPrivateKey::new(&mut rng, 1024).unwrap();
+        std::fs::write(
+            &path,
+            short.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).unwrap().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(Key::load(&path, "example.org", "s").unwrap().bits, 1024);
+        let small = rsa::RsaPrivateKey::new(&mut rng, 1016).unwrap();
         std::fs::write(
             &path,
             small.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).unwrap().as_bytes(),
         )
         .unwrap();
-        assert!(
-            Key::load(&path, "example.org", "s")
-                .unwrap_err()
-                .to_string()
-                .contains("1024 bits")
-        );
+        let err = Key::load(&path, "example.org", "s").unwrap_err().to_string();
+        assert!(err.contains("1016 bits") && err.contains("under 1024"), "{err}");
         // ring signs with neither keys over 4096 bits nor public exponents under 65537.
         let big = rsa::RsaPrivateKey::new(&mut rng, 4104).unwrap();
         std::fs::write(&path, big.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).unwrap().as_bytes()).unwrap();

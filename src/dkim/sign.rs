@@ -24,6 +24,9 @@ use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 /// A private key, ready to sign.
 pub(super) enum SigningKey {
     Rsa(RsaKeyPair),
+    /// An RSA key of 1024 to 2047 bits, which ring does not sign with: signed by the `rsa`
+    /// crate (the same PKCS#1 v1.5 signature, more slowly). Receivers still accept such keys.
+    ShortRsa(Box<rsa::RsaPrivateKey>),
     Ed25519(ed25519_dalek::SigningKey),
 }
 
@@ -38,13 +41,19 @@ impl SigningKey {
                     .map_err(|_| anyhow!("ring could not sign with the RSA key"))?;
                 Ok(signature)
             }
+            SigningKey::ShortRsa(key) => key
+                .sign(
+                    rsa::pkcs1v15::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                    digest(&SHA256, data).as_ref(),
+                )
+                .map_err(|e| anyhow!("cannot sign with the RSA key: {e}")),
             SigningKey::Ed25519(key) => Ok(key.sign(digest(&SHA256, data).as_ref()).to_bytes().to_vec()),
         }
     }
 
     fn algorithm(&self) -> &'static str {
         match self {
-            SigningKey::Rsa(_) => "rsa-sha256",
+            SigningKey::Rsa(_) | SigningKey::ShortRsa(_) => "rsa-sha256",
             SigningKey::Ed25519(_) => "ed25519-sha256",
         }
     }
@@ -399,6 +408,15 @@ mod tests {
         let theirs = lettre_config(DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa).unwrap());
         let pair = RsaKeyPair::from_der(key.to_pkcs1_der().unwrap().as_bytes()).unwrap();
         let ours = Signer::new(SigningKey::Rsa(pair), "example.org", "s1", &SIGNED);
+        assert_same_as_lettre(&ours, &theirs);
+    }
+
+    #[test]
+    fn short_rsa_signatures_are_lettres_byte_for_byte() {
+        let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 1024).unwrap();
+        let pem = key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).unwrap();
+        let theirs = lettre_config(DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa).unwrap());
+        let ours = Signer::new(SigningKey::ShortRsa(Box::new(key)), "example.org", "s1", &SIGNED);
         assert_same_as_lettre(&ours, &theirs);
     }
 

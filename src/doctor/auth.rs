@@ -17,10 +17,7 @@ use super::Report;
 use super::dns::{Dns, Lookup};
 use super::settings::Sender;
 use crate::config::Config;
-use crate::dkim::{Algorithm, Key, Signer};
-
-/// Below this many bits an RSA key is weak (receivers accept 1024, Gmail advises 2048).
-const GOOD_RSA_BITS: usize = 2048;
+use crate::dkim::{Algorithm, GOOD_RSA_BITS, Key, Signer};
 
 /// DKIM, SPF and DMARC findings.
 pub(crate) async fn check(
@@ -35,7 +32,7 @@ pub(crate) async fn check(
         Ok(m) => m.clone(),
         Err(why) => {
             report.fail(
-                "dkim",
+                "from",
                 why.clone(),
                 "from = \"Name <news@example.org>\"   (in bulletin.toml)",
             );
@@ -60,7 +57,12 @@ pub(crate) async fn check(
     }
 
     let envelope = sender.envelope_domain().unwrap_or_default();
-    let spf = spf_finding(&envelope, dns, relay_host, relay_ips, report).await;
+    let which = if sender.bounce.is_some() {
+        "the bounce domain"
+    } else {
+        "the From domain"
+    };
+    let spf = spf_finding(&envelope, which, dns, relay_host, relay_ips, report).await;
 
     dmarc_finding(
         &from_domain,
@@ -158,7 +160,10 @@ async fn dkim_finding(
             if key.algorithm == Algorithm::Rsa && key.bits < GOOD_RSA_BITS {
                 report.warn(
                     "dkim",
-                    format!("{name}: the {kind} key verifies, but keys under {GOOD_RSA_BITS} bits are weak"),
+                    format!(
+                        "{name}: the {kind} key verifies, but Gmail advises {GOOD_RSA_BITS} bits: `bulletin dkim keygen --selector {selector}2 --domain {}` makes one",
+                        d.domain
+                    ),
                 );
             } else {
                 report.pass(
@@ -184,9 +189,11 @@ async fn dkim_finding(
     }
 }
 
-/// The SPF finding; returns the result for the first relay address, for DMARC.
+/// The SPF finding for the envelope domain `domain` (`which`: the From or the VERP bounce
+/// domain); returns the result for the first relay address, for DMARC.
 async fn spf_finding(
     domain: &str,
+    which: &str,
     dns: &Dns,
     relay_host: Option<&str>,
     relay_ips: &Lookup<Vec<IpAddr>>,
@@ -228,7 +235,11 @@ async fn spf_finding(
     };
     match spf.len() {
         0 => {
-            report.fail("spf", format!("{domain} has no SPF record"), suggest(ips));
+            report.fail(
+                "spf",
+                format!("{which} {domain} has no SPF record (the envelope sender's domain, which SPF judges)"),
+                suggest(ips),
+            );
             return None;
         }
         1 => {}
@@ -311,7 +322,10 @@ async fn spf_finding(
         let list: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
         report.pass(
             "spf",
-            format!("{domain} authorises the relay {host} ({}): pass", list.join(", ")),
+            format!(
+                "{which} {domain} authorises the relay {host} ({}): pass",
+                list.join(", ")
+            ),
         );
     }
     first

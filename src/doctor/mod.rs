@@ -10,6 +10,7 @@
 
 mod auth;
 mod dns;
+mod probe;
 mod relay;
 mod settings;
 
@@ -47,7 +48,8 @@ impl Status {
 /// One line of the report.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Finding {
-    /// `dkim`, `spf`, `dmarc`, `mx`, `relay`, `unsubscribe`, `list-id`, `postal-address`.
+    /// `from`, `dkim`, `spf`, `dmarc`, `mx`, `relay`, `relay-size`, `unsubscribe`, `one-click`, `list-id`,
+    /// `postal-address`.
     pub(crate) check: &'static str,
     pub(crate) status: Status,
     pub(crate) message: String,
@@ -153,7 +155,7 @@ pub(crate) fn run(inputs: &Inputs) -> Result<Report> {
     for f in relay_report.checks {
         report.add(f.check, f.status, f.message, f.fix);
     }
-    settings::check_settings(inputs.config, &mut report);
+    settings::check_settings(inputs.config, &resolver, &runtime, &mut report);
     report.ok = !report.checks.iter().any(|f| f.status == Status::Fail);
     Ok(report)
 }

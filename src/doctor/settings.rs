@@ -15,6 +15,9 @@ pub(crate) struct Sender {
     /// The From address, or why there is none usable.
     pub(crate) from: Result<Mailbox, String>,
     pub(crate) reply_to: Option<Mailbox>,
+    /// `[inbox] bounce_address`: with it, `send` makes the envelope sender `bounces+TOKEN@…`
+    /// (VERP) there instead of the From address.
+    pub(crate) bounce: Option<String>,
 }
 
 impl Sender {
@@ -30,7 +33,12 @@ impl Sender {
             .and_then(|f| f.reply_to.as_deref())
             .or(config.reply_to.as_deref())
             .and_then(|r| mailbox(r).ok());
-        Sender { from, reply_to }
+        let bounce = config
+            .inbox
+            .bounce_address
+            .as_ref()
+            .map(|b| b.get_ref().trim().to_owned());
+        Sender { from, reply_to, bounce }
     }
 
     /// The From address's domain, lower-case.
@@ -38,10 +46,14 @@ impl Sender {
         self.from.as_ref().ok().map(|m| m.email.domain().to_ascii_lowercase())
     }
 
-    /// The envelope sender (MAIL FROM) domain SPF judges: bulletin sends with the From
-    /// address as the envelope sender.
+    /// The envelope sender (MAIL FROM) domain SPF judges: the VERP bounce address's domain
+    /// when `[inbox] bounce_address` is set, else the From address's (bulletin's envelope
+    /// sender otherwise).
     pub(crate) fn envelope_domain(&self) -> Option<String> {
-        self.author_domain()
+        match self.bounce.as_deref().and_then(|b| b.rsplit_once('@')) {
+            Some((_, domain)) if !domain.is_empty() => Some(domain.to_ascii_lowercase()),
+            _ => self.author_domain(),
+        }
     }
 }
 
@@ -73,9 +85,11 @@ pub(crate) async fn check_domains(sender: &Sender, dns: &Dns, report: &mut Repor
     }
 }
 
-/// One-click unsubscribe, List-Id and postal address.
-pub(crate) fn check_settings(config: &Config, report: &mut Report) {
+/// One-click unsubscribe (the endpoint tried with a probe, its host looked up through `dns`),
+/// List-Id and postal address.
+pub(crate) fn check_settings(config: &Config, dns: &Dns, runtime: &tokio::runtime::Runtime, report: &mut Report) {
     let u = &config.unsubscribe;
+    let unsubscribe = crate::unsubscribe::Unsubscribe::from_config(config);
     match u.url.as_deref() {
         None => report.fail(
             "unsubscribe",
@@ -87,17 +101,21 @@ pub(crate) fn check_settings(config: &Config, report: &mut Report) {
             format!("the unsubscribe URL {url:?} is not https: one-click unsubscribe needs https (RFC 8058)"),
             format!("[unsubscribe] url = \"{}\"", url.replacen("http://", "https://", 1)),
         ),
-        Some(url) => match crate::unsubscribe::Unsubscribe::from_config(config) {
+        Some(url) => match &unsubscribe {
             Err(e) => report.fail(
                 "unsubscribe",
                 format!("one-click unsubscribe cannot work: {e:#}"),
                 "[unsubscribe] secret_command = \"cat .bulletin/unsubscribe.secret\"   (or export BULLETIN_UNSUBSCRIBE_SECRET)",
             ),
-            Ok(_) => report.pass(
-                "unsubscribe",
-                format!("one-click unsubscribe at {url} (the endpoint itself is not probed)"),
-            ),
+            Ok(_) => report.pass("unsubscribe", format!("one-click unsubscribe at {url}")),
         },
+    }
+    // An http URL is a failure above, but the endpoint behind it is still tried when it is
+    // this machine's (a test, or `serve` before its https proxy); elsewhere probe skips it.
+    if let Ok(Some(unsubscribe)) = &unsubscribe
+        && u.url.is_some()
+    {
+        super::probe::check(unsubscribe, dns, runtime, report);
     }
     match &config.list_id {
         Some(id) => report.pass("list-id", format!("List-Id {id}")),

@@ -44,6 +44,9 @@ pub struct Counts {
     pub other_shard: usize,
     /// Members left for a later run by `--limit`.
     pub over_limit: usize,
+    /// The campaign's members at Gmail and Yahoo — this run's, and those sent earlier, left
+    /// for a later run or in other shards — for the bulk-sender rules.
+    pub(crate) audience: crate::bulk::Audience,
 }
 
 /// `--retry-failed[=PATTERN]`: which of the members recorded `failed` to send to again — all
@@ -115,6 +118,7 @@ impl Iterator for Jobs<'_> {
                 Ok(Item::Member(r)) => r,
             };
             let c = &mut self.counts;
+            c.audience.add(&r.email);
             if sel.shard.is_some_and(|s| !s.contains(r.email.key())) {
                 c.other_shard += 1;
                 continue;

@@ -111,6 +111,9 @@ async fn post(app: &App, token: &str, req: Request) -> Response {
         Ok(b) => b,
         Err((status, message)) => return refuse(app, status, message),
     };
+    if app.unsubscribe.is_probe(token) {
+        return probe(app, &headers, &body);
+    }
     let Some(member) = app.unsubscribe.open(token) else {
         return unknown_token(app);
     };
@@ -136,6 +139,19 @@ async fn post(app: &App, token: &str, req: Request) -> Response {
                 Err(e) => failed(app, &e),
             }
         }
+    }
+}
+
+/// `bulletin doctor`'s probe: a one-click POST is answered as a member's would be (200), and
+/// nothing is recorded.
+fn probe(app: &App, headers: &HeaderMap, body: &[u8]) -> Response {
+    match parse(headers, body) {
+        Some(Ask::Unsubscribe) => (
+            StatusCode::OK,
+            "One-click unsubscribe works here (a probe from bulletin doctor: nothing was recorded).\n",
+        )
+            .into_response(),
+        _ => refuse(app, 400, "This request does not say what to do."),
     }
 }
 
