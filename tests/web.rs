@@ -341,4 +341,33 @@ fn archive_writes_sent_campaigns_for_a_generic_reader_with_an_index_and_a_feed()
         entry.summary().map(atom_syndication::Text::as_str),
         Some("Our plans for every city")
     );
+
+    // The newsletter file changes, then goes: the archive still shows what was sent.
+    std::fs::write(p.join("n.md"), ISSUE.replace("Dear ", "Hello again, ")).unwrap();
+    let run = p.run(&["archive", "--out", "site"]);
+    run.success().stdout_has("wrote 1 issue");
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    assert!(p.read("site/2026-12/index.html").contains("Dear Members and Friends,"));
+    std::fs::remove_file(p.join("n.md")).unwrap();
+    p.run(&["archive", "--out", "site"])
+        .success()
+        .stdout_has("wrote 1 issue");
+    assert!(p.read("site/2026-12/index.html").contains("Dear Members and Friends,"));
+
+    // A journal from before bulletin kept what it sent: the file as it is now, with a warning.
+    std::fs::write(p.join("n.md"), ISSUE.replace("Dear ", "Hello again, ")).unwrap();
+    let db = rusqlite::Connection::open(p.join(".bulletin/journal.db")).unwrap();
+    db.execute("DELETE FROM campaign_source", []).unwrap();
+    drop(db);
+    let run = p.run(&["archive", "--out", "site"]);
+    run.success().stdout_has("wrote 1 issue");
+    assert!(
+        run.stderr.contains("warning: 2026-12: n.md changed since it was sent"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        p.read("site/2026-12/index.html")
+            .contains("Hello again, Members and Friends,")
+    );
 }
