@@ -172,6 +172,10 @@ pub enum TokenCommand {
         /// The members' addresses
         #[arg(required = true, value_name = "EMAIL")]
         emails: Vec<String>,
+        /// Seal this campaign id into the token, as `send` does in its messages (`serve`
+        /// then records it with the unsubscribe)
+        #[arg(long, value_name = "ID")]
+        campaign: Option<String>,
     },
     /// Exit 0 if TOKEN belongs to EMAIL, 1 if it does not
     Verify {

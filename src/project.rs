@@ -51,8 +51,10 @@ impl Project {
                 .then(|| (file.as_str(), newsletter.line_of_key("audience")));
             diags.error(at, message);
         }
+        // The campaign goes into each member's token, so `serve` records which issue the
+        // unsubscribe came from.
         let unsubscribe = match Unsubscribe::from_config(&config) {
-            Ok(u) => u.map(Arc::new),
+            Ok(u) => u.map(|u| Arc::new(u.for_campaign(&newsletter.campaign_id()))),
             Err(e) => {
                 diags.error(config_at(&config).as_deref().map(|f| (f, 0)), format!("{e:#}"));
                 None

@@ -111,7 +111,7 @@ async fn post(app: &App, token: &str, req: Request) -> Response {
         Ok(b) => b,
         Err((status, message)) => return refuse(app, status, message),
     };
-    let Some(member) = app.unsubscribe.open(token) else {
+    let Some((member, campaign)) = app.unsubscribe.open_with_campaign(token) else {
         return unknown_token(app);
     };
     let Some(ask) = parse(&headers, &body) else {
@@ -119,7 +119,7 @@ async fn post(app: &App, token: &str, req: Request) -> Response {
     };
     let masked = pages::mask(member.key());
     match ask {
-        Ask::Unsubscribe => match app.writer.add(member.clone()).await {
+        Ask::Unsubscribe => match app.writer.add(member.clone(), campaign).await {
             Ok(added) => {
                 let sig = added.new.then(|| app.unsubscribe.sign(&[token, &added.date])).flatten();
                 let undo = sig.as_deref().map(|s| (added.date.as_str(), s));
