@@ -4,6 +4,7 @@
 //! ```text
 //! accept (connection cap) ─▶ hyper http1 (header read timeout) ─▶ guard (rate limit, headers,
 //!   one log line) ─▶ /unsubscribe/{token}: GET confirm page, POST record | undo ─▶ record.rs
+//!                 ─▶ /suppressions (bearer token): the rows and undos, for `suppress --pull`
 //!                 ─▶ anything else: the archive's files, or a 404 page
 //! ```
 //!
@@ -59,6 +60,8 @@ pub(crate) struct Options {
 pub(crate) struct App {
     unsubscribe: Unsubscribe,
     writer: Writer,
+    /// The suppression files (the first is where unsubscribes go), for `/suppressions`.
+    suppress: Vec<PathBuf>,
     brand: Brand,
     archive: Option<PathBuf>,
     guard: guard::Guard,
@@ -80,7 +83,8 @@ async fn serve(options: Options) -> Result<()> {
     let app = Arc::new(App {
         guard: guard::Guard::new(&options.brand, options.per_client, options.trust_proxy),
         unsubscribe: options.unsubscribe,
-        writer: Writer::start(options.suppress),
+        writer: Writer::start(options.suppress.clone()),
+        suppress: options.suppress,
         brand: options.brand,
         archive: options.archive,
         read_timeout: options.read_timeout,

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 use crate::email::Email;
-use crate::list::{Known, Reason, Suppression, append_entries_with, remove_unsubscribe};
+use crate::list::{Known, Reason, Suppression, append_entries_with, remove_unsubscribe_noting};
 
 /// Most requests written in one append.
 const BATCH: usize = 512;
@@ -56,7 +56,8 @@ impl Writer {
         rx.await.map_err(|_| "the writer stopped".to_owned())?
     }
 
-    /// Removes the unsubscribe row of `email` written at `date`.
+    /// Removes the unsubscribe row of `email` written at `date`, noting it in the undo log
+    /// (for `suppress --pull`).
     pub(crate) async fn undo(&self, email: Email, date: String) -> Result<bool, String> {
         let (tx, rx) = oneshot::channel();
         self.jobs
@@ -78,7 +79,7 @@ fn write_loop(files: &[PathBuf], queue: &mpsc::Receiver<Job>) {
                 // An undo is rare: write what came before it, then do it alone.
                 Job::Undo(email, date, reply) => {
                     flush(files, std::mem::take(&mut adds), &mut known);
-                    let done = remove_unsubscribe(files, &email, &date).map_err(|e| format!("{e:#}"));
+                    let done = remove_unsubscribe_noting(files, &email, &date, true).map_err(|e| format!("{e:#}"));
                     let _ = reply.send(done);
                 }
             }
