@@ -286,6 +286,58 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(server.stop().success());
 }
 
+/// The bytes waiting unread on the server's end (port `local`) of a loopback TCP connection
+/// from port `remote`, from /proc/net/tcp.
+fn unread(local: u16, remote: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let port = |addr: &str| addr.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (port(f.get(1)?)? == local && port(f.get(2)?)? == remote)
+            .then(|| u64::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok())
+            .flatten()
+    })
+}
+
+#[test]
+fn sigterm_lets_a_request_under_way_finish_and_record() {
+    use std::io::{Read, Write};
+    let p = web_project();
+    let mut server = Server::start(&p, &[]);
+    // Half a one-click POST is on the wire when SIGTERM comes.
+    let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    let head = format!(
+        "POST /unsubscribe/{} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: 26\r\nConnection: close\r\n\r\nList-Unsub",
+        token("ana@example.org")
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // Once the server's end of the connection has nothing left unread, it has accepted it and
+    // parsed the headers: the request is under way.
+    let (server_port, client_port) = (s.peer_addr().unwrap().port(), s.local_addr().unwrap().port());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while unread(server_port, client_port) != Some(0) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(
+        unread(server_port, client_port),
+        Some(0),
+        "the server did not read the request"
+    );
+    server.terminate();
+    let log = server.log_of(1);
+    assert!(log.iter().any(|l| l.contains("stopping")), "{log:?}");
+    // New connections are refused now; the one under way is answered and recorded.
+    assert!(std::net::TcpStream::connect(server.addr()).is_err());
+    s.write_all(b"scribe=One-Click").unwrap();
+    let mut out = String::new();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert_eq!(unsubscribed(&p), ["ana@example.org"]);
+    assert!(server.stop().success());
+}
+
 const ISSUE: &str = "---\nsubject: \"The December issue\"\npreheader: \"Our plans for {{ city | default('every city') }}\"\n\
 id: 2026-12\n---\nDear {{ first_name | default(\"Members and Friends\") }},\n\n\
 Read it [on the web]({{ web_url }}).\n";
