@@ -74,8 +74,13 @@ pub enum Command {
     /// Add addresses to the main suppression file: they are never mailed again
     Suppress {
         /// Addresses to suppress
-        #[arg(required = true, value_name = "ADDRESS")]
+        #[arg(required_unless_present = "pull", value_name = "ADDRESS")]
         addresses: Vec<String>,
+        /// Bring in the unsubscribes (and undos) `bulletin serve` recorded at URL, e.g.
+        /// https://news.example.org (authenticated with a token derived from the unsubscribe
+        /// secret)
+        #[arg(long, value_name = "URL", conflicts_with = "addresses")]
+        pull: Option<String>,
     },
     /// Read the bounce mailbox: suppress hard bounces, complaints and mailed unsubscribes
     Inbox(InboxArgs),
@@ -172,6 +177,10 @@ pub enum TokenCommand {
         /// The members' addresses
         #[arg(required = true, value_name = "EMAIL")]
         emails: Vec<String>,
+        /// Seal this campaign id into the token, as `send` does in its messages (`serve`
+        /// then records it with the unsubscribe)
+        #[arg(long, value_name = "ID")]
+        campaign: Option<String>,
     },
     /// Exit 0 if TOKEN belongs to EMAIL, 1 if it does not
     Verify {

@@ -38,6 +38,7 @@ pub(crate) mod preflight;
 pub(crate) mod preview;
 pub(crate) mod private;
 pub(crate) mod project;
+pub(crate) mod pull;
 pub mod render;
 pub(crate) mod reply;
 pub mod secret;
@@ -76,7 +77,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Campaigns { json, journal } => cmd::campaigns::run(&journal, json),
         Command::Completions { shell } => cmd::install::completions(shell),
         Command::Man => cmd::install::man(),
-        Command::Suppress { addresses } => cmd::suppress::run(config, &addresses),
+        Command::Suppress { addresses, pull } => match pull {
+            Some(url) => cmd::suppress::pull(config, &url),
+            None => cmd::suppress::run(config, &addresses),
+        },
         Command::Inbox(args) => cmd::inbox::run(config, &args, cli.quiet),
         Command::Dkim { command } => cmd::dkim::run(&command),
         Command::Doctor(args) => cmd::doctor::run(

@@ -63,6 +63,8 @@ pub struct Newsletter {
     pub body_line: usize,
     /// SHA-256 of the file, hex: tells a resumed send that the newsletter changed.
     pub fingerprint: String,
+    /// The file's text as read (what the journal keeps of a sent campaign, for `archive`).
+    pub source: String,
 }
 
 impl Newsletter {
@@ -82,6 +84,7 @@ impl Newsletter {
 
     pub fn parse(text: &str, path: &Path) -> Result<Newsletter> {
         let fingerprint = hex(&Sha256::digest(text.as_bytes()));
+        let source = text.to_owned();
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let lines: Vec<&str> = text.split_inclusive('\n').collect();
         let first = lines.first().map_or("", |l| l.trim_end());
@@ -96,6 +99,7 @@ impl Newsletter {
                     body: text.to_owned(),
                     body_line: 1,
                     fingerprint,
+                    source,
                 });
             }
         };
@@ -152,6 +156,7 @@ impl Newsletter {
             body: lines[close + 1..].concat(),
             body_line: close + 2,
             fingerprint,
+            source,
         })
     }
 

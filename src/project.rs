@@ -23,6 +23,9 @@ pub(crate) struct Project {
     /// The lists, segment and exclusions: flags, else the front matter.
     pub audience: Audience,
     pub newsletter: Newsletter,
+    /// The text of the newsletter and of its language variants as loaded: what a send keeps
+    /// in the journal for `archive`.
+    pub source: crate::journal::Source,
     pub sources: Sources,
     pub compiled: Option<Compiled>,
     pub letterhead: Option<Letterhead>,
@@ -48,8 +51,10 @@ impl Project {
                 .then(|| (file.as_str(), newsletter.line_of_key("audience")));
             diags.error(at, message);
         }
+        // The campaign goes into each member's token, so `serve` records which issue the
+        // unsubscribe came from.
         let unsubscribe = match Unsubscribe::from_config(&config) {
-            Ok(u) => u.map(Arc::new),
+            Ok(u) => u.map(|u| Arc::new(u.for_campaign(&newsletter.campaign_id()))),
             Err(e) => {
                 diags.error(config_at(&config).as_deref().map(|f| (f, 0)), format!("{e:#}"));
                 None
@@ -63,6 +68,13 @@ impl Project {
                 c.add_variant(tag, v);
             }
         }
+        let source = crate::journal::Source {
+            newsletter: newsletter.source.clone(),
+            variants: variants
+                .iter()
+                .map(|(tag, v)| (tag.clone(), v.source.clone()))
+                .collect(),
+        };
         let letterhead = match Letterhead::new(&newsletter, &config, unsubscribe) {
             Ok(mut l) => {
                 if let Some(c) = &compiled {
@@ -79,6 +91,7 @@ impl Project {
             config,
             audience,
             newsletter,
+            source,
             sources,
             compiled,
             letterhead,

@@ -8,12 +8,15 @@
 //!
 //! ```text
 //! k_nonce, k_aead = HKDF-SHA256(salt "bulletin unsubscribe v2", secret)
-//! nonce = HMAC-SHA256(k_nonce, list ‖ "\n" ‖ address)[..12]
-//! token = base64url(nonce ‖ AES-256-GCM(k_aead, nonce, aad = list, address))
+//! plain = address, or address ‖ "\n" ‖ campaign (what `send` puts in its messages)
+//! nonce = HMAC-SHA256(k_nonce, list ‖ "\n" ‖ plain)[..12]
+//! token = base64url(nonce ‖ AES-256-GCM(k_aead, nonce, aad = list, plain))
 //! ```
 //!
-//! The nonce is a MAC of the plaintext, so it repeats only for the same address on the same
-//! list, where repeating is the point. Tokens of earlier versions (`HMAC(secret, list ‖
+//! The nonce is a MAC of the plaintext, so it repeats only for the same address (and campaign)
+//! on the same list, where repeating is the point. The campaign, sealed with the address, lets
+//! `serve` fill the suppression file's `campaign` column; a token without one (`bulletin
+//! unsubscribe-token make`, messages sent before) opens just the same. Tokens of earlier versions (`HMAC(secret, list ‖
 //! address)`, 43 characters) still pass [`Unsubscribe::verify`] but cannot be opened.
 
 use anyhow::{Result, bail};
@@ -39,6 +42,8 @@ pub struct Unsubscribe {
     secret: Option<Secret>,
     keys: Option<Keys>,
     list: String,
+    /// The campaign sealed into the tokens this value makes (see [`Unsubscribe::for_campaign`]).
+    campaign: Option<String>,
 }
 
 /// The keys derived from the secret.
@@ -47,6 +52,8 @@ struct Keys {
     aead: aead::LessSafeKey,
     /// Signs the values of `serve`'s forms.
     form: ring::hmac::Key,
+    /// Makes the bearer token of `serve`'s `/suppressions` (what `suppress --pull` sends).
+    pull: ring::hmac::Key,
 }
 
 impl std::fmt::Debug for Keys {
@@ -70,22 +77,32 @@ impl Keys {
             .expand(&[b"form"], ring::hmac::HMAC_SHA256)
             .expect("32 bytes is a valid HKDF length")
             .into();
+        let pull: ring::hmac::Key = prk
+            .expand(&[b"pull"], ring::hmac::HMAC_SHA256)
+            .expect("32 bytes is a valid HKDF length")
+            .into();
         Keys {
             nonce,
             aead: aead::LessSafeKey::new(aead),
             form,
+            pull,
         }
     }
 
-    fn seal(&self, list: &str, email: &Email) -> String {
-        let mut input = Vec::with_capacity(list.len() + 1 + email.key().len());
+    fn seal(&self, list: &str, email: &Email, campaign: Option<&str>) -> String {
+        let mut plain = email.key().as_bytes().to_vec();
+        if let Some(c) = campaign {
+            plain.push(b'\n');
+            plain.extend_from_slice(c.as_bytes());
+        }
+        let mut input = Vec::with_capacity(list.len() + 1 + plain.len());
         input.extend_from_slice(list.as_bytes());
         input.push(b'\n');
-        input.extend_from_slice(email.key().as_bytes());
+        input.extend_from_slice(&plain);
         let tag = ring::hmac::sign(&self.nonce, &input);
         let mut nonce = [0u8; aead::NONCE_LEN];
         nonce.copy_from_slice(&tag.as_ref()[..aead::NONCE_LEN]);
-        let mut out = email.key().as_bytes().to_vec();
+        let mut out = plain;
         self.aead
             .seal_in_place_append_tag(
                 aead::Nonce::assume_unique_for_key(nonce),
@@ -98,9 +115,10 @@ impl Keys {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token)
     }
 
-    fn open(&self, list: &str, token: &str) -> Option<Email> {
-        // An address is at most 254 bytes: refuse anything longer before decoding it.
-        if token.len() > 512 {
+    fn open(&self, list: &str, token: &str) -> Option<(Email, Option<String>)> {
+        // An address is at most 254 bytes and a campaign id 200: refuse anything longer
+        // before decoding it.
+        if token.len() > 1024 {
             return None;
         }
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
@@ -114,9 +132,14 @@ impl Keys {
             .aead
             .open_in_place(nonce, aead::Aad::from(list.as_bytes()), &mut sealed)
             .ok()?;
-        let email = Email::parse(std::str::from_utf8(plain).ok()?).ok()?;
+        let plain = std::str::from_utf8(plain).ok()?;
+        let (address, campaign) = match plain.split_once('\n') {
+            Some((a, c)) => (a, Some(c.to_owned())),
+            None => (plain, None),
+        };
+        let email = Email::parse(address).ok()?;
         // The nonce must be the one this address gets: a token is valid in one form only.
-        (self.seal(list, &email) == token).then_some(email)
+        (self.seal(list, &email, campaign.as_deref()) == token).then_some((email, campaign))
     }
 }
 
@@ -164,7 +187,16 @@ impl Unsubscribe {
             keys: secret.as_ref().map(Keys::derive),
             secret,
             list,
+            campaign: None,
         }
+    }
+
+    /// Seals `campaign` into the tokens of the links and headers made from now on, so an
+    /// unsubscribe through them names the campaign it came from.
+    #[must_use]
+    pub fn for_campaign(mut self, campaign: &str) -> Unsubscribe {
+        self.campaign = Some(campaign.to_owned());
+        self
     }
 
     /// Whether a secret is configured (tokens can be made and opened).
@@ -172,14 +204,40 @@ impl Unsubscribe {
         self.keys.is_some()
     }
 
-    /// The member's token, when a secret is configured.
+    /// The member's token (with the campaign set by [`Unsubscribe::for_campaign`], if any),
+    /// when a secret is configured.
     pub fn token(&self, email: &Email) -> Option<String> {
-        self.keys.as_ref().map(|k| k.seal(&self.list, email))
+        self.keys
+            .as_ref()
+            .map(|k| k.seal(&self.list, email, self.campaign.as_deref()))
     }
 
     /// The member a token names, when it is genuine (made with this secret for this list).
     pub fn open(&self, token: &str) -> Option<Email> {
+        self.open_with_campaign(token).map(|(email, _)| email)
+    }
+
+    /// [`Unsubscribe::open`], with the campaign the token was made for (none for tokens made
+    /// by `bulletin unsubscribe-token make` or before campaigns went into tokens).
+    pub fn open_with_campaign(&self, token: &str) -> Option<(Email, Option<String>)> {
         self.keys.as_ref()?.open(&self.list, token.trim())
+    }
+
+    /// The bearer token of `serve`'s `/suppressions`: a MAC of the list under its own key
+    /// derived from the secret, so both sides of `suppress --pull` know it without sharing
+    /// anything more, and it reveals nothing of the secret or the tokens.
+    pub fn pull_token(&self) -> Option<String> {
+        let key = &self.keys.as_ref()?.pull;
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::hmac::sign(key, self.list.as_bytes())))
+    }
+
+    /// Checks a [`Unsubscribe::pull_token`], in constant time.
+    pub fn check_pull_token(&self, given: &str) -> bool {
+        let Some(keys) = &self.keys else { return false };
+        let Ok(tag) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(given.trim()) else {
+            return false;
+        };
+        ring::hmac::verify(&keys.pull, self.list.as_bytes(), &tag).is_ok()
     }
 
     /// Does `token` belong to `email`? Tokens of the earlier HMAC-only format are still
@@ -302,9 +360,9 @@ fn needs_token(url: &str) -> bool {
     url.contains("{{ token }}") || url.contains("{{token}}")
 }
 
-/// The token for `email` on `list`.
+/// The token for `email` on `list` (no campaign).
 pub fn token(secret: &Secret, list: &str, email: &Email) -> String {
-    Keys::derive(secret).seal(list, email)
+    Keys::derive(secret).seal(list, email, None)
 }
 
 /// The MAC that was the whole token before addresses were encrypted into it.
@@ -374,6 +432,41 @@ mod tests {
         ] {
             assert!(u.open(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_campaign_token_carries_its_campaign_and_a_plain_one_still_opens() {
+        let u = unsubscribe("k", "L");
+        let a = Email::parse("ana@example.org").unwrap();
+        let plain = u.token(&a).unwrap();
+        let u = u.for_campaign("2026-12-news");
+        let t = u.token(&a).unwrap();
+        assert_ne!(t, plain);
+        assert!(!t.contains("2026") && !t.contains("news"));
+        let (member, campaign) = u.open_with_campaign(&t).unwrap();
+        assert_eq!(
+            (member.key(), campaign.as_deref()),
+            ("ana@example.org", Some("2026-12-news"))
+        );
+        assert_eq!(u.open_with_campaign(&plain).unwrap().1, None);
+        assert!(u.verify(&t, &a).unwrap() && u.verify(&plain, &a).unwrap());
+        // Another campaign's token is another token; a changed one opens to nothing.
+        let other = unsubscribe("k", "L").for_campaign("2027-01").token(&a).unwrap();
+        assert_ne!(other, t);
+        let mut bad = t.clone();
+        bad.replace_range(3..4, if &t[3..4] == "A" { "B" } else { "A" });
+        assert!(u.open(&bad).is_none());
+    }
+
+    #[test]
+    fn the_pull_token_is_bound_to_secret_and_list() {
+        let u = unsubscribe("k", "L");
+        let t = u.pull_token().unwrap();
+        assert!(u.check_pull_token(&t));
+        assert!(!unsubscribe("j", "L").check_pull_token(&t));
+        assert!(!unsubscribe("k", "M").check_pull_token(&t));
+        assert!(!u.check_pull_token(""));
+        assert!(!u.check_pull_token(&u.sign(&["L"]).unwrap()), "not the form key");
     }
 
     #[test]

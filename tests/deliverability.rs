@@ -63,8 +63,13 @@ fn one_click_unsubscribe_list_id_and_feedback_id_headers() {
             .and_then(|s| s.split('&').next())
             .expect("token in URL")
             .to_owned();
-        // The address, encrypted: 12-byte nonce + address + 16-byte tag, in base64url.
-        assert_eq!(token.len(), (4 * (12 + to.len() + 16)).div_ceil(3), "{lu}");
+        // The address and the campaign, encrypted: 12-byte nonce + address + `\n` + campaign +
+        // 16-byte tag, in base64url.
+        assert_eq!(
+            token.len(),
+            (4 * (12 + to.len() + 1 + "news-7".len() + 16)).div_ceil(3),
+            "{lu}"
+        );
         assert!(!token.contains(to.split('@').next().unwrap()), "{lu}");
         let encoded = to.replace('@', "%40");
         assert_eq!(
@@ -90,7 +95,15 @@ fn one_click_unsubscribe_list_id_and_feedback_id_headers() {
         p.run(&["unsubscribe-token", "verify", &tampered, to])
             .code(1)
             .stdout_has("invalid");
-        p.run(&["unsubscribe-token", "make", to]).success().stdout_has(&token);
+        p.run(&["unsubscribe-token", "make", "--campaign", "news-7", to])
+            .success()
+            .stdout_has(&token);
+        // A script's token without a campaign is another token for the same member.
+        let plain = p.run(&["unsubscribe-token", "make", to]).stdout.trim().to_owned();
+        assert_ne!(plain, token);
+        p.run(&["unsubscribe-token", "verify", &plain, to])
+            .success()
+            .stdout_has("valid");
     }
 }
 

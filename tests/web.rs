@@ -286,6 +286,58 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(server.stop().success());
 }
 
+/// The bytes waiting unread on the server's end (port `local`) of a loopback TCP connection
+/// from port `remote`, from /proc/net/tcp.
+fn unread(local: u16, remote: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let port = |addr: &str| addr.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (port(f.get(1)?)? == local && port(f.get(2)?)? == remote)
+            .then(|| u64::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok())
+            .flatten()
+    })
+}
+
+#[test]
+fn sigterm_lets_a_request_under_way_finish_and_record() {
+    use std::io::{Read, Write};
+    let p = web_project();
+    let mut server = Server::start(&p, &[]);
+    // Half a one-click POST is on the wire when SIGTERM comes.
+    let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    let head = format!(
+        "POST /unsubscribe/{} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: 26\r\nConnection: close\r\n\r\nList-Unsub",
+        token("ana@example.org")
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // Once the server's end of the connection has nothing left unread, it has accepted it and
+    // parsed the headers: the request is under way.
+    let (server_port, client_port) = (s.peer_addr().unwrap().port(), s.local_addr().unwrap().port());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while unread(server_port, client_port) != Some(0) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(
+        unread(server_port, client_port),
+        Some(0),
+        "the server did not read the request"
+    );
+    server.terminate();
+    let log = server.log_of(1);
+    assert!(log.iter().any(|l| l.contains("stopping")), "{log:?}");
+    // New connections are refused now; the one under way is answered and recorded.
+    assert!(std::net::TcpStream::connect(server.addr()).is_err());
+    s.write_all(b"scribe=One-Click").unwrap();
+    let mut out = String::new();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert_eq!(unsubscribed(&p), ["ana@example.org"]);
+    assert!(server.stop().success());
+}
+
 const ISSUE: &str = "---\nsubject: \"The December issue\"\npreheader: \"Our plans for {{ city | default('every city') }}\"\n\
 id: 2026-12\n---\nDear {{ first_name | default(\"Members and Friends\") }},\n\n\
 Read it [on the web]({{ web_url }}).\n";
@@ -341,4 +393,162 @@ fn archive_writes_sent_campaigns_for_a_generic_reader_with_an_index_and_a_feed()
         entry.summary().map(atom_syndication::Text::as_str),
         Some("Our plans for every city")
     );
+
+    // The newsletter file changes, then goes: the archive still shows what was sent.
+    std::fs::write(p.join("n.md"), ISSUE.replace("Dear ", "Hello again, ")).unwrap();
+    let run = p.run(&["archive", "--out", "site"]);
+    run.success().stdout_has("wrote 1 issue");
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    assert!(p.read("site/2026-12/index.html").contains("Dear Members and Friends,"));
+    std::fs::remove_file(p.join("n.md")).unwrap();
+    p.run(&["archive", "--out", "site"])
+        .success()
+        .stdout_has("wrote 1 issue");
+    assert!(p.read("site/2026-12/index.html").contains("Dear Members and Friends,"));
+
+    // A journal from before bulletin kept what it sent: the file as it is now, with a warning.
+    std::fs::write(p.join("n.md"), ISSUE.replace("Dear ", "Hello again, ")).unwrap();
+    let db = rusqlite::Connection::open(p.join(".bulletin/journal.db")).unwrap();
+    db.execute("DELETE FROM campaign_source", []).unwrap();
+    drop(db);
+    let run = p.run(&["archive", "--out", "site"]);
+    run.success().stdout_has("wrote 1 issue");
+    assert!(
+        run.stderr.contains("warning: 2026-12: n.md changed since it was sent"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        p.read("site/2026-12/index.html")
+            .contains("Hello again, Members and Friends,")
+    );
+}
+
+/// The rows of a suppression file after its header, as `(email, reason, date, campaign)`.
+fn rows(p: &crate::support::project::Project) -> Vec<(String, String, String, String)> {
+    let text = std::fs::read_to_string(p.join("lists/unsubscribed.csv")).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(4, ',').collect();
+            let at = |i: usize| f.get(i).copied().unwrap_or("").to_owned();
+            (at(0), at(1), at(2), at(3))
+        })
+        .collect()
+}
+
+/// The one-click URL in the message `smtp` received for `address`, with the server's host.
+fn link_sent_to(smtp: &TestSmtp, address: &str, server: &Server) -> String {
+    let m = smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.rcpt_to[0] == address)
+        .expect(address);
+    let parsed = mail_parser::MessageParser::default().parse(&m.data).unwrap();
+    let header = parsed
+        .header_raw("List-Unsubscribe")
+        .expect("List-Unsubscribe")
+        .to_owned();
+    let url = header
+        .split(['<', '>'])
+        .find(|p| p.starts_with("https://"))
+        .expect("an https link")
+        .replace(char::is_whitespace, "");
+    let path = url.trim_start_matches("https://news.example.org");
+    assert!(path.starts_with("/unsubscribe/"), "{url}");
+    server.url(path)
+}
+
+#[test]
+fn a_laptop_pulls_the_servers_unsubscribes_with_their_campaign_and_undos_and_skips_them() {
+    let smtp = TestSmtp::start();
+    let issue = |id: &str| format!("---\nsubject: \"Issue {id}\"\nid: {id}\n---\nHello {{{{ first_name }}}}.\n");
+    let laptop = web_project();
+    let config = format!("{}[smtp]\nurl = \"{}\"\n", laptop.read("bulletin.toml"), smtp.url());
+    let laptop = laptop
+        .file("bulletin.toml", config)
+        .file("n1.md", issue("2026-12"))
+        .file("n2.md", issue("2027-01"))
+        .file(
+            "m.csv",
+            "email,first_name\nana@example.org,Ana\nbob@example.org,Bob\ncy@example.org,Cy\n",
+        );
+    let server_project = web_project();
+    let server = Server::start(&server_project, &[]);
+    laptop.run(&["send", "n1.md", "--list", "m.csv", "--yes"]).success();
+    assert_eq!(smtp.messages().len(), 3);
+
+    // Ana and Bob press one-click in the message they got: the server records the campaign
+    // sealed in their links.
+    let agent = client();
+    assert_eq!(
+        one_click(&agent, &link_sent_to(&smtp, "ana@example.org", &server)).status,
+        200
+    );
+    let bob_link = link_sent_to(&smtp, "bob@example.org", &server);
+    let bob_done = one_click(&agent, &bob_link);
+    assert_eq!(bob_done.status, 200);
+    let on_server = rows(&server_project);
+    assert_eq!(on_server.len(), 2, "{on_server:?}");
+    for (row, who) in on_server.iter().zip(["ana@example.org", "bob@example.org"]) {
+        assert_eq!(
+            (row.0.as_str(), row.1.as_str(), row.3.as_str()),
+            (who, "unsubscribe", "2026-12")
+        );
+    }
+
+    // The laptop pulls them, with the server's reason, date and campaign; again: no change.
+    laptop
+        .run(&["suppress", "--pull", &server.base])
+        .success()
+        .stdout_has("added 2 addresses");
+    assert_eq!(rows(&laptop), on_server);
+    let before = laptop.read("lists/unsubscribed.csv");
+    laptop
+        .run(&["suppress", "--pull", &server.base])
+        .success()
+        .stdout_has("nothing new");
+    assert_eq!(laptop.read("lists/unsubscribed.csv"), before);
+
+    // Another secret gets a 401 and a message that says what to fix; nothing changes.
+    let stranger = web_project().env("BULLETIN_UNSUBSCRIBE_SECRET", "not the server's secret");
+    let refused = stranger.run(&["suppress", "--pull", &server.base]);
+    refused.code(1);
+    assert!(
+        refused.stderr.contains("refused this project's pull token (HTTP 401)"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("BULLETIN_UNSUBSCRIBE_SECRET"),
+        "{}",
+        refused.stderr
+    );
+    assert!(rows(&stranger).is_empty());
+    let anonymous = agent.get(&server.url("/suppressions")).call().unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    // Bob undoes on the server: the next pull removes his row, and only his.
+    let field = |name: &str| {
+        let at = bob_done.body.find(&format!("name=\"{name}\" value=\"")).expect(name) + name.len() + 15;
+        bob_done.body[at..].split('"').next().unwrap().to_owned()
+    };
+    let undo = format!("undo={}&sig={}", field("undo").replace(':', "%3A"), field("sig"));
+    assert_eq!(post(&agent, &bob_link, &undo).status, 200);
+    laptop
+        .run(&["suppress", "--pull", &server.base])
+        .success()
+        .stdout_has("removed 1 address");
+    assert_eq!(rows(&laptop), rows(&server_project));
+    assert_eq!(rows(&laptop).len(), 1);
+    laptop
+        .run(&["suppress", "--pull", &server.base])
+        .success()
+        .stdout_has("nothing new");
+
+    // The next issue skips Ana and reaches Bob again.
+    laptop.run(&["send", "n2.md", "--list", "m.csv", "--yes"]).success();
+    let mut second: Vec<String> = smtp.messages()[3..].iter().map(|m| m.rcpt_to[0].clone()).collect();
+    second.sort();
+    assert_eq!(second, ["bob@example.org", "cy@example.org"]);
 }

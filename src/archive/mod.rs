@@ -1,5 +1,6 @@
 //! `bulletin archive`: the newsletter on the web. One page per campaign the journal says was
-//! sent, rendered for nobody in particular (merge fields take their defaults, no member data,
+//! sent, rendered from the newsletter the journal kept when it went out (the file as it is now
+//! for journals from before that, with a warning if it changed) for nobody in particular (merge fields take their defaults, no member data,
 //! no unsubscribe block), an index newest first, and an Atom feed. Every link between the pages
 //! is relative, so the folder works from `file://` and from any static host; with
 //! `[archive] base_url` the pages and the feed also carry their absolute addresses.
@@ -11,9 +12,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::audience::Changed;
 use crate::config::Config;
 use crate::diagnostic::Diagnostics;
-use crate::journal::{Campaign, Journal};
+use crate::journal::{Campaign, Journal, Source};
 use crate::newsletter::Newsletter;
 use crate::paths::archive_slug;
 use crate::render::Compiled;
@@ -40,21 +42,30 @@ pub(crate) struct Written {
     pub issues: usize,
     /// Campaigns left out, each with why.
     pub skipped: Vec<String>,
-    /// Things to know (a newsletter changed since it was sent).
-    pub notes: Vec<String>,
+    /// Issues shown from a newsletter file that changed since it was sent (journals from
+    /// before bulletin kept what it sent).
+    pub warnings: Vec<String>,
 }
 
 /// Writes the archive of the campaigns in `journal` into `out`.
 pub(crate) fn write(config: &Config, journal: &Path, out: &Path) -> Result<Written> {
     let mut written = Written::default();
-    let campaigns = if journal.exists() {
-        Journal::open(journal)?.sent_campaigns()?
+    let journal = if journal.exists() {
+        Some(Journal::open(journal)?)
     } else {
-        Vec::new()
+        None
+    };
+    let campaigns = match &journal {
+        Some(j) => j.sent_campaigns()?,
+        None => Vec::new(),
     };
     let mut issues = Vec::new();
     for c in &campaigns {
-        match issue(config, c, &mut written.notes) {
+        let kept = match &journal {
+            Some(j) => j.source(&c.id)?,
+            None => None,
+        };
+        match issue(config, c, kept, &mut written.warnings) {
             Ok(i) => issues.push(i),
             Err(why) => written.skipped.push(format!("{}: {why:#}", c.id)),
         }
@@ -71,17 +82,36 @@ pub(crate) fn write(config: &Config, journal: &Path, out: &Path) -> Result<Writt
     Ok(written)
 }
 
-/// Renders campaign `c` from its newsletter file as it is now.
-fn issue(config: &Config, c: &Campaign, notes: &mut Vec<String>) -> Result<Issue> {
+/// Renders campaign `c` from the newsletter it sent (`kept` by the journal), or else from its
+/// file as it is now.
+fn issue(config: &Config, c: &Campaign, kept: Option<Source>, warnings: &mut Vec<String>) -> Result<Issue> {
     let path = PathBuf::from(&c.newsletter);
-    let n = Newsletter::load(&path).with_context(|| format!("cannot read its newsletter {}", path.display()))?;
-    if n.fingerprint != c.fingerprint {
-        notes.push(format!(
-            "{}: {} changed since it was sent; the archive shows it as it is now",
-            c.id,
-            path.display()
-        ));
-    }
+    let n = match kept {
+        Some(kept) => Newsletter::parse(&kept.newsletter, &path)
+            .with_context(|| format!("cannot read the journal's copy of {}", path.display()))?,
+        None => {
+            let n = Newsletter::load(&path).with_context(|| {
+                format!(
+                    "cannot read its newsletter {} (this journal predates kept copies of what was sent)",
+                    path.display()
+                )
+            })?;
+            let variants = crate::audience::lang::variants(&n).unwrap_or_default();
+            let now = crate::audience::lang::fingerprint(&n, &variants);
+            if matches!(
+                crate::audience::changed(&c.fingerprint, &now),
+                Some(Changed::Newsletter | Changed::Both)
+            ) {
+                warnings.push(format!(
+                    "{}: {} changed since it was sent, and this journal (from before bulletin kept what it sent) \
+                     has no copy: the archive shows the file as it is now",
+                    c.id,
+                    path.display()
+                ));
+            }
+            n
+        }
+    };
     let mut diags = Diagnostics::default();
     let compiled = Compiled::compile_for_web(&n, config, &mut diags).ok_or_else(|| {
         anyhow::anyhow!(

@@ -11,8 +11,8 @@ use crate::config::Config;
 pub(crate) fn run(config: Option<&Path>, args: &ArchiveArgs) -> Result<ExitCode> {
     let config = Config::load(config)?;
     let written = crate::archive::write(&config, &args.journal, &args.out)?;
-    for n in &written.notes {
-        eprintln!("note: {n}");
+    for w in &written.warnings {
+        eprintln!("warning: {w}");
     }
     for s in &written.skipped {
         eprintln!("warning: left out {s}");

@@ -66,6 +66,8 @@ struct Loaded {
     /// The campaign fingerprint: the newsletter's, with the audience folded in.
     fingerprint: String,
     newsletter: Newsletter,
+    /// The newsletter's text and its variants', kept in the journal for `archive`.
+    source: crate::journal::Source,
     sources: Sources,
     compiled: Compiled,
     letterhead: Letterhead,
@@ -84,6 +86,7 @@ impl Loaded {
             config,
             audience,
             newsletter,
+            source,
             sources,
             compiled,
             letterhead,
@@ -111,6 +114,7 @@ impl Loaded {
             allow_noncompliant: args.allow_noncompliant,
             fingerprint: audience.fingerprint(&newsletter.fingerprint),
             newsletter,
+            source,
             sources,
             compiled,
             letterhead,
@@ -498,6 +502,7 @@ fn deliver(loaded: &Loaded, plan: Plan, quiet: bool) -> Result<Ran> {
                 (r.email.key().to_owned(), r.location(), Some(lang))
             })
         });
+        journal.keep_source(&campaign.id, &loaded.source)?;
         journal.start_in(&campaign, members, now)?;
         journal.handoffs_since(now - i64::try_from(longest.as_millis()).unwrap_or(i64::MAX))
     };

@@ -1,6 +1,6 @@
 //! `bulletin suppress`: add addresses to the main suppression file (the first of `suppress`
 //! in bulletin.toml) with reason `manual`. Every later send skips them, test sends and dry runs
-//! included.
+//! included. `--pull URL` brings in what `bulletin serve` recorded instead ([`crate::pull`]).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,6 +10,32 @@ use anyhow::Result;
 use crate::config::Config;
 use crate::email::Email;
 use crate::list::{Reason, Suppression, append_suppression};
+use crate::unsubscribe::Unsubscribe;
+
+/// `bulletin suppress --pull URL`: the unsubscribes and undos `serve` recorded at `url`,
+/// merged into the main suppression file.
+pub(crate) fn pull(config: Option<&Path>, url: &str) -> Result<ExitCode> {
+    let config = Config::load(config)?;
+    let endpoint = crate::pull::endpoint(url)?;
+    let token = Unsubscribe::from_config(&config)?
+        .and_then(|u| u.pull_token())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--pull needs the unsubscribe secret the server has: set [unsubscribe] in bulletin.toml and \
+                 export BULLETIN_UNSUBSCRIBE_SECRET (or set [unsubscribe] secret_command)"
+            )
+        })?;
+    let files = config.suppress_files();
+    if files.is_empty() {
+        anyhow::bail!(
+            "no suppression file to merge into: add `suppress = [\"lists/unsubscribed.csv\"]` to bulletin.toml"
+        );
+    }
+    let export = crate::pull::fetch(&endpoint, &token)?;
+    let merged = crate::pull::merge(&files, &export)?;
+    println!("{}", crate::pull::summary(&endpoint, &merged, &merged.file));
+    Ok(ExitCode::SUCCESS)
+}
 
 pub(crate) fn run(config: Option<&Path>, addresses: &[String]) -> Result<ExitCode> {
     let config = Config::load(config)?;

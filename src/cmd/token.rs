@@ -18,7 +18,14 @@ pub(crate) fn run(config: Option<&Path>, command: &TokenCommand) -> Result<ExitC
     };
     let parse = |e: &str| Email::parse(e).map_err(|why| anyhow::anyhow!("{e:?}: {why}"));
     match command {
-        TokenCommand::Make { emails } => {
+        TokenCommand::Make { emails, campaign } => {
+            let u = match campaign {
+                Some(c) if c.is_empty() || c.chars().any(char::is_control) => {
+                    bail!("--campaign {c:?}: a campaign id is one line of text, such as `2026-12-news`")
+                }
+                Some(c) => u.for_campaign(c),
+                None => u,
+            };
             if !u.has_secret() {
                 bail!("no secret: export BULLETIN_UNSUBSCRIBE_SECRET or set [unsubscribe] secret_command");
             }

@@ -17,10 +17,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 mod inbox;
 mod outcome;
 mod schema;
+mod source;
 mod status;
 
 pub(crate) use inbox::{Member, Processed};
 pub(crate) use outcome::Outcome;
+pub(crate) use source::Source;
 pub(crate) use status::Status;
 
 /// A campaign as recorded.

@@ -64,6 +64,16 @@ CREATE INDEX delivery_message_id ON delivery(message_id) WHERE message_id IS NOT
 ",
     // 3: the language of the version each member gets (`NAME.es.md`), for `report`.
     "ALTER TABLE delivery ADD COLUMN lang TEXT;",
+    // 4: the newsletter as sent — its Markdown and its language variants (a JSON array of
+    // [tag, text]) — so `archive` shows what went out even after the file changed or went.
+    // A table of its own: `campaign` rows stay as older bulletins read them.
+    "
+CREATE TABLE campaign_source (
+    campaign TEXT PRIMARY KEY,
+    newsletter TEXT NOT NULL,
+    variants TEXT NOT NULL
+) WITHOUT ROWID;
+",
 ];
 
 /// The journal format this bulletin reads and writes.
@@ -235,6 +245,8 @@ CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE han
         handoffs.sort_unstable();
         assert_eq!(handoffs, [20, 21, 23, 25]);
         assert_eq!(j.recover("c1").unwrap(), 1, "the member left in flight");
+        // A campaign sent before the journal kept newsletters has no copy.
+        assert!(j.source("c1").unwrap().is_none());
     }
 
     #[test]
@@ -242,7 +254,7 @@ CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE han
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.db");
         drop(Journal::open(&path).unwrap());
-        assert_eq!(VERSION, 3);
+        assert_eq!(VERSION, 4);
         assert_eq!(user_version(&path), VERSION as i64);
         let db = Connection::open(&path).unwrap();
         let page_size: i64 = db.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
@@ -251,12 +263,12 @@ CREATE INDEX IF NOT EXISTS delivery_handed_off ON delivery(handed_off) WHERE han
         let tables: i64 = db
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE name IN ('campaign', 'delivery', 'delivery_handed_off', \
-                 'inbox_outcome', 'inbox_seen', 'delivery_message_id')",
+                 'inbox_outcome', 'inbox_seen', 'delivery_message_id', 'campaign_source')",
                 [],
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 6);
+        assert_eq!(tables, 7);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod export;
 mod file;
+mod rows;
 mod sources;
 mod suppression;
 
@@ -22,10 +23,11 @@ use crate::email::Email;
 
 pub use export::Format;
 pub use file::{CsvFile, normalise_column};
+pub use rows::{Row, Undone, read_rows, read_undone, undo_log};
 pub use sources::{Filter, Found, Item, Lists, Pick, Sources, Stream};
 pub use suppression::{
-    Appended, Known, Reason, Suppression, append_entries, append_entries_with, append_suppression, read_suppression,
-    remove_unsubscribe,
+    Appended, Known, Reason, Suppression, append_dated, append_entries, append_entries_with, append_suppression,
+    read_suppression, remove_unsubscribe, remove_unsubscribe_noting,
 };
 
 /// One list file's header.

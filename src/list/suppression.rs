@@ -56,6 +56,19 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The reason a `reason` column names; `None` for text bulletin does not write.
+    pub fn parse(s: &str) -> Option<Reason> {
+        [
+            Reason::Manual,
+            Reason::Unsubscribe,
+            Reason::Bounce,
+            Reason::SoftBounce,
+            Reason::Complaint,
+        ]
+        .into_iter()
+        .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Manual => "manual",
@@ -126,6 +139,22 @@ fn stamp(f: &File) -> Option<(u64, u64, u64, i64, i64)> {
 
 /// [`append_entries`] remembering the file in `known` from one call to the next.
 pub fn append_entries_with(files: &[PathBuf], entries: &[Suppression], known: &mut Known) -> Result<Appended> {
+    append_rows(files, entries, None, known)
+}
+
+/// [`append_entries`] with each entry's own `date` (rows brought from another suppression
+/// file keep theirs; an empty date becomes now).
+pub fn append_dated(files: &[PathBuf], entries: &[(Suppression, String)]) -> Result<Appended> {
+    let (entries, dates): (Vec<Suppression>, Vec<String>) = entries.iter().cloned().unzip();
+    append_rows(files, &entries, Some(&dates), &mut Known::default())
+}
+
+fn append_rows(
+    files: &[PathBuf],
+    entries: &[Suppression],
+    dates: Option<&[String]>,
+    known: &mut Known,
+) -> Result<Appended> {
     let file = main_file(files)?;
     let mut out = lock_current(&file)?;
     let mut buf = String::new();
@@ -159,7 +188,7 @@ pub fn append_entries_with(files: &[PathBuf], entries: &[Suppression], known: &m
     let date = crate::when::now_rfc3339();
     let mut added = 0;
     let mut which = Vec::with_capacity(entries.len());
-    for e in entries {
+    for (i, e) in entries.iter().enumerate() {
         let new = present.insert(e.email.key().to_owned());
         which.push(new);
         if !new {
@@ -167,10 +196,15 @@ pub fn append_entries_with(files: &[PathBuf], entries: &[Suppression], known: &m
         }
         if columns == 4 {
             let campaign = e.campaign.as_deref().unwrap_or_default();
+            let date = match dates.and_then(|d| d.get(i)) {
+                Some(d) if !d.is_empty() => d,
+                _ => &date,
+            };
             buf.push_str(&format!(
-                "{},{},{date},{}\n",
+                "{},{},{},{}\n",
                 e.email.key(),
                 e.reason.as_str(),
+                csv_field(date),
                 csv_field(campaign)
             ));
         } else {
@@ -196,7 +230,7 @@ pub fn append_entries_with(files: &[PathBuf], entries: &[Suppression], known: &m
 }
 
 /// The main suppression file (the first of `files`), its folder created.
-fn main_file(files: &[PathBuf]) -> Result<PathBuf> {
+pub(super) fn main_file(files: &[PathBuf]) -> Result<PathBuf> {
     let Some(file) = files.first().cloned() else {
         bail!("no suppression file: add `suppress = [\"lists/unsubscribed.csv\"]` to bulletin.toml");
     };
@@ -210,7 +244,7 @@ fn main_file(files: &[PathBuf]) -> Result<PathBuf> {
 /// its exclusive lock. A removal replaces the file by a new one under the same lock: a writer
 /// that was waiting on the old file finds, once it holds the lock, that the name now points
 /// elsewhere, and opens again rather than write into a file nobody reads.
-fn lock_current(file: &Path) -> Result<File> {
+pub(super) fn lock_current(file: &Path) -> Result<File> {
     use std::os::unix::fs::MetadataExt;
     loop {
         let out = std::fs::OpenOptions::new()
@@ -235,6 +269,12 @@ fn lock_current(file: &Path) -> Result<File> {
 /// the old file or the new one, never half of one. Rows with another reason or date, and
 /// files without a `reason` column, are left alone. Returns whether a row went.
 pub fn remove_unsubscribe(files: &[PathBuf], email: &Email, date: &str) -> Result<bool> {
+    remove_unsubscribe_noting(files, email, date, false)
+}
+
+/// [`remove_unsubscribe`] that, with `note`, first appends the undo to the file's undo log
+/// (see [`super::undo_log`]), under the same lock, so `suppress --pull` can undo it too.
+pub fn remove_unsubscribe_noting(files: &[PathBuf], email: &Email, date: &str, note: bool) -> Result<bool> {
     use std::os::unix::fs::PermissionsExt;
     let file = main_file(files)?;
     let held = lock_current(&file)?;
@@ -258,6 +298,9 @@ pub fn remove_unsubscribe(files: &[PathBuf], email: &Email, date: &str) -> Resul
     }
     if !removed {
         return Ok(false);
+    }
+    if note {
+        super::rows::note_undone(&file, email, date)?;
     }
     let dir = file
         .parent()
@@ -288,7 +331,7 @@ pub fn remove_unsubscribe(files: &[PathBuf], email: &Email, date: &str) -> Resul
 }
 
 /// 4 when the file's header has bulletin's `reason` column, else 1 (only addresses).
-fn shape(text: &[u8]) -> usize {
+pub(super) fn shape(text: &[u8]) -> usize {
     let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
     let first = String::from_utf8_lossy(first);
     let names: Vec<String> = first
@@ -300,7 +343,7 @@ fn shape(text: &[u8]) -> usize {
 }
 
 /// A CSV field, quoted when it needs to be.
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r', ';']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -4,6 +4,7 @@
 //! ```text
 //! accept (connection cap) ─▶ hyper http1 (header read timeout) ─▶ guard (rate limit, headers,
 //!   one log line) ─▶ /unsubscribe/{token}: GET confirm page, POST record | undo ─▶ record.rs
+//!                 ─▶ /suppressions (bearer token): the rows and undos, for `suppress --pull`
 //!                 ─▶ anything else: the archive's files, or a 404 page
 //! ```
 //!
@@ -59,6 +60,8 @@ pub(crate) struct Options {
 pub(crate) struct App {
     unsubscribe: Unsubscribe,
     writer: Writer,
+    /// The suppression files (the first is where unsubscribes go), for `/suppressions`.
+    suppress: Vec<PathBuf>,
     brand: Brand,
     archive: Option<PathBuf>,
     guard: guard::Guard,
@@ -80,12 +83,14 @@ async fn serve(options: Options) -> Result<()> {
     let app = Arc::new(App {
         guard: guard::Guard::new(&options.brand, options.per_client, options.trust_proxy),
         unsubscribe: options.unsubscribe,
-        writer: Writer::start(options.suppress),
+        writer: Writer::start(options.suppress.clone()),
+        suppress: options.suppress,
         brand: options.brand,
         archive: options.archive,
         read_timeout: options.read_timeout,
     });
     let router = routes::router(app.clone());
+    let shutdown = shutdown_signal();
     eprintln!("serve: listening on http://{local}/ (unsubscribe links: /unsubscribe/TOKEN)");
 
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -94,7 +99,6 @@ async fn serve(options: Options) -> Result<()> {
     http.timer(TokioTimer::new())
         .header_read_timeout(options.read_timeout)
         .max_buf_size(64 * 1024);
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let forget = app.guard.forget_idle();
     tokio::pin!(forget);
@@ -128,8 +132,9 @@ async fn serve(options: Options) -> Result<()> {
             drop(slot);
         });
     }
-    eprintln!("serve: stopping; letting open requests finish");
+    // Closed before saying so: once the line is out, new connections are refused.
     drop(listener);
+    eprintln!("serve: stopping; letting open requests finish");
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         eprintln!("serve: some connections did not finish within {}s", DRAIN.as_secs());
     }
@@ -151,17 +156,27 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("serve: cannot watch SIGTERM ({e}); stop with Ctrl-C");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// Watches SIGTERM and SIGINT from the moment it is called (not from the future's first poll:
+/// a signal in between would stop the process the default way, without draining), and
+/// resolves when one comes.
+fn shutdown_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            (term, int) => {
+                if let Some(e) = term.as_ref().err().or(int.as_ref().err()) {
+                    eprintln!("serve: cannot watch SIGTERM or SIGINT ({e}); stop with Ctrl-C");
+                }
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

@@ -9,14 +9,14 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 use crate::email::Email;
-use crate::list::{Known, Reason, Suppression, append_entries_with, remove_unsubscribe};
+use crate::list::{Known, Reason, Suppression, append_entries_with, remove_unsubscribe_noting};
 
 /// Most requests written in one append.
 const BATCH: usize = 512;
 
 /// What a request asks the writer.
 enum Job {
-    Add(Email, oneshot::Sender<Result<Added, String>>),
+    Add(Email, Option<String>, oneshot::Sender<Result<Added, String>>),
     Undo(Email, String, oneshot::Sender<Result<bool, String>>),
 }
 
@@ -46,16 +46,18 @@ impl Writer {
         Writer { jobs }
     }
 
-    /// Records `email` as unsubscribed, durably, before it returns.
-    pub(crate) async fn add(&self, email: Email) -> Result<Added, String> {
+    /// Records `email` as unsubscribed (from `campaign`, when the link named one), durably,
+    /// before it returns.
+    pub(crate) async fn add(&self, email: Email, campaign: Option<String>) -> Result<Added, String> {
         let (tx, rx) = oneshot::channel();
         self.jobs
-            .send(Job::Add(email, tx))
+            .send(Job::Add(email, campaign, tx))
             .map_err(|_| "the writer stopped".to_owned())?;
         rx.await.map_err(|_| "the writer stopped".to_owned())?
     }
 
-    /// Removes the unsubscribe row of `email` written at `date`.
+    /// Removes the unsubscribe row of `email` written at `date`, noting it in the undo log
+    /// (for `suppress --pull`).
     pub(crate) async fn undo(&self, email: Email, date: String) -> Result<bool, String> {
         let (tx, rx) = oneshot::channel();
         self.jobs
@@ -73,11 +75,11 @@ fn write_loop(files: &[PathBuf], queue: &mpsc::Receiver<Job>) {
         let mut next = Some(first);
         while let Some(job) = next.take() {
             match job {
-                Job::Add(email, reply) => adds.push((email, reply)),
+                Job::Add(email, campaign, reply) => adds.push((email, campaign, reply)),
                 // An undo is rare: write what came before it, then do it alone.
                 Job::Undo(email, date, reply) => {
                     flush(files, std::mem::take(&mut adds), &mut known);
-                    let done = remove_unsubscribe(files, &email, &date).map_err(|e| format!("{e:#}"));
+                    let done = remove_unsubscribe_noting(files, &email, &date, true).map_err(|e| format!("{e:#}"));
                     let _ = reply.send(done);
                 }
             }
@@ -89,21 +91,24 @@ fn write_loop(files: &[PathBuf], queue: &mpsc::Receiver<Job>) {
     }
 }
 
-fn flush(files: &[PathBuf], adds: Vec<(Email, oneshot::Sender<Result<Added, String>>)>, known: &mut Known) {
+/// An unsubscribe waiting to be written, and where its answer goes.
+type Pending = (Email, Option<String>, oneshot::Sender<Result<Added, String>>);
+
+fn flush(files: &[PathBuf], adds: Vec<Pending>, known: &mut Known) {
     if adds.is_empty() {
         return;
     }
     let entries: Vec<Suppression> = adds
         .iter()
-        .map(|(email, _)| Suppression {
+        .map(|(email, campaign, _)| Suppression {
             email: email.clone(),
             reason: Reason::Unsubscribe,
-            campaign: None,
+            campaign: campaign.clone(),
         })
         .collect();
     match append_entries_with(files, &entries, known) {
         Ok(done) => {
-            for ((_, reply), new) in adds.into_iter().zip(done.added) {
+            for ((_, _, reply), new) in adds.into_iter().zip(done.added) {
                 let _ = reply.send(Ok(Added {
                     new,
                     date: done.date.clone(),
@@ -112,7 +117,7 @@ fn flush(files: &[PathBuf], adds: Vec<(Email, oneshot::Sender<Result<Added, Stri
         }
         Err(e) => {
             let why = format!("{e:#}");
-            for (_, reply) in adds {
+            for (_, _, reply) in adds {
                 let _ = reply.send(Err(why.clone()));
             }
         }

@@ -20,6 +20,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/unsubscribe/{token}", get(confirm_path).post(post_path))
         .route("/unsubscribe", get(confirm_query).post(post_query))
+        .route(crate::pull::PATH, get(suppressions))
         .method_not_allowed_fallback(wrong_method)
         .fallback(any(files::serve))
         .layer(axum::middleware::from_fn_with_state(app.clone(), guard::guard))
@@ -114,7 +115,7 @@ async fn post(app: &App, token: &str, req: Request) -> Response {
     if app.unsubscribe.is_probe(token) {
         return probe(app, &headers, &body);
     }
-    let Some(member) = app.unsubscribe.open(token) else {
+    let Some((member, campaign)) = app.unsubscribe.open_with_campaign(token) else {
         return unknown_token(app);
     };
     let Some(ask) = parse(&headers, &body) else {
@@ -122,7 +123,7 @@ async fn post(app: &App, token: &str, req: Request) -> Response {
     };
     let masked = pages::mask(member.key());
     match ask {
-        Ask::Unsubscribe => match app.writer.add(member.clone()).await {
+        Ask::Unsubscribe => match app.writer.add(member.clone(), campaign).await {
             Ok(added) => {
                 let sig = added.new.then(|| app.unsubscribe.sign(&[token, &added.date])).flatten();
                 let undo = sig.as_deref().map(|s| (added.date.as_str(), s));
@@ -153,6 +154,51 @@ fn probe(app: &App, headers: &HeaderMap, body: &[u8]) -> Response {
             .into_response(),
         _ => refuse(app, 400, "This request does not say what to do."),
     }
+}
+
+/// `GET /suppressions` with the pull token: the main suppression file's rows and its undo log
+/// as JSON, for `bulletin suppress --pull`.
+async fn suppressions(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !given.is_some_and(|t| app.unsubscribe.check_pull_token(t)) {
+        let mut r = refuse(
+            &app,
+            401,
+            "This address needs the pull token that `bulletin suppress --pull` sends.",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    let files = app.suppress.clone();
+    let export = tokio::task::spawn_blocking(move || crate::pull::export(&files)).await;
+    match export
+        .map_err(|e| e.to_string())
+        .and_then(|e| e.map_err(|e| format!("{e:#}")))
+    {
+        Ok(export) => match serde_json::to_vec(&export) {
+            Ok(body) => {
+                let mut r = (StatusCode::OK, body).into_response();
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r
+            }
+            Err(e) => export_failed(&app, &e.to_string()),
+        },
+        Err(e) => export_failed(&app, &e),
+    }
+}
+
+fn export_failed(app: &App, why: &str) -> Response {
+    eprintln!("serve: error: cannot read the suppression file: {why}");
+    refuse(
+        app,
+        500,
+        "The suppression list cannot be read now. Please try again later.",
+    )
 }
 
 /// Nothing was recorded: say so, and log why (the error names the file, not the member).

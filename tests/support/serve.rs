@@ -105,10 +105,15 @@ impl Server {
 
     /// Sends SIGTERM and waits; returns the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
+        self.terminate();
+        self.child.wait().expect("wait for serve")
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn terminate(&self) {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        self.child.wait().expect("wait for serve")
     }
 }
 
