@@ -40,6 +40,8 @@ fn run(cmd: &mut Command) {
 /// serving one user's Maildir; stopped by its PID when dropped.
 struct Dovecot {
     dir: tempfile::TempDir,
+    /// What the INBOX started with: (name, text).
+    messages: Vec<(String, String)>,
     child: Child,
     plain: u16,
     tls: u16,
@@ -135,7 +137,13 @@ impl Dovecot {
         let log = d.join("dovecot.log");
         wait_for_port(plain, "dovecot", &log);
         wait_for_port(tls, "dovecot", &log);
-        Dovecot { dir, child, plain, tls }
+        Dovecot {
+            dir,
+            messages: messages.to_vec(),
+            child,
+            plain,
+            tls,
+        }
     }
 
     fn maildir(&self) -> PathBuf {
@@ -213,17 +221,60 @@ fn over_plain_imap_on_loopback_messages_are_processed_and_flagged_seen_once() {
     assert_eq!(suppressed(&v).len(), 4, "{v:#}");
     let files = dovecot.files("");
     assert_eq!(files.len(), 9, "nothing deleted: {files:?}");
-    assert!(
-        files
-            .iter()
-            .all(|f| f.split(":2,").nth(1).is_some_and(|flags| flags.contains('S'))),
-        "every message flagged \\Seen: {files:?}"
-    );
+    let (seen, unseen) = by_seen(&dovecot, "");
+    assert_eq!(seen, HANDLED, "what bulletin handled is flagged \\Seen: {files:?}");
+    assert_eq!(unseen, LEFT_ALONE, "the rest stays unread: {files:?}");
     let again = json(p.run(&["inbox", "--imap", &url, "--json"]).success());
     assert_eq!(
         (again["processed"].as_u64(), again["already_processed"].as_u64()),
         (Some(0), Some(9))
     );
+    assert_eq!(by_seen(&dovecot, "").1, LEFT_ALONE, "and stays so");
+}
+
+/// The messages of [`mailbox`] bulletin handles (matched, or an auto-reply), and those it
+/// leaves unread for a person (a person's reply, the unmatched), by name.
+const HANDLED: [&str; 6] = [
+    "auto",
+    "complaint-m3",
+    "hard-m1",
+    "hard-m2",
+    "soft-m5",
+    "unsubscribe-m4",
+];
+const LEFT_ALONE: [&str; 3] = ["forged", "person", "stranger"];
+
+/// The messages in a folder of the Maildir (`""` for INBOX), by their names in [`mailbox`]
+/// (found by content: Dovecot may rename a file it moves), split into those flagged `\Seen`
+/// and not.
+fn by_seen(dovecot: &Dovecot, folder: &str) -> (Vec<String>, Vec<String>) {
+    let mut seen = Vec::new();
+    let mut unseen = Vec::new();
+    for sub in ["new", "cur"] {
+        let dir = dovecot.maildir().join(folder).join(sub);
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let (name, _) = dovecot
+                .messages
+                .iter()
+                .find(|(_, t)| *t == text)
+                .unwrap_or_else(|| panic!("a message bulletin did not put there: {}", path.display()));
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            let flagged = file.split(":2,").nth(1).is_some_and(|flags| flags.contains('S'));
+            if flagged { &mut seen } else { &mut unseen }.push(name.clone());
+        }
+    }
+    seen.sort_unstable();
+    unseen.sort_unstable();
+    (seen, unseen)
+}
+
+/// `a` and `b` together, sorted.
+fn both(split: (Vec<String>, Vec<String>)) -> Vec<String> {
+    let mut all = [split.0, split.1].concat();
+    all.sort_unstable();
+    all
 }
 
 #[test]
@@ -247,12 +298,28 @@ fn over_imaps_with_a_verified_certificate_messages_are_moved_to_a_folder() {
             .success(),
     );
     assert_eq!(counts(&v), EXPECTED_COUNTS, "{v:#}");
-    assert!(
-        dovecot.files("").is_empty(),
-        "INBOX emptied by moving: {:?}",
-        dovecot.files("")
+    assert_eq!(
+        both(by_seen(&dovecot, ".Processed")),
+        HANDLED,
+        "what bulletin handled is moved to Processed"
     );
-    assert_eq!(dovecot.files(".Processed").len(), 9, "every message kept in Processed");
+    assert_eq!(
+        by_seen(&dovecot, ""),
+        (vec![], LEFT_ALONE.map(String::from).to_vec()),
+        "a person's reply and the unmatched stay unread in INBOX"
+    );
+    // A second run moves nothing more and counts nothing again.
+    let again = json(
+        p.run(&["inbox", "--imap", &url, "--move-to", "Processed", "--json"])
+            .success(),
+    );
+    assert_eq!(
+        (again["processed"].as_u64(), again["already_processed"].as_u64()),
+        (Some(0), Some(3)),
+        "{again:#}"
+    );
+    assert_eq!(by_seen(&dovecot, ""), (vec![], LEFT_ALONE.map(String::from).to_vec()));
+    assert_eq!(both(by_seen(&dovecot, ".Processed")), HANDLED);
 
     // A wrong password is an error, and nothing else happens.
     let wrong = p.env("BULLETIN_IMAP_PASSWORD", "wrong");
