@@ -152,3 +152,6 @@ impl<'a> Matcher<'a> {
         Ok(answered.map(|m| (m, How::MessageId)))
     }
 }
+
+#[cfg(test)]
+mod tests;
