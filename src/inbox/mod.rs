@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::email::Email;
@@ -121,10 +121,11 @@ impl Run<'_> {
                 Ok(None) => break,
                 Err(e) => {
                     // Keep what is done; the rest waits for the next run.
-                    self.commit(&mut batch, source, &mut summary, &mut suppressed)?;
-                    return Err(e.context(
-                        "reading the mailbox stopped; what was processed is recorded, run inbox again for the rest",
-                    ));
+                    let e = e.context("reading the mailbox stopped");
+                    return Err(match self.commit(&mut batch, source, &mut summary, &mut suppressed) {
+                        Ok(()) => e.context("what was processed is recorded; run inbox again for the rest"),
+                        Err(kept) => kept.context(format!("{e:#}")),
+                    });
                 }
             };
             let bytes = match item.body {
@@ -295,7 +296,9 @@ impl Run<'_> {
             }
             self.journal.inbox_record(&b.records)?;
             for l in &b.locations {
-                source.finish(l)?;
+                source
+                    .finish(l)
+                    .context("the messages processed are recorded; run inbox again to flag or move them")?;
             }
         }
         for s in fresh {
