@@ -38,7 +38,7 @@ fn message(i: usize, ids: &HashMap<String, String>) -> String {
     };
     if block == m % BLOCKS {
         dsn(&address, original, "failed", "5.1.1")
-    } else if block == (m + 7) % BLOCKS && m % 4 == 0 {
+    } else if block == (m + 7) % BLOCKS && m.is_multiple_of(4) {
         format!(
             "From: feedback@arf.mail.yahoo.example\r\nTo: bounces@example.org\r\nSubject: FW: December news\r\n\
              Message-ID: <arf.{i}@yahoo.example>\r\nMIME-Version: 1.0\r\n\
@@ -48,12 +48,12 @@ fn message(i: usize, ids: &HashMap<String, String>) -> String {
              Version: 1\r\nOriginal-Rcpt-To: {address}\r\n\r\n\
              --f\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {original}\r\nSubject: December news\r\n\r\n--f--\r\n"
         )
-    } else if i % 50 == 0 {
+    } else if i.is_multiple_of(50) {
         format!(
             "From: Member {m} <{address}>\r\nTo: news@example.org\r\nSubject: Re: December news\r\n\
              Message-ID: <reply.{i}@example.org>\r\nIn-Reply-To: {original}\r\n\r\nThank you!\r\n"
         )
-    } else if i % 37 == 0 {
+    } else if i.is_multiple_of(37) {
         dsn(
             &format!("stranger{i}@example.com"),
             &format!("<elsewhere.{i}@example.com>"),
