@@ -26,13 +26,19 @@ fn counts(v: &serde_json::Value) -> [u64; 8] {
 
 #[test]
 #[ignore = "needs dovecot"]
-fn over_plain_imap_on_loopback_messages_are_processed_and_flagged_seen_once() {
+fn over_plain_imap_on_loopback_what_bulletin_handled_is_flagged_seen_and_a_reply_stays_unread() {
     let smtp = TestSmtp::start();
     let p = sent(&smtp, 6);
     let messages = mailbox(&p, &smtp);
     let dovecot = Dovecot::start(&messages);
-    let p = p.env("BULLETIN_IMAP_PASSWORD", PASSWORD);
     let url = format!("imap://bounces%40example.org@127.0.0.1:{}/INBOX", dovecot.plain);
+    // The second run below finds the mailbox and its password in bulletin.toml alone.
+    let config = p.read("bulletin.toml").replacen(
+        "[inbox]\n",
+        &format!("[inbox]\nimap = \"{url}\"\npassword_command = \"echo {PASSWORD}\"\n"),
+        1,
+    );
+    let p = p.file("bulletin.toml", config).env("BULLETIN_IMAP_PASSWORD", PASSWORD);
 
     let dry = json(p.run(&["inbox", "--imap", &url, "--dry-run", "--json"]).success());
     assert_eq!(counts(&dry), EXPECTED_COUNTS, "{dry:#}");
@@ -53,7 +59,14 @@ fn over_plain_imap_on_loopback_messages_are_processed_and_flagged_seen_once() {
     let (seen, unseen) = dovecot.by_seen("");
     assert_eq!(seen, HANDLED, "what bulletin handled is flagged \\Seen: {files:?}");
     assert_eq!(unseen, LEFT_ALONE, "the rest stays unread: {files:?}");
-    let again = json(p.run(&["inbox", "--imap", &url, "--json"]).success());
+    // No flag and no password in the environment: `[inbox] imap` and `password_command`.
+    let out = p
+        .command(&["inbox", "--json"])
+        .env_remove("BULLETIN_IMAP_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (again["processed"].as_u64(), again["already_processed"].as_u64()),
         (Some(0), Some(9))
@@ -82,7 +95,7 @@ fn both(split: (Vec<String>, Vec<String>)) -> Vec<String> {
 
 #[test]
 #[ignore = "needs dovecot"]
-fn over_imaps_with_a_verified_certificate_messages_are_moved_to_a_folder() {
+fn over_imaps_with_a_verified_certificate_handled_messages_are_moved_and_a_reply_stays_in_inbox() {
     let smtp = TestSmtp::start();
     let p = sent(&smtp, 6);
     let messages = mailbox(&p, &smtp);
