@@ -51,3 +51,16 @@ pub(crate) fn shard_journal(index: u32, count: u32) -> PathBuf {
 pub(crate) fn is_shard_journal(file_name: &str) -> bool {
     file_name.starts_with("journal-shard-") && file_name.ends_with(".db")
 }
+
+/// The shards' journals in [`STATE_DIR`], sorted (none when it does not exist).
+pub(crate) fn shard_journals() -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(STATE_DIR) else {
+        return Vec::new();
+    };
+    let mut shards: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_shard_journal))
+        .collect();
+    shards.sort();
+    shards
+}

@@ -18,6 +18,14 @@ pub(crate) fn sent(smtp: &TestSmtp, n: usize) -> Project {
 /// A project with VERP (and a suppression file) that sent `n.md` to the members in `csv`
 /// through the relay at `url`.
 pub(crate) fn sent_through(url: &str, csv: &str) -> Project {
+    let p = configured(url, csv);
+    send(&p, &[]).success();
+    p
+}
+
+/// A project with VERP (and a suppression file) ready to send `n.md` to the members in `csv`
+/// through the relay at `url`.
+fn configured(url: &str, csv: &str) -> Project {
     let p = sending(
         url,
         NEWSLETTER,
@@ -29,9 +37,7 @@ pub(crate) fn sent_through(url: &str, csv: &str) -> Project {
     let config = p
         .read("bulletin.toml")
         .replacen("list_id", "suppress = [\"lists/unsubscribed.csv\"]\nlist_id", 1);
-    let p = p.file("bulletin.toml", config);
-    send(&p, &[]).success();
-    p
+    p.file("bulletin.toml", config)
 }
 
 #[test]
@@ -242,6 +248,44 @@ fn a_maildir_of_bounces_complaints_and_requests_suppresses_exactly_the_matched_m
     p.run(&["inbox", "--maildir", "Maildir"])
         .success()
         .stdout_has("0 processed");
+}
+
+#[test]
+fn members_sent_from_shards_are_matched_through_the_shards_journals() {
+    let smtp = TestSmtp::start();
+    let p = configured(&smtp.url(), &members(6));
+    send(&p, &["--shard", "1/2"]).success();
+    send(&p, &["--shard", "2/2"]).success();
+    assert!(!p.join(".bulletin/journal.db").exists(), "only the shards' journals");
+    for k in [1, 2] {
+        assert!(p.join(&format!(".bulletin/journal-shard-{k}-of-2.db")).exists());
+    }
+    let messages = mailbox(&p, &smtp);
+    let p = maildir(p, &messages);
+
+    let dry = json(
+        p.run(&["inbox", "--maildir", "Maildir", "--dry-run", "--json"])
+            .success(),
+    );
+    assert_eq!(dry["hard"], 2, "{dry:#}");
+    assert!(!p.join(".bulletin/journal.db").exists(), "a dry run creates nothing");
+
+    let v = json(p.run(&["inbox", "--maildir", "Maildir", "--json"]).success());
+    let expected = [
+        ("m1@example.org", "bounce"),
+        ("m2@example.org", "bounce"),
+        ("m3@example.org", "complaint"),
+        ("m4@example.org", "unsubscribe"),
+    ]
+    .map(|(e, r)| (e.to_owned(), r.to_owned(), "news-1".to_owned()));
+    assert_eq!(suppressed(&v), expected, "{v:#}");
+    assert_eq!((v["unmatched"].as_u64(), v["soft"].as_u64()), (Some(2), Some(1)));
+    // report merges the shards' journals with the one inbox recorded in.
+    let r = crate::support::project::report(&p);
+    let got = ["bounced_hard", "bounced_soft", "complaints", "unsubscribed"].map(|k| r[k].as_u64());
+    assert_eq!(got, [Some(2), Some(1), Some(1), Some(1)], "{r:#}");
+    let again = json(p.run(&["inbox", "--maildir", "Maildir", "--json"]).success());
+    assert_eq!(again["processed"], 0, "{again:#}");
 }
 
 #[test]

@@ -24,6 +24,7 @@ mod hardening_inputs;
 mod hardening_mime;
 mod hardening_retry;
 mod inbox;
+mod inbox_resume;
 mod inbox_servers;
 mod live_preview;
 mod security;

@@ -19,6 +19,7 @@ use crate::inbox::settings::{self, InboxSettings};
 use crate::inbox::source::{Maildir, Mbox, Source};
 use crate::inbox::{Run, Summary};
 use crate::journal::Journal;
+use crate::paths::DEFAULT_JOURNAL;
 use crate::secret::Secret;
 use crate::unsubscribe::Unsubscribe;
 
@@ -32,22 +33,38 @@ pub(crate) fn run(config: Option<&Path>, args: &InboxArgs, quiet: bool) -> Resul
     diags.into_result()?;
     let unsubscribe = Unsubscribe::from_config(&config)?;
     let mut source = open(args, &inbox)?;
-    if !args.journal.exists() {
+    // The journal named records what inbox learns; the default one is read together with the
+    // journals `send --shard` wrote beside it (and created if only those exist).
+    let shard_paths = if args.journal == Path::new(DEFAULT_JOURNAL) {
+        crate::paths::shard_journals()
+    } else {
+        Vec::new()
+    };
+    if !args.journal.exists() && shard_paths.is_empty() {
         bail!(
             "no journal at {}: nothing has been sent from this directory yet",
             args.journal.display()
         );
     }
-    let mut journal = Journal::open(&args.journal).map_err(|e| about_journal(e, &args.journal))?;
+    let mut shards = Vec::new();
+    for path in &shard_paths {
+        shards.push(Journal::open(path).map_err(|e| about_journal(e, path))?);
+    }
+    // A dry run creates nothing: without the default journal, a shard's stands in (read only).
+    let mut journal = if args.dry_run && !args.journal.exists() {
+        shards.remove(0)
+    } else {
+        Journal::open(&args.journal).map_err(|e| about_journal(e, &args.journal))?
+    };
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(i32::from(EXIT_INTERRUPTED));
         }
-        eprintln!("\nstopping after the current batch… (Ctrl-C again to stop at once; nothing is lost either way)");
+        eprintln!("\nstopping after the current message… (Ctrl-C again to stop at once; nothing is lost either way)");
     });
     let mut run = Run {
         journal: &mut journal,
-        matcher: Matcher::new(verp.as_ref(), unsubscribe.as_ref()),
+        matcher: Matcher::new(verp.as_ref(), unsubscribe.as_ref(), shards),
         suppress_files: config.suppress_files(),
         unsubscribe_mailto: config.unsubscribe.mailto.clone(),
         soft_limit: inbox.soft_limit,

@@ -302,20 +302,7 @@ pub(crate) fn journals(given: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if default.exists() {
         found.push(default.clone());
     }
-    if let Some(dir) = default.parent()
-        && let Ok(entries) = std::fs::read_dir(dir)
-    {
-        let mut shards: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(crate::paths::is_shard_journal)
-            })
-            .collect();
-        shards.sort();
-        found.extend(shards);
-    }
+    found.extend(crate::paths::shard_journals());
     if found.is_empty() {
         bail!("no journal at {DEFAULT_JOURNAL}: nothing has been sent from this directory yet");
     }

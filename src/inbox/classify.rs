@@ -4,8 +4,11 @@
 //! is [`super::matching`]'s job, so nothing here can act on a guess.
 //!
 //! Shapes understood: RFC 3464 delivery status notifications (Postfix, Gmail, Microsoft 365,
-//! Amazon SES all send these), RFC 5965 feedback reports (Yahoo, Microsoft), and the plain-text
-//! bounces of Exim, qmail and Yahoo ("Failure Notice"), which carry no machine-readable status.
+//! Amazon SES all send these), RFC 5965 feedback reports (Yahoo, Microsoft, Amazon SES), the
+//! plain-text bounces of Exim, qmail and Yahoo ("Failure Notice"), which carry no
+//! machine-readable status, and Amazon SES notifications mailed by SNS ([`ses`]).
+
+mod ses;
 
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
@@ -103,6 +106,7 @@ pub(crate) fn classify(raw: &[u8], unsubscribe_mailto: Option<&str>) -> Option<C
         push_ids(v, &mut clues.message_ids);
     }
     let class = report(&msg, &mut clues)
+        .or_else(|| ses::notification(&msg.body_text(0).unwrap_or_default(), &mut clues))
         .or_else(|| plain_bounce(&msg, &mut clues))
         .or_else(|| auto_reply(&msg).then_some(Class::AutoReply))
         .or_else(|| unsubscribe(&msg, unsubscribe_mailto, &mut clues))

@@ -5,6 +5,9 @@
 //! ARF `Original-Rcpt-To`, the returned `To`) that the journal shows was sent a campaign. An
 //! unsubscribe request matches when its unsubscribe token verifies against its sender, or when
 //! it answers a message the journal sent to that same sender. Anything else is unmatched.
+//!
+//! "The journal" is the one inbox records in plus, read-only, the journals `send --shard`
+//! wrote beside it: a member sent from a shard is found there.
 
 use anyhow::Result;
 
@@ -37,14 +40,44 @@ impl How {
 pub(crate) struct Matcher<'a> {
     verp: Option<Index<'a>>,
     unsubscribe: Option<&'a Unsubscribe>,
+    /// The shards' journals, searched after the one the run records in.
+    shards: Vec<Journal>,
 }
 
 impl<'a> Matcher<'a> {
-    pub(crate) fn new(verp: Option<&'a Verp>, unsubscribe: Option<&'a Unsubscribe>) -> Matcher<'a> {
+    pub(crate) fn new(
+        verp: Option<&'a Verp>,
+        unsubscribe: Option<&'a Unsubscribe>,
+        shards: Vec<Journal>,
+    ) -> Matcher<'a> {
         Matcher {
             verp: verp.map(Index::new),
             unsubscribe,
+            shards,
         }
+    }
+
+    /// The member whose message had this Message-ID, in any journal.
+    fn by_message_id(&self, journal: &Journal, id: &str) -> Result<Option<Member>> {
+        for j in std::iter::once(journal).chain(&self.shards) {
+            if let Some(m) = j.member_by_message_id(id)? {
+                return Ok(Some(m));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The latest campaign handed to `address` in any journal.
+    fn latest_campaign(&self, journal: &Journal, address: &str) -> Result<Option<String>> {
+        let mut latest: Option<(String, i64)> = None;
+        for j in std::iter::once(journal).chain(&self.shards) {
+            if let Some((c, at)) = j.latest_campaign(address)?
+                && latest.as_ref().is_none_or(|(_, t)| at > *t)
+            {
+                latest = Some((c, at));
+            }
+        }
+        Ok(latest.map(|(c, _)| c))
     }
 
     /// The member `c` is about, if it is a bounce, complaint or unsubscribe that matches one.
@@ -61,13 +94,13 @@ impl<'a> Matcher<'a> {
             return Ok(Some((m, How::Verp)));
         }
         for id in &c.clues.message_ids {
-            if let Some(m) = journal.member_by_message_id(id)? {
+            if let Some(m) = self.by_message_id(journal, id)? {
                 return Ok(Some((m, How::MessageId)));
             }
         }
         for r in &c.clues.recipients {
             let Ok(email) = Email::parse(r) else { continue };
-            if let Some(campaign) = journal.latest_campaign(email.key())? {
+            if let Some(campaign) = self.latest_campaign(journal, email.key())? {
                 let address = email.key().to_owned();
                 return Ok(Some((Member { campaign, address }, How::Recipient)));
             }
@@ -79,9 +112,10 @@ impl<'a> Matcher<'a> {
         let Some(index) = self.verp.as_mut() else {
             return Ok(None);
         };
+        let journals: Vec<&Journal> = std::iter::once(journal).chain(&self.shards).collect();
         for to in &c.clues.delivered_to {
             if let Some(token) = index.verp().token_of(to)
-                && let Some(m) = index.resolve(journal, token)?
+                && let Some(m) = index.resolve(&journals, token)?
             {
                 return Ok(Some(m));
             }
@@ -97,7 +131,7 @@ impl<'a> Matcher<'a> {
         // The campaign it answers, when it answers one sent to this sender.
         let mut answered = None;
         for id in &c.clues.message_ids {
-            if let Some(m) = journal.member_by_message_id(id)?
+            if let Some(m) = self.by_message_id(journal, id)?
                 && m.address == address
             {
                 answered = Some(m);
@@ -109,7 +143,7 @@ impl<'a> Matcher<'a> {
                 if u.verify(t, &from).unwrap_or(false) {
                     let campaign = match &answered {
                         Some(m) => m.campaign.clone(),
-                        None => journal.latest_campaign(&address)?.unwrap_or_default(),
+                        None => self.latest_campaign(journal, &address)?.unwrap_or_default(),
                     };
                     return Ok(Some((Member { campaign, address }, How::Token)));
                 }
@@ -118,3 +152,6 @@ impl<'a> Matcher<'a> {
         Ok(answered.map(|m| (m, How::MessageId)))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,6 +7,10 @@
 //! that skips addresses already there), then the journal (outcomes and the messages' "seen"
 //! keys in one transaction), then the mailbox flags. A batch cut short is simply done again by
 //! the next run, with the same result; a message the journal has seen is never acted on twice.
+//!
+//! Only what bulletin handled is flagged `\Seen` (or moved): matched bounces, complaints and
+//! unsubscribe requests, and auto-replies. A person's reply and anything unmatched are left
+//! unread where they are, for a person to read, and remembered so later runs skip them.
 
 pub(crate) mod classify;
 pub(crate) mod imap;
@@ -15,11 +19,11 @@ pub(crate) mod settings;
 pub(crate) mod source;
 pub(crate) mod verp;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::email::Email;
@@ -49,6 +53,9 @@ pub(crate) struct Summary {
     pub other: usize,
     /// Bounces, complaints and unsubscribe requests that matched no member: left alone.
     pub unmatched: usize,
+    /// Messages left unread where they are (IMAP: not flagged or moved): the `other` and the
+    /// `unmatched` ones, for a person to read.
+    pub left_alone: usize,
     /// Addresses added to the suppression file.
     pub suppressed: Vec<Suppressed>,
     /// Messages an earlier run processed.
@@ -56,7 +63,7 @@ pub(crate) struct Summary {
     /// Messages too big or unreadable: reported, skipped, left in the mailbox.
     pub skipped: usize,
     pub dry_run: bool,
-    /// Ctrl-C stopped the run after a committed batch.
+    /// Ctrl-C stopped the run; what was done is committed.
     pub interrupted: bool,
 }
 
@@ -75,7 +82,7 @@ pub(crate) struct Run<'a> {
     pub unsubscribe_mailto: Option<String>,
     pub soft_limit: usize,
     pub dry_run: bool,
-    /// Set by Ctrl-C: stop after the current batch.
+    /// Set by Ctrl-C: stop after the current message (and commit what is done).
     pub interrupted: &'a AtomicBool,
     /// Prints one line per message acted on or skipped (stderr).
     pub verbose: bool,
@@ -90,8 +97,9 @@ struct Batch {
     locations: Vec<String>,
     /// Soft bounces of this batch, (address, campaign), for the limit.
     soft: Vec<(String, String)>,
-    /// Keys of this batch's messages (a mailbox may hold the same message twice).
-    keys: HashSet<String>,
+    /// Keys of this batch's messages (a mailbox may hold the same message twice), and
+    /// whether that message is left alone.
+    keys: HashMap<String, bool>,
 }
 
 impl Run<'_> {
@@ -113,10 +121,11 @@ impl Run<'_> {
                 Ok(None) => break,
                 Err(e) => {
                     // Keep what is done; the rest waits for the next run.
-                    self.commit(&mut batch, source, &mut summary, &mut suppressed)?;
-                    return Err(e.context(
-                        "reading the mailbox stopped; what was processed is recorded, run inbox again for the rest",
-                    ));
+                    let e = e.context("reading the mailbox stopped");
+                    return Err(match self.commit(&mut batch, source, &mut summary, &mut suppressed) {
+                        Ok(()) => e.context("what was processed is recorded; run inbox again for the rest"),
+                        Err(kept) => kept.context(format!("{e:#}")),
+                    });
                 }
             };
             let bytes = match item.body {
@@ -158,13 +167,18 @@ impl Run<'_> {
         if let Some(id) = &c.message_id {
             keys.push(format!("id:{id}"));
         }
-        if self.journal.inbox_seen(&keys)? || keys.iter().any(|k| batch.keys.contains(k)) {
+        let seen = match self.journal.inbox_seen(&keys)? {
+            Some(left) => Some(left),
+            None => keys.iter().find_map(|k| batch.keys.get(k).copied()),
+        };
+        if let Some(left_alone) = seen {
             summary.already_processed += 1;
-            // Finished again: a run stopped before flagging it.
-            batch.locations.push(location.to_owned());
+            if !left_alone {
+                // Finished again: a run may have stopped before flagging it.
+                batch.locations.push(location.to_owned());
+            }
             return Ok(());
         }
-        batch.keys.extend(keys.iter().cloned());
         summary.processed += 1;
         let found = self.matcher.member(self.journal, &c)?;
         let outcome = match (c.class, &found) {
@@ -196,13 +210,25 @@ impl Run<'_> {
                 self.act(class, member, batch, summary)?
             }
         };
+        // Handled (matched, or an auto-reply) is finished in the mailbox; the rest is for a person.
+        let left_alone = match c.class {
+            Class::AutoReply => false,
+            Class::Other => true,
+            _ => found.is_none(),
+        };
+        batch.keys.extend(keys.iter().map(|k| (k.clone(), left_alone)));
+        if left_alone {
+            summary.left_alone += 1;
+        } else {
+            batch.locations.push(location.to_owned());
+        }
         batch.records.push(Processed {
             keys,
             class: c.class.as_str(),
+            left_alone,
             outcome: outcome.map(|o| (found.expect("an outcome has a member").0, o, c.clues.detail.clone())),
             at: now_ms(),
         });
-        batch.locations.push(location.to_owned());
         Ok(())
     }
 
@@ -270,7 +296,9 @@ impl Run<'_> {
             }
             self.journal.inbox_record(&b.records)?;
             for l in &b.locations {
-                source.finish(l)?;
+                source
+                    .finish(l)
+                    .context("the messages processed are recorded; run inbox again to flag or move them")?;
             }
         }
         for s in fresh {
@@ -292,7 +320,7 @@ impl Summary {
         let would = if self.dry_run { "dry run, nothing changed: " } else { "" };
         println!(
             "{would}{from}: {} processed: {} hard bounces, {} soft bounces, {} complaints, {} unsubscribes, \
-             {} auto-replies, {} other, {} unmatched ({} processed earlier, {} skipped)",
+             {} auto-replies, {} other, {} unmatched ({} left unread for a person, {} processed earlier, {} skipped)",
             self.processed,
             self.hard,
             self.soft,
@@ -301,6 +329,7 @@ impl Summary {
             self.auto_replies,
             self.other,
             self.unmatched,
+            self.left_alone,
             self.already_processed,
             self.skipped
         );

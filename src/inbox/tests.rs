@@ -95,7 +95,7 @@ fn run(j: &mut Journal, dir: &std::path::Path, source: &mut Memory) -> Result<Su
     let interrupted = AtomicBool::new(false);
     Run {
         journal: j,
-        matcher: Matcher::new(None, None),
+        matcher: Matcher::new(None, None, Vec::new()),
         suppress_files: vec![dir.join("suppressed.csv")],
         unsubscribe_mailto: None,
         soft_limit: 2,
@@ -167,4 +167,55 @@ fn soft_bounces_suppress_at_the_limit_of_distinct_campaigns_only() {
         .map(|x| (x.email.as_str(), x.reason, x.campaign.as_str()))
         .collect();
     assert_eq!(got, [("a2@example.net", "soft-bounce", "c2")]);
+}
+
+#[test]
+fn a_persons_reply_and_unmatched_mail_are_left_unflagged_by_every_run_and_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = journal(dir.path());
+    let reply = b"From: Ana <a1@example.net>\r\nTo: news@example.org\r\nSubject: Re: S\r\n\
+                  Message-ID: <reply.1@example.net>\r\nIn-Reply-To: <c1.1@example.org>\r\n\r\nThanks!\r\n"
+        .to_vec();
+    let auto = b"From: a3@example.net\r\nTo: news@example.org\r\nSubject: Out of office\r\n\
+                 Auto-Submitted: auto-replied\r\nMessage-ID: <ooo.1@example.net>\r\n\r\nAway.\r\n"
+        .to_vec();
+    let stranger = String::from_utf8(dsn("c1", 0, true))
+        .unwrap()
+        .replace("a0@example.net", "stranger@example.com")
+        .replace("<c1.0@example.org>", "<elsewhere@example.com>")
+        .replace("<dsn.c1.0.true@", "<dsn.stranger@")
+        .into_bytes();
+    let items = vec![
+        ("hard".to_owned(), dsn("c1", 0, true)),
+        ("reply".to_owned(), reply),
+        ("auto".to_owned(), auto),
+        ("stranger".to_owned(), stranger),
+    ];
+    let mut first = Memory {
+        items: items.clone(),
+        next: 0,
+        fail_after: None,
+        finished: vec![],
+    };
+    let s = run(&mut j, dir.path(), &mut first).unwrap();
+    assert_eq!(
+        (s.processed, s.hard, s.other, s.auto_replies, s.unmatched, s.left_alone),
+        (4, 1, 1, 1, 1, 2),
+        "{s:?}"
+    );
+    assert_eq!(
+        first.finished,
+        ["hard", "auto"],
+        "only what bulletin handled is flagged"
+    );
+
+    let mut second = Memory {
+        items,
+        next: 0,
+        fail_after: None,
+        finished: vec![],
+    };
+    let s = run(&mut j, dir.path(), &mut second).unwrap();
+    assert_eq!((s.processed, s.already_processed, s.left_alone), (0, 4, 0), "{s:?}");
+    assert_eq!(second.finished, ["hard", "auto"], "a later run leaves them alone too");
 }

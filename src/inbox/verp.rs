@@ -90,13 +90,15 @@ impl<'v> Index<'v> {
         self.verp
     }
 
-    /// The member `token` was made for, if any.
-    pub(crate) fn resolve(&mut self, journal: &Journal, token: &str) -> Result<Option<Member>> {
+    /// The member `token` was made for, if any, among those of `journals`.
+    pub(crate) fn resolve(&mut self, journals: &[&Journal], token: &str) -> Result<Option<Member>> {
         if self.tokens.is_none() {
             let mut map = HashMap::new();
-            journal.each_handed_off(|m| {
-                map.insert(self.verp.token(&m.campaign, &m.address), m);
-            })?;
+            for journal in journals {
+                journal.each_handed_off(|m| {
+                    map.insert(self.verp.token(&m.campaign, &m.address), m);
+                })?;
+            }
             self.tokens = Some(map);
         }
         let tokens = self.tokens.as_ref().expect("built above");

@@ -2,6 +2,10 @@
 //! which mailbox messages were processed, and recording what they said — each message's
 //! outcome and its "seen" marks in one transaction, so an interrupted run leaves either all of
 //! it or none (and the next run redoes it).
+//!
+//! `inbox_seen.class` is text for the record: the class, with [`LEFT_ALONE`] appended for a
+//! message the run left where it was (a person's reply, anything unmatched), so that a later
+//! run does not flag or move it either.
 
 use std::collections::HashMap;
 
@@ -17,6 +21,9 @@ pub struct Member {
     pub address: String,
 }
 
+/// Appended to `inbox_seen.class` for a message left unread where it was.
+const LEFT_ALONE: &str = " (left alone)";
+
 /// What one processed message changed.
 #[derive(Debug, Clone)]
 pub struct Processed {
@@ -24,21 +31,25 @@ pub struct Processed {
     pub keys: Vec<String>,
     /// The class as text, for the record.
     pub class: &'static str,
+    /// Left unread where it was (a person's reply, an unmatched message): never flagged or
+    /// moved, by this run or a later one.
+    pub left_alone: bool,
     /// The member it matched, what it says about them, and the report's detail.
     pub outcome: Option<(Member, Outcome, String)>,
     pub at: i64,
 }
 
 impl Journal {
-    /// Was any of `keys` processed before?
-    pub fn inbox_seen(&self, keys: &[String]) -> Result<bool> {
-        let mut stmt = self.db.prepare_cached("SELECT 1 FROM inbox_seen WHERE key = ?1")?;
+    /// Was any of `keys` processed before? `Some(left_alone)` if so: whether that run left
+    /// the message where it was.
+    pub fn inbox_seen(&self, keys: &[String]) -> Result<Option<bool>> {
+        let mut stmt = self.db.prepare_cached("SELECT class FROM inbox_seen WHERE key = ?1")?;
         for k in keys {
-            if stmt.exists([k])? {
-                return Ok(true);
+            if let Some(class) = stmt.query_row([k], |r| r.get::<_, String>(0)).optional()? {
+                return Ok(Some(class.ends_with(LEFT_ALONE)));
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Records processed messages: their outcomes (the first one per member, campaign and
@@ -52,9 +63,14 @@ impl Journal {
                 )?
                 .execute(params![m.campaign, m.address, outcome, p.keys.first().map_or("", String::as_str), detail, p.at])?;
             }
+            let class = if p.left_alone {
+                format!("{}{LEFT_ALONE}", p.class)
+            } else {
+                p.class.to_owned()
+            };
             for k in &p.keys {
                 tx.prepare_cached("INSERT OR IGNORE INTO inbox_seen (key, class, at) VALUES (?1, ?2, ?3)")?
-                    .execute(params![k, p.class, p.at])?;
+                    .execute(params![k, class, p.at])?;
             }
         }
         tx.commit()?;
@@ -75,14 +91,14 @@ impl Journal {
             .optional()?)
     }
 
-    /// The latest campaign handed to `address` (lower-cased), if any was.
-    pub fn latest_campaign(&self, address: &str) -> Result<Option<String>> {
+    /// The latest campaign handed to `address` (lower-cased), if any was, and when (ms).
+    pub fn latest_campaign(&self, address: &str) -> Result<Option<(String, i64)>> {
         Ok(self
             .db
             .prepare_cached(
-                "SELECT campaign FROM delivery WHERE address = ?1 AND handed_off IS NOT NULL ORDER BY handed_off DESC LIMIT 1",
+                "SELECT campaign, handed_off FROM delivery WHERE address = ?1 AND handed_off IS NOT NULL ORDER BY handed_off DESC LIMIT 1",
             )?
-            .query_row([address], |r| r.get(0))
+            .query_row([address], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
 
@@ -176,19 +192,32 @@ mod tests {
         let m = j.member_by_message_id("<c1@example.org>").unwrap().unwrap();
         assert_eq!((m.campaign.as_str(), m.address.as_str()), ("c1", "a@example.org"));
         assert!(j.member_by_message_id("<nope@example.org>").unwrap().is_none());
-        assert_eq!(j.latest_campaign("a@example.org").unwrap().as_deref(), Some("c2"));
+        assert_eq!(j.latest_campaign("a@example.org").unwrap(), Some(("c2".to_owned(), 20)));
         assert!(j.latest_campaign("b@example.org").unwrap().is_none());
 
         let keys = vec!["id:<b1@mx>".to_owned(), "maildir:/x/1".to_owned()];
-        assert!(!j.inbox_seen(&keys).unwrap());
+        assert_eq!(j.inbox_seen(&keys).unwrap(), None);
         let p = Processed {
             keys: keys.clone(),
             class: "soft bounce",
+            left_alone: false,
             outcome: Some((m, Outcome::BouncedSoft, "4.2.2".into())),
             at: 30,
         };
-        j.inbox_record(&[p.clone(), p]).unwrap();
-        assert!(j.inbox_seen(&keys[1..]).unwrap());
+        let reply = Processed {
+            keys: vec!["id:<reply@example.org>".to_owned()],
+            class: "other",
+            left_alone: true,
+            outcome: None,
+            at: 31,
+        };
+        j.inbox_record(&[p.clone(), p, reply]).unwrap();
+        assert_eq!(j.inbox_seen(&keys[1..]).unwrap(), Some(false));
+        assert_eq!(
+            j.inbox_seen(&["id:<reply@example.org>".to_owned()]).unwrap(),
+            Some(true),
+            "a message left alone is remembered as such"
+        );
         assert_eq!(j.soft_bounce_campaigns("a@example.org", &[]).unwrap(), 1);
         assert_eq!(j.soft_bounce_campaigns("a@example.org", &["c1", "c2"]).unwrap(), 2);
         assert_eq!(j.outcome_counts("c1").unwrap()[&Outcome::BouncedSoft], 1);

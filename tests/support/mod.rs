@@ -1,5 +1,8 @@
+pub mod daemon;
+pub mod dovecot;
 pub mod html;
 pub mod mime;
+pub mod postfix;
 pub mod project;
 pub mod serve;
 pub mod smtp_server;

@@ -77,6 +77,24 @@ fn each_bounce_shape_is_classified_with_its_recipient_and_original_message_id() 
             "annoyed.reader@yahoo.example",
             "<r1.10.00000010@example.org>",
         ),
+        (
+            "ses-notification-bounce.eml",
+            Class::Hard,
+            "moved.away@example.com",
+            "<r1.12.00000012@example.org>",
+        ),
+        (
+            "ses-notification-complaint.eml",
+            Class::Complaint,
+            "angry.reader@example.net",
+            "<r1.13.00000013@example.org>",
+        ),
+        (
+            "ses-complaint-arf.eml",
+            Class::Complaint,
+            "tired.reader@example.net",
+            "<r1.14.00000014@example.org>",
+        ),
     ];
     for (name, class, recipient, id) in cases {
         let c = of(name);
