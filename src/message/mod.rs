@@ -223,12 +223,18 @@ impl Letterhead {
             .header(ContentType::TEXT_HTML)
             .body(text_body(&content.html));
         let alternative = MultiPart::alternative().singlepart(text);
-        let body = if self.inline.is_empty() {
+        // The images this HTML shows: a language variant may have its own.
+        let images: Vec<_> = self
+            .inline
+            .iter()
+            .filter(|(image, _)| content.html.contains(&format!("cid:{}", image.cid)))
+            .collect();
+        let body = if images.is_empty() {
             alternative.singlepart(html)
         } else {
             // RFC 2387: the HTML first, then the images it refers to by Content-ID.
             let mut related = MultiPart::related().singlepart(html);
-            for (image, encoded) in &self.inline {
+            for (image, encoded) in images {
                 let content_type = ContentType::parse(image.content_type).context("image content type")?;
                 related = related.singlepart(
                     Attachment::new_inline_with_name(image.cid.clone(), image.name.clone())

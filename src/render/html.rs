@@ -354,11 +354,22 @@ fn dark_stylesheet(brand: &str) -> String {
     };
     format!(
         ":root {{ color-scheme: light dark; supported-color-schemes: light dark; }}\n\
-         @media (prefers-color-scheme: dark) {{\n{backgrounds}\n{text}\n{logos}\n}}\n{}{}{}",
+         {DARK_MEDIA} {{\n{backgrounds}\n{text}\n{logos}\n}}\n{}{}{}",
         scoped("[data-ogsc]", &text),
         scoped("[data-ogsb]", &backgrounds),
         scoped("[data-ogsc]", logos),
     )
+}
+
+/// The media query the dark-mode rules are under, exactly as the HTML carries it.
+const DARK_MEDIA: &str = "@media (prefers-color-scheme: dark)";
+
+/// The message as a client in dark mode that honours `prefers-color-scheme` shows it (Apple
+/// Mail, iOS Mail, Outlook for Mac): the dark rules on whatever the viewer's own setting.
+/// The same rules are what Outlook.com and the Outlook apps apply through `[data-ogsc]` and
+/// `[data-ogsb]`; the Gmail app's own colour inversion is not simulated.
+pub(crate) fn force_dark(html: &str) -> String {
+    html.replacen(DARK_MEDIA, "@media all", 1)
 }
 
 /// The brand colour mixed 55 % with white: link colour on the dark-mode background.
@@ -377,6 +388,15 @@ fn lighten(hex: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forcing_dark_turns_on_the_dark_rules_only() {
+        let html = format!("<style>{}</style>", dark_stylesheet("#b5121b"));
+        assert_eq!(html.matches(DARK_MEDIA).count(), 1);
+        let dark = force_dark(&html);
+        assert!(!dark.contains("prefers-color-scheme"));
+        assert_eq!(dark.replace("@media all", DARK_MEDIA), html);
+    }
 
     #[test]
     fn dark_mode_links_are_lightened_brand() {
