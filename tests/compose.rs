@@ -87,8 +87,8 @@ fn a_right_to_left_language_sets_dir_on_the_wrapper() {
     assert!(pv.html.contains("<div class=\"email\" dir=\"rtl\""), "{}", pv.html);
 }
 
-/// A PNG header saying 1200×800: all imagesize reads.
-fn png(width: u32, height: u32) -> Vec<u8> {
+/// A PNG header of the given size: all imagesize reads.
+pub fn png(width: u32, height: u32) -> Vec<u8> {
     let mut b = vec![
         0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, b'I', b'H', b'D', b'R',
     ];
