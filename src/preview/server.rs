@@ -111,12 +111,17 @@ fn watch(app: &Arc<App>) -> Result<()> {
     let config_dir = inputs.config.as_deref().map_or_else(|| PathBuf::from("."), folder);
     watching.add(&folder(&inputs.newsletter), true)?;
     watching.add(&config_dir, false)?;
+    let project = config_dir.canonicalize().ok();
     for list in &inputs.lists {
-        // A list beside the settings: its folder is the project's, watched without its
-        // subfolders (build output, version control); its members' files are added as read.
+        // Subfolders only of a list folder inside the project: not of the project's own folder
+        // (build output, version control) nor of one outside it (a home folder); the members'
+        // files there are added as they are read.
         let dir = folder(list);
-        let beside_settings = dir.canonicalize().ok() == config_dir.canonicalize().ok();
-        watching.add(&dir, !beside_settings)?;
+        let inside = match (dir.canonicalize().ok(), &project) {
+            (Some(d), Some(p)) => d.starts_with(p) && d != *p,
+            _ => false,
+        };
+        watching.add(&dir, inside)?;
     }
     *app.watching.lock().unwrap_or_else(PoisonError::into_inner) = Some(watching);
     Ok(())
