@@ -78,7 +78,7 @@ impl Project {
         let letterhead = match Letterhead::new(&newsletter, &config, unsubscribe) {
             Ok(mut l) => {
                 if let Some(c) = &compiled {
-                    l.embed(&c.inline);
+                    l.embed(&c.all_inline());
                 }
                 Some(l)
             }

@@ -24,12 +24,17 @@ fn live_preview_in_chromium() {
         | Date | What | Where |\n|---|---|---|\n\
         | 12 March | Know-your-rights training, with interpretation into Spanish and Tagalog | Main library, community room B |\n\
         | 19 March | Coat drive | https://example.org/a/very/long/link/that/would/widen/a/table/on/a/phone |\n\n\
+        Read [the agenda](https://example.org/agenda) before you come.\n\n\
         [Support the coat drive](https://example.org/donate \"button\")\n\nIn solidarity,\nThe Example Network team\n";
     let p = Project::new()
         .file(NL, newsletter)
         .file(
             "newsletters/images/march.png",
             std::fs::read(root.join("tests/fixtures/compose/march.png")).unwrap(),
+        )
+        .file(
+            "newsletters/n.es.md",
+            "---\nsubject: \"Hola {{ first_name }}\"\npreheader: Tres fechas\n---\n# Marzo\n\nVersión en español.\n",
         )
         .file(LIST, "email,first_name\nana@example.org,Ana\nbo@example.org,Bo\n");
     let server = Server::start(&p);
@@ -39,6 +44,7 @@ fn live_preview_in_chromium() {
         .arg(browser.join("preview.mjs"))
         .arg(format!("http://{}/", server.addr))
         .arg(p.path().join(NL))
+        .arg(p.path().join(LIST))
         .arg(&docs)
         .output()
         .expect("node");
@@ -55,4 +61,10 @@ fn live_preview_in_chromium() {
     assert!(result["updateMs"].as_u64().unwrap() < 2000, "{result}");
     assert!(result["mobileScrollWidth"].as_u64().unwrap() <= 375);
     assert_eq!(result["screenshots"].as_array().unwrap().len(), 4);
+    assert_eq!(result["listEdit"], "Hello Anabel — March news");
+    assert_eq!(result["languages"], serde_json::json!(["", "en", "es"]));
+    assert_eq!(result["spanishSubject"], "Hola Anabel");
+    assert_eq!(result["spanishLang"], "es");
+    assert_eq!(result["backToOwn"], true);
+    assert_eq!(result["darkPane"], result["darkEmulated"]);
 }

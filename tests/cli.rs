@@ -1040,6 +1040,19 @@ fn html_part_is_email_client_safe() {
     assert!(cell.contains("bgcolor=\"#b5121b\""), "{cell}");
     // Outlook for Windows ignores padding on <a>: the cell pads the button there.
     assert!(cell.contains("mso-padding-alt: 14px 28px"), "{cell}");
+    // The link keeps its own colour there (Word paints links blue) and pads itself elsewhere;
+    // no `target`, which Gmail, Outlook for Mac and Yahoo ignore (they open a new tab anyway).
+    let link = tags_named(html, "a")
+        .into_iter()
+        .find(|a| a.contains("button-link"))
+        .unwrap();
+    assert!(
+        link.contains("color: #ffffff")
+            && link.contains("padding: 14px 28px")
+            && link.contains("text-decoration: none")
+            && !link.contains("target="),
+        "{link}"
+    );
     assert!(
         !cell.contains("solid #dddddd"),
         "the button cell has a grey border: {cell}"

@@ -87,8 +87,8 @@ fn a_right_to_left_language_sets_dir_on_the_wrapper() {
     assert!(pv.html.contains("<div class=\"email\" dir=\"rtl\""), "{}", pv.html);
 }
 
-/// A PNG header saying 1200×800: all imagesize reads.
-fn png(width: u32, height: u32) -> Vec<u8> {
+/// A PNG header of the given size: all imagesize reads.
+pub fn png(width: u32, height: u32) -> Vec<u8> {
     let mut b = vec![
         0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, b'I', b'H', b'D', b'R',
     ];
@@ -244,6 +244,39 @@ fn attachments_for_everyone_and_for_each_member() {
 }
 
 #[test]
+fn heavy_member_attachments_go_out_in_list_order_each_with_its_own_file() {
+    // 3 MB each: a dry run's batches end early (a few members, not 64), and the mbox still
+    // holds every member in list order with their own file.
+    let mut list = String::from("email,attachment\n");
+    let mut p = Project::new().file(NL, "---\nsubject: Hi\n---\nYour certificate.\n");
+    for i in 0..7u8 {
+        list.push_str(&format!("m{i}@example.org,certs/m{i}.bin\n"));
+        let mut bytes = vec![i; 3 * 1024 * 1024];
+        bytes[..8].copy_from_slice(b"member-0");
+        bytes[7] = b'0' + i;
+        p = p.file(&format!("lists/certs/m{i}.bin"), bytes);
+    }
+    let p = p.file(LIST, list);
+    p.run(&["send", NL, "--list", LIST, "--dry-run", "--mbox", "out.mbox"])
+        .success()
+        .stdout_has("wrote 7 messages");
+    let script = "import mailbox, sys\nfor m in mailbox.mbox(sys.argv[1]):\n    \
+                  parts = [p for p in m.walk() if p.get_filename()]\n    \
+                  data = parts[0].get_payload(decode=True)\n    \
+                  print(m['To'], parts[0].get_filename(), data[:8].decode(), len(data))\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(p.path().join("out.mbox"))
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want: String = (0..7)
+        .map(|i| format!("m{i}@example.org m{i}.bin member-{i} {}\n", 3 * 1024 * 1024))
+        .collect();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+}
+
+#[test]
 fn a_member_attachment_must_stay_in_the_list_folder_and_exist() {
     for (cell, why) in [
         ("../secret.txt", "leaves the list's folder"),
@@ -325,6 +358,9 @@ fn dkim_verifies_with_images_and_attachments() {
     let pv = p.preview(NL, &[LIST], &[]);
     assert_eq!(pv.message().attachments().count(), 3);
     assert!(dkim_verifies(&pv.eml, &record));
-    let tampered = String::from_utf8_lossy(&pv.eml).replacen("%PDF", "%PDG", 1);
+    // Ana's certificate, "%PDF ana", in base64; changed to "%PDF anb" it must fail.
+    let raw = String::from_utf8_lossy(&pv.eml);
+    assert!(raw.contains("\r\nJVBERiBhbmE=\r\n"), "{raw}");
+    let tampered = raw.replacen("\r\nJVBERiBhbmE=\r\n", "\r\nJVBERiBhbmI=\r\n", 1);
     assert!(!dkim_verifies(tampered.as_bytes(), &record));
 }

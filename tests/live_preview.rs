@@ -41,6 +41,12 @@ impl Server {
 
     /// GET `path`: status and body.
     pub fn get(&self, path: &str) -> (u16, String) {
+        let (status, body) = self.get_bytes(path);
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// GET `path`: status and body, as bytes.
+    pub fn get_bytes(&self, path: &str) -> (u16, Vec<u8>) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         write!(
             s,
@@ -50,10 +56,14 @@ impl Server {
         .unwrap();
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).unwrap();
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..end]);
+        assert!(
+            !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+            "{head}"
+        );
         let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, body.to_owned())
+        (status, raw[end + 4..].to_vec())
     }
 
     pub fn view(&self, query: &str) -> serde_json::Value {
@@ -174,4 +184,106 @@ fn a_taken_port_is_an_error_that_says_what_to_do() {
         .run(&["preview", NL, "--list", LIST, "--serve", "--port", &port])
         .code(1)
         .stderr_has("--port");
+}
+
+#[test]
+fn a_list_an_image_an_attachment_or_the_settings_changing_rebuilds_the_page() {
+    use crate::compose::png;
+    // The image lives outside the newsletter's folder, the member's file in a subfolder of the
+    // list's: both are watched.
+    let p = Project::new()
+        .file(
+            NL,
+            "---\nsubject: \"Hello {{ first_name }}\"\n---\n![March](../images/march.png)\n\n[Go](https://example.org \"button\")\n",
+        )
+        .file("images/march.png", png(100, 50))
+        .file(LIST, "email,first_name,attachment\nana@example.org,Ana,certs/ana.txt\n")
+        .file("lists/certs/ana.txt", "first receipt\n");
+    let image = |v: &serde_json::Value| {
+        let html = v["html"].as_str().unwrap();
+        html.split("src=\"/cid/")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let settings = p.read("bulletin.toml").replace("#b5121b", "#116611");
+    type Check = Box<dyn Fn(&serde_json::Value) -> bool>;
+    let steps: [(&str, &str, Vec<u8>, Check); 4] = [
+        (
+            "a list",
+            LIST,
+            b"email,first_name,attachment\nana@example.org,Anabel,certs/ana.txt\n".to_vec(),
+            Box::new(|v| v["subject"] == "Hello Anabel"),
+        ),
+        (
+            "an image outside the newsletter's folder",
+            "images/march.png",
+            png(200, 80),
+            Box::new(|v| v["html"].as_str().unwrap().contains("width=\"200\" height=\"80\"")),
+        ),
+        (
+            "a member's attachment in a subfolder of the list's",
+            "lists/certs/ana.txt",
+            b"second receipt\n".to_vec(),
+            // "second receipt\n" in base64.
+            Box::new(|v| v["raw"].as_str().unwrap().contains("c2Vjb25kIHJlY2VpcHQK")),
+        ),
+        (
+            "the settings",
+            "bulletin.toml",
+            settings.into_bytes(),
+            Box::new(|v| v["html"].as_str().unwrap().contains("bgcolor=\"#116611\"")),
+        ),
+    ];
+    for (what, file, contents, check) in steps {
+        // A server of its own for each change: the first reload it announces is this change's.
+        let server = Server::start(&p);
+        let v = server.view("");
+        assert_eq!(v["ok"], true, "{v}");
+        assert!(!check(&v["view"]), "{what}: changed before the change");
+        let mut events = server.events();
+        std::fs::write(p.path().join(file), contents).unwrap();
+        next_reload(&mut events);
+        let v = server.view("");
+        assert!(check(&v["view"]), "{what}: not rebuilt: {v}");
+    }
+    // The image the page shows is the new file.
+    let server = Server::start(&p);
+    let v = server.view("");
+    assert_eq!(server.get_bytes(&format!("/cid/{}", image(&v["view"]))).1, png(200, 80));
+}
+
+#[test]
+fn the_language_picker_shows_each_variant() {
+    let p = project()
+        .file(
+            "newsletters/n.es.md",
+            "---\nsubject: \"Hola {{ first_name }}\"\n---\nPrimera versión.\n",
+        )
+        .file(
+            LIST,
+            "email,first_name,lang\nana@example.org,Ana,es\nbo@example.org,Bo,\n",
+        );
+    let server = Server::start(&p);
+    // Each member's own language first.
+    let v = server.view("");
+    assert_eq!(v["view"]["subject"], "Hola Ana", "{v}");
+    assert_eq!(v["view"]["lang"], "es");
+    assert_eq!(v["view"]["languages"], serde_json::json!(["en", "es"]));
+    assert_eq!(v["view"]["lang_picked"], false);
+    assert!(v["view"]["html"].as_str().unwrap().contains("<html lang=\"es\""));
+    assert_eq!(server.view("?row=2")["view"]["subject"], "Hello Bo");
+    // A picked language, whoever the member.
+    let v = server.view("?row=2&lang=es");
+    assert_eq!(v["view"]["subject"], "Hola Bo");
+    assert_eq!(v["view"]["lang_picked"], true);
+    assert_eq!(server.view("?lang=en")["view"]["subject"], "Hello Ana");
+    assert_eq!(server.view("?lang=es-MX")["view"]["lang"], "es");
+    let v = server.view("?lang=fr");
+    assert_eq!(v["ok"], false);
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains("have: en, es") && error.contains("n.fr.md"), "{error}");
 }

@@ -46,8 +46,8 @@ pub struct Letterhead {
     pub subject_prefix: String,
     /// The DKIM signers, one per key of `[dkim]` (none when it is not configured).
     dkim: Vec<Signer>,
-    /// Local images the HTML shows by `cid:`, read once for every message.
-    inline: Vec<Inline>,
+    /// Local images the HTML shows by `cid:`, read and encoded once for every message.
+    inline: Vec<(Inline, Arc<[u8]>)>,
     /// The newsletter's attachments, read once for every message.
     shared: Vec<Shared>,
     /// Random per run, so Message-IDs never repeat across runs or machines.
@@ -138,14 +138,20 @@ impl Letterhead {
 
     /// Carries `images` in every message, as `multipart/related` around the HTML part.
     pub fn embed(&mut self, images: &[Inline]) {
-        self.inline = images.to_vec();
+        self.inline = images
+            .iter()
+            .map(|i| {
+                let encoded = attachments::base64_lines(&i.bytes[..], i.bytes.len() as u64).expect("reading memory");
+                (i.clone(), encoded.into())
+            })
+            .collect();
     }
 
     /// Bytes every message carries besides its text: embedded images and shared attachments.
     pub fn fixed_bytes(&self) -> u64 {
-        let images: usize = self.inline.iter().map(|i| i.bytes.len()).sum();
-        let files: usize = self.shared.iter().map(|s| s.bytes.len()).sum();
-        (images + files) as u64
+        let images: usize = self.inline.iter().map(|(i, _)| i.bytes.len()).sum();
+        let files: u64 = self.shared.iter().map(|s| s.size).sum();
+        images as u64 + files
     }
 
     /// A member's own attachments (list column `attachment`), checked to exist and be
@@ -217,16 +223,22 @@ impl Letterhead {
             .header(ContentType::TEXT_HTML)
             .body(text_body(&content.html));
         let alternative = MultiPart::alternative().singlepart(text);
-        let body = if self.inline.is_empty() {
+        // The images this HTML shows: a language variant may have its own.
+        let images: Vec<_> = self
+            .inline
+            .iter()
+            .filter(|(image, _)| content.html.contains(&format!("cid:{}", image.cid)))
+            .collect();
+        let body = if images.is_empty() {
             alternative.singlepart(html)
         } else {
             // RFC 2387: the HTML first, then the images it refers to by Content-ID.
             let mut related = MultiPart::related().singlepart(html);
-            for image in &self.inline {
+            for (image, encoded) in images {
                 let content_type = ContentType::parse(image.content_type).context("image content type")?;
                 related = related.singlepart(
                     Attachment::new_inline_with_name(image.cid.clone(), image.name.clone())
-                        .body(image.bytes.to_vec(), content_type),
+                        .body(attachments::base64_body(encoded.to_vec()), content_type),
                 );
             }
             alternative.multipart(related)

@@ -7,6 +7,7 @@
 mod page;
 mod server;
 mod view;
+mod watch;
 
 pub(crate) use server::{Options, serve};
 pub(crate) use view::Inputs;

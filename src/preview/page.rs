@@ -31,6 +31,7 @@ pub(super) const PAGE: &str = r#"<!DOCTYPE html>
   <div class="inbox" title="As the inbox shows it"><b id="from"></b><span id="subject"></span> <span class="pre">— <span id="preheader"></span></span></div>
   <label>Member <select id="member"></select></label>
   <label>or address <input id="to" type="email" size="22" placeholder="name@example.org"></label>
+  <label id="lang-picker" hidden>Language <select id="lang"></select></label>
   <span id="size"></span>
   <span id="state">connecting…</span>
 </header>
@@ -96,6 +97,16 @@ function show(data) {
     if (m.row === v.row) o.selected = true;
     sel.appendChild(o);
   }
+  const langs = $('lang');
+  langs.innerHTML = '';
+  for (const [value, label] of [['', 'the member\'s own'], ...v.languages.map((l) => [l, l])]) {
+    const o = document.createElement('option');
+    o.value = value; o.textContent = label;
+    langs.appendChild(o);
+  }
+  langs.value = v.lang_picked ? v.lang : '';
+  $('lang-picker').hidden = v.languages.length < 2;
+  document.body.dataset.lang = v.lang;
   const list = $('diagnostics');
   list.innerHTML = '';
   for (const d of v.diagnostics) {
@@ -104,7 +115,7 @@ function show(data) {
     li.textContent = d;
     list.appendChild(li);
   }
-  $('summary').textContent = v.errors + ' errors, ' + (v.diagnostics.length - v.errors) + ' warnings, for ' + v.member;
+  $('summary').textContent = v.errors + ' errors, ' + (v.diagnostics.length - v.errors) + ' warnings, for ' + v.member + ' (' + v.lang + ')';
 }
 
 async function load() {
@@ -116,8 +127,17 @@ async function load() {
   }
 }
 
-$('member').addEventListener('change', (e) => { pick = new URLSearchParams({ row: e.target.value }); history.replaceState(null, '', '?' + pick); load(); });
-$('to').addEventListener('change', (e) => { pick = new URLSearchParams({ to: e.target.value }); history.replaceState(null, '', '?' + pick); load(); });
+// The member (by row or address) and the language are picked independently.
+function repick(set, drop) {
+  for (const [k, v] of Object.entries(set)) pick.set(k, v);
+  if (drop) pick.delete(drop);
+  history.replaceState(null, '', '?' + pick);
+  load();
+}
+$('member').addEventListener('change', (e) => repick({ row: e.target.value }, 'to'));
+$('to').addEventListener('change', (e) => repick({ to: e.target.value }, 'row'));
+// An empty `lang` is the member's own, even when --lang chose another at the start.
+$('lang').addEventListener('change', (e) => repick({ lang: e.target.value }));
 
 const events = new EventSource('/events');
 events.addEventListener('reload', load);

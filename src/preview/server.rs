@@ -1,11 +1,10 @@
 //! The live preview's HTTP server (axum on a single-threaded tokio runtime, bound to
-//! 127.0.0.1) and its file watcher (notify, debounced).
+//! 127.0.0.1), told of changes by its file watcher ([`super::watch`]).
 
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
@@ -15,13 +14,12 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use futures_util::stream::Stream;
-use notify_debouncer_mini::notify::RecursiveMode;
-use notify_debouncer_mini::{DebounceEventResult, new_debouncer};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use super::page::PAGE;
 use super::view::{Inputs, View, build};
+use super::watch::{Watching, folder};
 
 /// How `serve` listens.
 #[derive(Debug, Clone)]
@@ -33,10 +31,9 @@ pub(crate) struct Options {
     /// The member shown first.
     pub row: Option<u64>,
     pub to: Option<String>,
+    /// The language variant shown first (default: each member's own).
+    pub lang: Option<String>,
 }
-
-/// Changes are gathered for this long before a rebuild: an editor's save is several events.
-const DEBOUNCE: Duration = Duration::from_millis(120);
 
 struct App {
     inputs: Inputs,
@@ -46,6 +43,8 @@ struct App {
     changed: broadcast::Sender<u64>,
     /// The last render that worked, shown under the error of a broken edit.
     last_good: Mutex<Option<View>>,
+    /// Set once the watcher runs (it needs the `App` to announce changes to).
+    watching: Mutex<Option<Watching>>,
 }
 
 /// Serves until the process is stopped (Ctrl-C).
@@ -74,9 +73,9 @@ async fn run(inputs: Inputs, options: Options) -> Result<()> {
         version: AtomicU64::new(0),
         changed,
         last_good: Mutex::new(None),
+        watching: Mutex::new(None),
     });
-    // Kept alive as long as the server: dropping it stops the watching.
-    let _watcher = watch(&app)?;
+    watch(&app)?;
     let router = Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/api/view", get(view))
@@ -97,58 +96,54 @@ async fn run(inputs: Inputs, options: Options) -> Result<()> {
         .context("the preview server stopped")
 }
 
-/// Watches what the preview is built from and announces each change.
-fn watch(
-    app: &Arc<App>,
-) -> Result<notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>> {
+/// Watches what the preview is built from and announces each change: the newsletter's folder
+/// and the lists' folders with their subfolders (images, variants, members' attachments), the
+/// settings' folder; each render then adds the folders of the files it read elsewhere
+/// ([`View::files`]: settings found above, images and attachments outside those folders).
+fn watch(app: &Arc<App>) -> Result<()> {
     let notify_app = Arc::clone(app);
-    let mut debouncer = new_debouncer(DEBOUNCE, move |res: DebounceEventResult| {
-        let Ok(events) = res else { return };
-        if events.iter().any(|e| relevant(&e.path)) {
-            let v = notify_app.version.fetch_add(1, Ordering::SeqCst) + 1;
-            // No page listening is no error.
-            let _ = notify_app.changed.send(v);
-        }
-    })
-    .context("cannot watch files for changes")?;
+    let mut watching = Watching::start(move |_| {
+        let v = notify_app.version.fetch_add(1, Ordering::SeqCst) + 1;
+        // No page listening is no error.
+        let _ = notify_app.changed.send(v);
+    })?;
     let inputs = &app.inputs;
-    let folder = |p: &Path| -> PathBuf {
-        p.parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_owned()
-    };
     let config_dir = inputs.config.as_deref().map_or_else(|| PathBuf::from("."), folder);
-    let mut dirs = vec![
-        (folder(&inputs.newsletter), RecursiveMode::Recursive),
-        (config_dir, RecursiveMode::NonRecursive),
-    ];
-    dirs.extend(inputs.lists.iter().map(|l| (folder(l), RecursiveMode::NonRecursive)));
-    for (dir, mode) in dirs {
-        debouncer
-            .watcher()
-            .watch(&dir, mode)
-            .with_context(|| format!("cannot watch {}", dir.display()))?;
+    watching.add(&folder(&inputs.newsletter), true)?;
+    watching.add(&config_dir, false)?;
+    let project = config_dir.canonicalize().ok();
+    for list in &inputs.lists {
+        // Subfolders only of a list folder inside the project: not of the project's own folder
+        // (build output, version control) nor of one outside it (a home folder); the members'
+        // files there are added as they are read.
+        let dir = folder(list);
+        let inside = match (dir.canonicalize().ok(), &project) {
+            (Some(d), Some(p)) => d.starts_with(p) && d != *p,
+            _ => false,
+        };
+        watching.add(&dir, inside)?;
     }
-    Ok(debouncer)
+    *app.watching.lock().unwrap_or_else(PoisonError::into_inner) = Some(watching);
+    Ok(())
 }
 
-/// Changes that can alter the preview: not the journal, version control or build output, nor
-/// editors' swap files.
-fn relevant(path: &Path) -> bool {
-    let noise = path.components().any(|c| {
-        let c = c.as_os_str().to_string_lossy();
-        matches!(c.as_ref(), ".bulletin" | ".git" | "target" | "node_modules")
-    });
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let scratch = name.ends_with('~') || name.ends_with(".swp") || name.ends_with(".swx") || name.starts_with(".#");
-    !noise && !scratch
+/// Watches the folders of `files` too (see [`watch`]); a failure is a warning, not the end.
+fn watch_more(app: &App, files: &[PathBuf]) {
+    let mut watching = app.watching.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(w) = watching.as_mut() else { return };
+    for f in files {
+        if let Err(e) = w.add(&folder(f), false) {
+            eprintln!("warning: {e:#}; changes there do not rebuild the preview");
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
 struct Pick {
     row: Option<u64>,
     to: Option<String>,
+    /// A language tag; empty: the member's own.
+    lang: Option<String>,
 }
 
 /// The render for the picked member as JSON: `{version, ok, error, view}`; when the render
@@ -159,14 +154,19 @@ async fn view(State(app): State<Arc<App>>, Query(pick): Query<Pick>) -> Response
         (None, None) => (app.options.row, app.options.to.clone()),
         (row, to) => (row, to),
     };
+    let lang = match pick.lang {
+        None => app.options.lang.clone(),
+        Some(l) => Some(l).filter(|l| !l.trim().is_empty()),
+    };
     let inputs = app.inputs.clone();
     // On the blocking pool: rendering reads files; a panic there is an error shown, not a crash.
-    let result = tokio::task::spawn_blocking(move || build(&inputs, row, to.as_deref()))
+    let result = tokio::task::spawn_blocking(move || build(&inputs, row, to.as_deref(), lang.as_deref()))
         .await
         .unwrap_or_else(|e| Err(format!("internal error while rendering: {e}")));
     let mut last_good = app.last_good.lock().unwrap_or_else(PoisonError::into_inner);
     let body = match result {
         Ok(v) => {
+            watch_more(&app, &v.files);
             let json = serde_json::json!({ "version": version, "ok": true, "error": null, "view": &v });
             *last_good = Some(v);
             json
@@ -223,20 +223,5 @@ async fn image(State(app): State<Arc<App>>, UrlPath(cid): UrlPath<String>) -> Re
     match found {
         Some((content_type, bytes)) => ([(header::CONTENT_TYPE, content_type)], bytes.to_vec()).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn journal_git_and_swap_files_are_not_changes() {
-        assert!(relevant(Path::new("./newsletters/n.md")));
-        assert!(relevant(Path::new("lists/members.csv")));
-        assert!(!relevant(Path::new("./.bulletin/journal.db-wal")));
-        assert!(!relevant(Path::new("newsletters/.n.md.swp")));
-        assert!(!relevant(Path::new("newsletters/n.md~")));
-        assert!(!relevant(Path::new("./target/debug/x")));
     }
 }

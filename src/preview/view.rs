@@ -36,12 +36,19 @@ pub(crate) struct Member {
 pub(crate) struct View {
     pub member: String,
     pub row: u64,
+    /// The language of the version shown, and every language there is a version in (the
+    /// page's language picker appears when there are two or more).
+    pub lang: String,
+    pub languages: Vec<String>,
+    /// Whether `lang` was picked rather than the member's own.
+    pub lang_picked: bool,
     pub members: Vec<Member>,
     pub from: String,
     pub subject: String,
     pub preheader: String,
     pub html: String,
-    /// The HTML with its dark-mode rules always on.
+    /// The HTML with its dark-mode rules always on: what a client in dark mode that honours
+    /// `prefers-color-scheme` shows (see [`crate::render::force_dark`]).
     pub dark_html: String,
     pub text: String,
     pub headers: String,
@@ -52,14 +59,19 @@ pub(crate) struct View {
     /// `check`'s findings for the newsletter and this member, with file:line.
     pub diagnostics: Vec<String>,
     pub errors: usize,
+    /// The files this render was made from besides the newsletter's folder (settings, lists,
+    /// images, attachments), for the watcher.
+    #[serde(skip)]
+    pub files: Vec<PathBuf>,
     /// Embedded images by Content-ID, served to the page at `/cid/…`.
     #[serde(skip)]
     pub images: HashMap<String, (&'static str, Arc<[u8]>)>,
 }
 
-/// Loads, compiles and renders for the member `row` or `to` (default: the first). An error is
-/// the text to show in the page.
-pub(crate) fn build(inputs: &Inputs, row: Option<u64>, to: Option<&str>) -> Result<View, String> {
+/// Loads, compiles and renders for the member `row` or `to` (default: the first), in the
+/// language variant `lang` (default: the member's own). An error is the text to show in the
+/// page.
+pub(crate) fn build(inputs: &Inputs, row: Option<u64>, to: Option<&str>, lang: Option<&str>) -> Result<View, String> {
     let flags = crate::audience::Flags {
         lists: &inputs.lists,
         segment: None,
@@ -77,8 +89,18 @@ pub(crate) fn build(inputs: &Inputs, row: Option<u64>, to: Option<&str>) -> Resu
         p.member(pick(row, to).map_err(|e| format!("{e:#}"))?)
             .map_err(|e| format!("{e:#}"))?
     };
-    let rendered = compiled
-        .personalise(&recipient)
+    let version = match lang {
+        None => compiled.variant_for(&recipient),
+        Some(tag) => compiled.variant(tag).ok_or_else(|| {
+            format!(
+                "no variant in {tag:?} (have: {}); write it as {}",
+                compiled.languages().join(", "),
+                inputs.newsletter.with_extension(format!("{tag}.md")).display()
+            )
+        })?,
+    };
+    let rendered = version
+        .personalise_this(&recipient)
         .map_err(|e| format!("{}: {}", recipient.location(), e.message))?;
     let message = letterhead
         .build(&recipient, &rendered, letterhead.message_id())
@@ -104,13 +126,20 @@ pub(crate) fn build(inputs: &Inputs, row: Option<u64>, to: Option<&str>) -> Resu
         }
     }
 
+    let newsletter_dir = inputs.newsletter.parent().unwrap_or(std::path::Path::new(""));
+    let mut files: Vec<PathBuf> = p.config.source.iter().cloned().collect();
+    files.extend(p.audience.lists.iter().cloned());
+    files.extend(compiled.all_inline().into_iter().map(|i| i.path));
+    files.extend(p.newsletter.front.attachments.iter().map(|a| newsletter_dir.join(a)));
+    files.extend(crate::message::attachments::member_files(&recipient).unwrap_or_default());
+
     let mut html = rendered.html.clone();
     let mut images = HashMap::new();
-    for image in &compiled.inline {
+    for image in &compiled.all_inline() {
         html = html.replace(&format!("cid:{}", image.cid), &format!("/cid/{}", image.cid));
         images.insert(image.cid.clone(), (image.content_type, Arc::clone(&image.bytes)));
     }
-    let dark_html = html.replace("@media (prefers-color-scheme: dark)", "@media all");
+    let dark_html = crate::render::force_dark(&html);
     let headers = raw.split("\r\n\r\n").next().unwrap_or("").replace("\r\n", "\n");
     let shown = raw.len().min(RAW_SHOWN);
     let mut shown_raw = raw[..raw.floor_char_boundary(shown)].replace("\r\n", "\n");
@@ -120,6 +149,9 @@ pub(crate) fn build(inputs: &Inputs, row: Option<u64>, to: Option<&str>) -> Resu
     Ok(View {
         member: recipient.email.as_str().to_owned(),
         row: recipient.row,
+        lang: version.lang.clone(),
+        languages: compiled.languages(),
+        lang_picked: lang.is_some(),
         members,
         from: letterhead.from.to_string(),
         subject: rendered.subject.clone(),
@@ -134,6 +166,7 @@ pub(crate) fn build(inputs: &Inputs, row: Option<u64>, to: Option<&str>) -> Resu
         text: rendered.text,
         headers,
         raw: shown_raw,
+        files,
         images,
     })
 }

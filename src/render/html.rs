@@ -91,7 +91,7 @@ fn button(b: &Button, brand: &str) -> Markup {
     html! {
         table role="presentation" class="button" border="0" cellspacing="0" cellpadding="0" align="center" {
             tr { td class="button-cell" bgcolor=(brand) align="center" style="mso-padding-alt:14px 28px;" {
-                a class="button-link" href=(b.url) target="_blank" style="mso-padding-alt:0;" { (b.text) }
+                a class="button-link" href=(b.url) style="mso-padding-alt:0;" { (b.text) }
             } }
         }
     }
@@ -353,12 +353,31 @@ fn dark_stylesheet(brand: &str) -> String {
             .collect()
     };
     format!(
-        ":root {{ color-scheme: light dark; supported-color-schemes: light dark; }}\n\
-         @media (prefers-color-scheme: dark) {{\n{backgrounds}\n{text}\n{logos}\n}}\n{}{}{}",
+        "{BOTH_SCHEMES}\n{DARK_MEDIA} {{\n{backgrounds}\n{text}\n{logos}\n}}\n{}{}{}",
         scoped("[data-ogsc]", &text),
         scoped("[data-ogsb]", &backgrounds),
         scoped("[data-ogsc]", logos),
     )
+}
+
+/// The media query the dark-mode rules are under, exactly as the HTML carries it.
+const DARK_MEDIA: &str = "@media (prefers-color-scheme: dark)";
+/// The message supports both schemes: a client in dark mode then uses its dark defaults (text
+/// colour, for one) and the dark rules, rather than inverting colours itself.
+const BOTH_SCHEMES: &str = ":root { color-scheme: light dark; supported-color-schemes: light dark; }";
+
+/// The message as a client in dark mode that honours `prefers-color-scheme` shows it (Apple
+/// Mail, iOS Mail, Outlook for Mac), whatever the viewer's own setting: the dark rules on, and
+/// the dark scheme for what no rule colours. The same rules are what Outlook.com and the
+/// Outlook apps apply through `[data-ogsc]` and `[data-ogsb]`; the Gmail app's own colour
+/// inversion is not simulated.
+pub(crate) fn force_dark(html: &str) -> String {
+    html.replacen(
+        BOTH_SCHEMES,
+        ":root { color-scheme: dark; supported-color-schemes: dark; }",
+        1,
+    )
+    .replacen(DARK_MEDIA, "@media all", 1)
 }
 
 /// The brand colour mixed 55 % with white: link colour on the dark-mode background.
@@ -377,6 +396,20 @@ fn lighten(hex: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forcing_dark_turns_on_the_dark_rules_only() {
+        let html = format!("<style>{}</style>", dark_stylesheet("#b5121b"));
+        assert_eq!(html.matches(DARK_MEDIA).count(), 1);
+        assert_eq!(html.matches(BOTH_SCHEMES).count(), 1);
+        let dark = force_dark(&html);
+        assert!(!dark.contains("prefers-color-scheme") && !dark.contains("light dark"));
+        let back = dark.replace("@media all", DARK_MEDIA).replace(
+            "color-scheme: dark; supported-color-schemes: dark;",
+            "color-scheme: light dark; supported-color-schemes: light dark;",
+        );
+        assert_eq!(back, html);
+    }
 
     #[test]
     fn dark_mode_links_are_lightened_brand() {

@@ -35,6 +35,8 @@ pub const BUILTIN_FIELDS: [&str; 3] = ["email", "unsubscribe_url", "web_url"];
 /// Gmail clips HTML bodies larger than this.
 pub const GMAIL_CLIP_BYTES: usize = 102 * 1024;
 
+pub(crate) use html::force_dark;
+
 /// A newsletter ready to personalise.
 pub struct Compiled {
     env: Environment<'static>,
@@ -300,6 +302,27 @@ impl Compiled {
     /// Adds a variant in another language (compiled from `NAME.LANG.md`).
     pub fn add_variant(&mut self, lang: &str, variant: Compiled) {
         self.variants.push((lang.to_lowercase(), variant));
+    }
+
+    /// The local images of this version and of every variant, each once: a message carries
+    /// those its HTML refers to.
+    pub fn all_inline(&self) -> Vec<images::Inline> {
+        let mut all = self.inline.clone();
+        for (_, v) in &self.variants {
+            for image in &v.inline {
+                if !all.iter().any(|i| i.cid == image.cid) {
+                    all.push(image.clone());
+                }
+            }
+        }
+        all
+    }
+
+    /// The language tags there is a version in: this one's, then the variants'.
+    pub fn languages(&self) -> Vec<String> {
+        std::iter::once(self.lang.clone())
+            .chain(self.variants.iter().map(|(l, _)| l.clone()))
+            .collect()
     }
 
     /// The version a member gets: the variant for their `lang` (or `language`) field — the

@@ -26,6 +26,9 @@ use crate::render::Compiled;
 /// Members a thread takes from the lists at a time: enough that taking them costs little,
 /// few enough that a batch of built messages stays around a megabyte.
 const BATCH: usize = 64;
+/// A batch also ends once its members' own attachments (list column `attachment`) reach this
+/// many bytes: when everyone gets a certificate, a batch holds a few messages, not 64.
+const BATCH_ATTACHED: u64 = 8 * 1024 * 1024;
 
 /// Takes built messages, in batches, from several threads at once.
 pub(crate) trait Outbox: Sync {
@@ -115,6 +118,13 @@ struct Queue<'i, I> {
     n: usize,
 }
 
+/// The size of a member's own attachments (0 when they cannot be read: building says why).
+fn own_attachment_bytes(r: &Recipient) -> u64 {
+    crate::message::attachments::member_files(r)
+        .and_then(|f| crate::message::attachments::member_bytes(&f))
+        .unwrap_or(0)
+}
+
 /// What [`fill`]'s threads share.
 struct Pass<'a, 'i, I> {
     queue: Mutex<Queue<'i, I>>,
@@ -180,8 +190,12 @@ impl<I: Iterator<Item = Result<Recipient>> + Send> Pass<'_, '_, I> {
     fn take(&self) -> Result<Option<(usize, usize, Vec<Recipient>)>> {
         let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut members = Vec::with_capacity(BATCH);
-        for r in q.members.by_ref().take(BATCH) {
-            members.push(r?);
+        let mut attached = 0;
+        while members.len() < BATCH && attached < BATCH_ATTACHED {
+            let Some(r) = q.members.next() else { break };
+            let r = r?;
+            attached += own_attachment_bytes(&r);
+            members.push(r);
         }
         if members.is_empty() {
             return Ok(None);
