@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::list::Recipient;
@@ -60,7 +60,7 @@ impl Counts {
 }
 
 /// The variants beside `n` (`NAME.TAG.md` for `NAME.md`), sorted by tag, each with its front
-/// matter's `lang` set to the tag unless it sets one.
+/// matter settled against the default's (see [`settle`]): `lang` the tag unless it sets one.
 pub(crate) fn variants(n: &Newsletter) -> Result<Vec<(String, Newsletter)>> {
     let (Some(dir), Some(stem)) = (n.path.parent(), n.path.file_stem()) else {
         return Ok(Vec::new());
@@ -86,12 +86,88 @@ pub(crate) fn variants(n: &Newsletter) -> Result<Vec<(String, Newsletter)>> {
     let mut out = Vec::new();
     for (tag, path) in found {
         let mut v = Newsletter::load(&path)?;
-        if v.front.lang.is_none() {
-            v.front.lang = Some(tag.clone());
-        }
+        settle(n, &tag, &mut v)?;
         out.push((tag, v));
     }
     Ok(out)
+}
+
+/// A variant is another text of the same campaign. The campaign's keys — `id` and `audience` —
+/// are the default's: a variant may repeat them, not change them. The text's keys — `subject`,
+/// `preheader`, `lang`, `footer` — are its own. The sending keys it does not write — `from`,
+/// `reply_to`, `social`, `attachments` — are the default's, and its `theme` keys are laid over
+/// the default's. (`from` may change the sender's name, not the address: see
+/// `Letterhead::add_variant`.)
+fn settle(n: &Newsletter, tag: &str, v: &mut Newsletter) -> Result<()> {
+    let at = |v: &Newsletter, key: &str| format!("{}:{}", v.path.display(), v.line_of_key(key));
+    let default = n.path.display();
+    let id = n.campaign_id();
+    if let Some(own) = &v.front.id
+        && *own != id
+    {
+        bail!(
+            "{}: id {own:?} is not the campaign's ({id:?}, from {default}): a language variant is part of the same campaign — remove `id:` here or write `id: {id}`",
+            at(v, "id")
+        );
+    }
+    v.front.id = Some(id);
+    if v.has_key("audience") && v.front.audience != n.front.audience {
+        bail!(
+            "{}: audience differs from {default}'s: a language variant goes to the same audience (members pick it by their `lang` field) — remove `audience:` here",
+            at(v, "audience")
+        );
+    }
+    v.front.audience.clone_from(&n.front.audience);
+    match &v.front.lang {
+        Some(lang) if primary(lang) != primary(tag) => bail!(
+            "{}: lang {lang:?} is not the language of the file name (`{tag}`): write `lang: {tag}` or rename the file",
+            at(v, "lang")
+        ),
+        Some(_) => {}
+        None => v.front.lang = Some(tag.to_owned()),
+    }
+    let own = n
+        .front
+        .lang
+        .as_deref()
+        .unwrap_or("en")
+        .trim()
+        .to_lowercase()
+        .replace('_', "-");
+    if own == tag {
+        bail!(
+            "{}:1: {default} is already in `{tag}`{}, so this variant would never be sent: give {default} its own `lang:` or remove this file",
+            v.path.display(),
+            if n.front.lang.is_some() {
+                " (its `lang`)"
+            } else {
+                " (the default language)"
+            }
+        );
+    }
+    let f = &mut v.front;
+    if f.from.is_none() {
+        f.from.clone_from(&n.front.from);
+    }
+    if f.reply_to.is_none() {
+        f.reply_to.clone_from(&n.front.reply_to);
+    }
+    if f.social.is_none() {
+        f.social.clone_from(&n.front.social);
+    }
+    f.theme = match (&n.front.theme, f.theme.take()) {
+        (Some(base), Some(over)) => Some(base.merged(&over)),
+        (base, over) => over.or_else(|| base.clone()),
+    };
+    if !v.has_key("attachments") {
+        v.front.attachments.clone_from(&n.front.attachments);
+    }
+    Ok(())
+}
+
+/// The language of a tag: `es` for `es-MX`, lower-case.
+fn primary(tag: &str) -> String {
+    tag.trim().split(['-', '_']).next().unwrap_or("").to_lowercase()
 }
 
 /// A BCP 47 language tag as file names hold them: `es`, `es-MX`, `pt-BR`, `zh-Hant`.

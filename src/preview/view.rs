@@ -105,7 +105,7 @@ pub(crate) fn build(inputs: &Inputs, row: Option<u64>, to: Option<&str>) -> Resu
 
     let mut html = rendered.html.clone();
     let mut images = HashMap::new();
-    for image in &compiled.inline {
+    for image in &compiled.variant_for(&recipient).inline {
         html = html.replace(&format!("cid:{}", image.cid), &format!("/cid/{}", image.cid));
         images.insert(image.cid.clone(), (image.content_type, Arc::clone(&image.bytes)));
     }
@@ -120,7 +120,7 @@ pub(crate) fn build(inputs: &Inputs, row: Option<u64>, to: Option<&str>) -> Resu
         member: recipient.email.as_str().to_owned(),
         row: recipient.row,
         members,
-        from: letterhead.from.to_string(),
+        from: letterhead.from_of(rendered.version).to_string(),
         subject: rendered.subject.clone(),
         preheader: preheader(&rendered.html),
         html_bytes: rendered.html.len(),

@@ -51,6 +51,9 @@ pub struct Compiled {
     /// Variants in other languages (`NAME.es.md`), by language tag; members whose `lang`
     /// field picks one get it. See [`Compiled::variant_for`].
     pub variants: Vec<(String, Compiled)>,
+    /// Which version this is: 0 the default, `i` the variant `variants[i - 1]` of the default;
+    /// carried by every [`Rendered`] so the letterhead picks the variant's sender and files.
+    pub version: usize,
     /// The page in the archive, with `[archive] base_url`.
     pub web_url: Option<String>,
     /// Local images that travel inside every message.
@@ -72,6 +75,8 @@ pub struct Rendered {
     pub subject: String,
     pub html: String,
     pub text: String,
+    /// The [`Compiled::version`] it was rendered from.
+    pub version: usize,
 }
 
 /// Why one member's message could not be rendered.
@@ -268,6 +273,7 @@ impl Compiled {
             web_url,
             lang,
             variants: Vec::new(),
+            version: 0,
             inline,
         })
     }
@@ -294,11 +300,13 @@ impl Compiled {
             subject: header_safe(&render("subject")?),
             html: render("body.html")?,
             text: render("body.txt")?,
+            version: self.version,
         })
     }
 
     /// Adds a variant in another language (compiled from `NAME.LANG.md`).
-    pub fn add_variant(&mut self, lang: &str, variant: Compiled) {
+    pub fn add_variant(&mut self, lang: &str, mut variant: Compiled) {
+        variant.version = self.variants.len() + 1;
         self.variants.push((lang.to_lowercase(), variant));
     }
 
@@ -344,6 +352,7 @@ impl Compiled {
             subject: header_safe(&render("subject")?),
             html: render("body.html")?,
             text: render("body.txt")?,
+            version: self.version,
         })
     }
 
