@@ -321,6 +321,10 @@ pub struct DoctorArgs {
 
 #[derive(Debug, Args)]
 pub struct ListsArgs {
+    /// Survey this newsletter's audience (its front matter `audience:`) and count who gets
+    /// which of its language versions (`NAME.es.md`)
+    #[arg(value_name = "NEWSLETTER")]
+    pub newsletter: Option<PathBuf>,
     /// [default: every .csv and .zip in lists/ but the suppression files]
     #[command(flatten)]
     pub lists: ListArgs,

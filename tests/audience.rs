@@ -279,6 +279,27 @@ fn a_two_language_segmented_campaign_reaches_each_member_in_their_language() {
         .stdout_has(
             "languages: en 2, es 2; 1 member asked for a language with no variant (fr 1) and gets the default (en)",
         );
+    // `lists` counts the same, given the newsletter; without it, what the members ask for.
+    let segment = ["--list", "m.csv", "--where", "city == \"Salinas\""];
+    let run = p.run(&[&["lists", "n.md", "--json"][..], &segment].concat());
+    run.success();
+    let s: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(
+        s["languages"],
+        serde_json::json!({
+            "asked": { "en": 1, "es": 1, "es-mx": 1, "fr": 1 },
+            "none": 0,
+            "default": "en",
+            "versions": { "en": 2, "es": 2 },
+            "no_variant": { "fr": 1 },
+        })
+    );
+    p.run(&[&["lists", "n.md"][..], &segment].concat())
+        .success()
+        .stdout_has("versions of the newsletter: en 2, es 2; 1 member asked for a language with no variant (fr 1) and gets the default (en)");
+    p.run(&[&["lists"][..], &segment].concat())
+        .success()
+        .stdout_has("languages asked for (`lang` or `language`): en 1, es 1, es-mx 1, fr 1; 0 members without one");
     let args = [
         "send",
         "n.md",
@@ -472,7 +493,7 @@ fn a_variant_cannot_change_what_belongs_to_the_campaign() {
     };
     check("---\nsubject: Hola\nid: camp-1\naudience:\n  lists: [m.csv]\n---\nHola\n")
         .success()
-        .stdout_has("languages: es 1");
+        .stdout_has("languages: en 0, es 1");
     check("---\nsubject: Hola\nid: camp-2\n---\nHola\n")
         .code(1)
         .stderr_has("n.es.md:3: id \"camp-2\" is not the campaign's (\"camp-1\"");

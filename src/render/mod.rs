@@ -60,6 +60,16 @@ pub struct Compiled {
     pub inline: Vec<images::Inline>,
 }
 
+/// Which of the versions in `langs` (lower-case tags, the default's first) a member asking for
+/// `tag` gets: the whole tag first (`pt-br`), then its language (`es-MX` → `es`); `None` when
+/// no version is in that language.
+pub fn pick_version<S: AsRef<str>>(langs: &[S], tag: &str) -> Option<usize> {
+    let tag = tag.trim().to_lowercase().replace('_', "-");
+    let primary = tag.split('-').next().unwrap_or("");
+    let find = |t: &str| langs.iter().position(|l| l.as_ref() == t);
+    find(&tag).or_else(|| find(primary))
+}
+
 /// Who the newsletter is compiled for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Audience {
@@ -313,20 +323,26 @@ impl Compiled {
     /// The version a member gets: the variant for their `lang` (or `language`) field — the
     /// whole tag first (`pt-br`), then its language (`es-MX` → `es`) — else this one.
     pub fn variant_for(&self, r: &Recipient) -> &Compiled {
+        if self.variants.is_empty() {
+            return self;
+        }
         r.language().and_then(|tag| self.variant(&tag)).unwrap_or(self)
     }
 
     /// The variant for a language tag, `None` when there is none (this one's own language
     /// gives this one).
     pub fn variant(&self, tag: &str) -> Option<&Compiled> {
-        let tag = tag.trim().to_lowercase().replace('_', "-");
-        let primary = tag.split('-').next().unwrap_or("");
-        let find = |t: &str| {
-            (self.lang == t)
-                .then_some(self)
-                .or_else(|| self.variants.iter().find(|(l, _)| l == t).map(|(_, c)| c))
-        };
-        find(&tag).or_else(|| find(primary))
+        match pick_version(&self.langs(), tag)? {
+            0 => Some(self),
+            i => self.variants.get(i - 1).map(|(_, c)| c),
+        }
+    }
+
+    /// The languages of the versions: this one's, then its variants', lower-case.
+    pub fn langs(&self) -> Vec<&str> {
+        std::iter::once(self.lang.as_str())
+            .chain(self.variants.iter().map(|(l, _)| l.as_str()))
+            .collect()
     }
 
     /// Renders one member's subject, HTML and text, in the member's language.
