@@ -51,7 +51,7 @@ pub enum Command {
     Send(SendArgs),
     /// Summarise a campaign's journal: who got it, who failed, who is pending
     Report(ReportArgs),
-    /// Survey the lists and the audience: counts per file, fields filled, receiving domains
+    /// Survey the lists and the audience: counts per file, fields filled, languages, receiving domains
     Lists(ListsArgs),
     /// List the campaigns in the journal: id, subject, when it started, sent/failed/pending
     Campaigns {
