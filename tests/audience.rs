@@ -83,6 +83,32 @@ fn the_front_matter_holds_the_audience_and_flags_override_it() {
 }
 
 #[test]
+fn a_send_takes_its_audience_from_the_front_matter_and_so_does_its_resume() {
+    let smtp = TestSmtp::start();
+    let front = "---\nsubject: \"Hi {{ first_name }}\"\nid: fm-1\naudience:\n  lists: [m.csv]\n  \
+        where: 'city == \"Salinas\" or \"board\" in tags'\n  exclude: [staff.csv]\n---\nHello\n";
+    let p = sending(&smtp.url(), front, MEMBERS.into(), "").file("staff.csv", "email\ncruz@example.org\n");
+    p.run(&["send", "n.md", "--yes", "--limit", "1"])
+        .success()
+        .stdout_has("1 sent");
+    p.run(&["send", "n.md", "--yes"]).success().stdout_has("1 sent");
+    p.run(&["send", "n.md", "--yes"])
+        .success()
+        .stdout_has("nothing to send");
+    assert_eq!(
+        received(&smtp).keys().collect::<Vec<_>>(),
+        ["ana@example.org", "ben@example.org"],
+        "Cruz is excluded, Dee is outside the segment"
+    );
+    // A flag changes the campaign's audience: refused like a changed newsletter.
+    p.run(&["send", "n.md", "--yes", "--where", "city == \"Fresno\""])
+        .code(1)
+        .stderr_has("the audience")
+        .stderr_has("--allow-changed");
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[test]
 fn an_unknown_field_or_a_broken_expression_is_a_preflight_error() {
     let p = Project::new()
         .file("n.md", "---\nsubject: Hi\n---\nHello\n")
@@ -205,6 +231,20 @@ fn broken_exports_are_clear_errors_naming_file_and_line() {
     p.run(&["check", "n.md", "--list", "damaged.zip"])
         .code(1)
         .stderr_has("damaged.zip");
+    // A CSV that would unpack to 1,000 times its packed size: a zip bomb, not an export.
+    let mut bomb = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    bomb.start_file(
+        "subscribed_members_export_1.csv",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    std::io::Write::write_all(&mut bomb, b"Email Address,First Name,MEMBER_RATING\n").unwrap();
+    std::io::Write::write_all(&mut bomb, &vec![b' '; 4 << 20]).unwrap();
+    std::fs::write(p.path().join("bomb.zip"), bomb.finish().unwrap().into_inner()).unwrap();
+    p.run(&["lists", "--list", "bomb.zip"])
+        .code(1)
+        .stderr_has("bomb.zip: subscribed_members_export_1.csv would unpack to 4194343 bytes from ")
+        .stderr_has("too large for a list");
     p.run(&["check", "n.md", "--list", "plain.csv", "--format", "google"])
         .code(1)
         .stderr_has("plain.csv:1: --format google needs a `e_mail_1_value` column");
