@@ -25,8 +25,6 @@ pub(crate) struct Counts {
     got: Vec<u64>,
     /// Tags with no version → members (they get the default).
     pub unmatched: BTreeMap<String, u64>,
-    /// Members with no `lang` or `language` (they get the default).
-    pub unstated: u64,
 }
 
 impl Counts {
@@ -56,13 +54,11 @@ impl Counts {
         Counts::new(langs.collect(), names.collect())
     }
 
+    /// Counts the version `r` gets: by their `lang` or `language`, else the default.
     pub(crate) fn count(&mut self, r: &Recipient) {
         let version = match r.language() {
-            None => {
-                self.unstated += 1;
-                0
-            }
-            Some(tag) => pick_version(&self.langs, &tag).unwrap_or_else(|| {
+            None => 0,
+            Some(tag) => pick_version(self.langs.iter().map(String::as_str), &tag).unwrap_or_else(|| {
                 *self.unmatched.entry(tag).or_default() += 1;
                 0
             }),

@@ -63,10 +63,10 @@ pub struct Compiled {
 /// Which of the versions in `langs` (lower-case tags, the default's first) a member asking for
 /// `tag` gets: the whole tag first (`pt-br`), then its language (`es-MX` → `es`); `None` when
 /// no version is in that language.
-pub fn pick_version<S: AsRef<str>>(langs: &[S], tag: &str) -> Option<usize> {
+pub fn pick_version<'a>(langs: impl Iterator<Item = &'a str> + Clone, tag: &str) -> Option<usize> {
     let tag = tag.trim().to_lowercase().replace('_', "-");
     let primary = tag.split('-').next().unwrap_or("");
-    let find = |t: &str| langs.iter().position(|l| l.as_ref() == t);
+    let find = |t: &str| langs.clone().position(|l| l == t);
     find(&tag).or_else(|| find(primary))
 }
 
@@ -332,7 +332,8 @@ impl Compiled {
     /// The variant for a language tag, `None` when there is none (this one's own language
     /// gives this one).
     pub fn variant(&self, tag: &str) -> Option<&Compiled> {
-        match pick_version(&self.langs(), tag)? {
+        let langs = std::iter::once(self.lang.as_str()).chain(self.variants.iter().map(|(l, _)| l.as_str()));
+        match pick_version(langs, tag)? {
             0 => Some(self),
             i => self.variants.get(i - 1).map(|(_, c)| c),
         }
