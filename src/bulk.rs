@@ -7,35 +7,10 @@
 use crate::config::Config;
 use crate::diagnostic::Diagnostics;
 use crate::email::Email;
+use crate::providers::Provider;
 
 /// More recipients than this at one provider makes the sender a bulk sender there.
 pub(crate) const THRESHOLD: usize = 5_000;
-
-/// Google's consumer domains.
-const GOOGLE: [&str; 2] = ["gmail.com", "googlemail.com"];
-/// Yahoo's and AOL's consumer domains, with the common country variants.
-const YAHOO: [&str; 20] = [
-    "yahoo.com",
-    "ymail.com",
-    "rocketmail.com",
-    "yahoo.co.uk",
-    "yahoo.fr",
-    "yahoo.de",
-    "yahoo.es",
-    "yahoo.it",
-    "yahoo.ca",
-    "yahoo.com.au",
-    "yahoo.com.br",
-    "yahoo.com.mx",
-    "yahoo.co.in",
-    "yahoo.co.jp",
-    "yahoo.com.ar",
-    "aol.com",
-    "aol.co.uk",
-    "aol.de",
-    "aol.fr",
-    "aim.com",
-];
 
 /// Recipients counted per provider.
 #[derive(Debug, Default, Clone, Copy)]
@@ -69,11 +44,10 @@ impl Audience {
     /// Counts one recipient.
     pub(crate) fn add(&mut self, email: &Email) {
         let domain = email.as_str().rsplit_once('@').map_or("", |(_, d)| d);
-        let is = |list: &[&str]| list.iter().any(|d| domain.eq_ignore_ascii_case(d));
-        if is(&GOOGLE) {
-            self.google += 1;
-        } else if is(&YAHOO) {
-            self.yahoo += 1;
+        match Provider::of(domain) {
+            Some(Provider::Gmail) => self.google += 1,
+            Some(Provider::YahooAol) => self.yahoo += 1,
+            _ => {}
         }
     }
 

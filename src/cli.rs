@@ -51,7 +51,7 @@ pub enum Command {
     Send(SendArgs),
     /// Summarise a campaign's journal: who got it, who failed, who is pending
     Report(ReportArgs),
-    /// Survey the lists and the audience: counts per file, fields filled, receiving domains
+    /// Survey the lists and the audience: counts per file, fields filled, languages, receiving domains
     Lists(ListsArgs),
     /// List the campaigns in the journal: id, subject, when it started, sent/failed/pending
     Campaigns {
@@ -330,6 +330,10 @@ pub struct DoctorArgs {
 
 #[derive(Debug, Args)]
 pub struct ListsArgs {
+    /// Survey this newsletter's audience (its front matter `audience:`) and count who gets
+    /// which of its language versions (`NAME.es.md`)
+    #[arg(value_name = "NEWSLETTER")]
+    pub newsletter: Option<PathBuf>,
     /// [default: every .csv and .zip in lists/ but the suppression files]
     #[command(flatten)]
     pub lists: ListArgs,

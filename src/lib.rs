@@ -39,6 +39,7 @@ pub(crate) mod preview;
 pub(crate) mod private;
 pub(crate) mod project;
 pub(crate) mod pull;
+pub(crate) mod providers;
 pub mod render;
 pub(crate) mod reply;
 pub mod secret;

@@ -39,7 +39,7 @@ pub struct FrontMatter {
 
 /// Front matter `audience: { lists: [...], where: "...", exclude: [...] }`. Paths are relative
 /// to the project (the folder of `bulletin.toml`).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AudienceFront {
     #[serde(default)]
@@ -158,6 +158,11 @@ impl Newsletter {
             fingerprint,
             source,
         })
+    }
+
+    /// Whether the front matter writes `key` (even as an empty value).
+    pub fn has_key(&self, key: &str) -> bool {
+        self.key_lines.iter().any(|(k, _)| k == key)
     }
 
     /// Line of a front-matter key, or 1.

@@ -135,7 +135,7 @@ impl Preflight {
     /// for a warning. Returns whether they passed.
     fn sized(&mut self, letterhead: &Letterhead, r: &Recipient, rendered: &Rendered) -> bool {
         let files = match letterhead.member_attachments(r) {
-            Ok((_, bytes)) => bytes + letterhead.fixed_bytes(),
+            Ok((_, bytes)) => bytes + letterhead.fixed_bytes(rendered.version),
             Err(e) => {
                 self.fail(format!("{e:#}"), r);
                 return false;

@@ -62,10 +62,13 @@ impl Project {
         };
         let fields = (!lists.is_empty()).then_some(sources.fields.as_slice());
         let mut compiled = Compiled::compile(&newsletter, &config, fields, unsubscribe.clone(), &mut diags);
+        // The variants compiled, in the order of `compiled.variants` (their versions).
+        let mut kept: Vec<&Newsletter> = Vec::new();
         for (tag, variant) in &variants {
             let v = Compiled::compile(variant, &config, fields, unsubscribe.clone(), &mut diags);
             if let (Some(c), Some(v)) = (compiled.as_mut(), v) {
                 c.add_variant(tag, v);
+                kept.push(variant);
             }
         }
         let source = crate::journal::Source {
@@ -75,10 +78,13 @@ impl Project {
                 .map(|(tag, v)| (tag.clone(), v.source.clone()))
                 .collect(),
         };
-        let letterhead = match Letterhead::new(&newsletter, &config, unsubscribe) {
+        let letterhead = match Letterhead::with_variants(&newsletter, &kept, &config, unsubscribe) {
             Ok(mut l) => {
                 if let Some(c) = &compiled {
-                    l.embed(&c.all_inline());
+                    l.embed(&c.inline);
+                    for (_, v) in &c.variants {
+                        l.embed_variant(v.version, &v.inline);
+                    }
                 }
                 Some(l)
             }

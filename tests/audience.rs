@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use mail_parser::MimeHeaders;
+
 use crate::support::project::{Project, report, sending};
 use crate::support::smtp_server::TestSmtp;
 
@@ -78,6 +80,32 @@ fn the_front_matter_holds_the_audience_and_flags_override_it() {
         .code(1)
         .stderr_has("outside the segment");
     p.run(&["preview", "n.md", "--to", "cruz@example.org"]).success();
+}
+
+#[test]
+fn a_send_takes_its_audience_from_the_front_matter_and_so_does_its_resume() {
+    let smtp = TestSmtp::start();
+    let front = "---\nsubject: \"Hi {{ first_name }}\"\nid: fm-1\naudience:\n  lists: [m.csv]\n  \
+        where: 'city == \"Salinas\" or \"board\" in tags'\n  exclude: [staff.csv]\n---\nHello\n";
+    let p = sending(&smtp.url(), front, MEMBERS.into(), "").file("staff.csv", "email\ncruz@example.org\n");
+    p.run(&["send", "n.md", "--yes", "--limit", "1"])
+        .success()
+        .stdout_has("1 sent");
+    p.run(&["send", "n.md", "--yes"]).success().stdout_has("1 sent");
+    p.run(&["send", "n.md", "--yes"])
+        .success()
+        .stdout_has("nothing to send");
+    assert_eq!(
+        received(&smtp).keys().collect::<Vec<_>>(),
+        ["ana@example.org", "ben@example.org"],
+        "Cruz is excluded, Dee is outside the segment"
+    );
+    // A flag changes the campaign's audience: refused like a changed newsletter.
+    p.run(&["send", "n.md", "--yes", "--where", "city == \"Fresno\""])
+        .code(1)
+        .stderr_has("the audience")
+        .stderr_has("--allow-changed");
+    assert_eq!(smtp.messages().len(), 2);
 }
 
 #[test]
@@ -203,6 +231,20 @@ fn broken_exports_are_clear_errors_naming_file_and_line() {
     p.run(&["check", "n.md", "--list", "damaged.zip"])
         .code(1)
         .stderr_has("damaged.zip");
+    // A CSV that would unpack to 1,000 times its packed size: a zip bomb, not an export.
+    let mut bomb = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    bomb.start_file(
+        "subscribed_members_export_1.csv",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    std::io::Write::write_all(&mut bomb, b"Email Address,First Name,MEMBER_RATING\n").unwrap();
+    std::io::Write::write_all(&mut bomb, &vec![b' '; 4 << 20]).unwrap();
+    std::fs::write(p.path().join("bomb.zip"), bomb.finish().unwrap().into_inner()).unwrap();
+    p.run(&["lists", "--list", "bomb.zip"])
+        .code(1)
+        .stderr_has("bomb.zip: subscribed_members_export_1.csv would unpack to 4194343 bytes from ")
+        .stderr_has("too large for a list");
     p.run(&["check", "n.md", "--list", "plain.csv", "--format", "google"])
         .code(1)
         .stderr_has("plain.csv:1: --format google needs a `e_mail_1_value` column");
@@ -277,6 +319,27 @@ fn a_two_language_segmented_campaign_reaches_each_member_in_their_language() {
         .stdout_has(
             "languages: en 2, es 2; 1 member asked for a language with no variant (fr 1) and gets the default (en)",
         );
+    // `lists` counts the same, given the newsletter; without it, what the members ask for.
+    let segment = ["--list", "m.csv", "--where", "city == \"Salinas\""];
+    let run = p.run(&[&["lists", "n.md", "--json"][..], &segment].concat());
+    run.success();
+    let s: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(
+        s["languages"],
+        serde_json::json!({
+            "asked": { "en": 1, "es": 1, "es-mx": 1, "fr": 1 },
+            "none": 0,
+            "default": "en",
+            "versions": { "en": 2, "es": 2 },
+            "no_variant": { "fr": 1 },
+        })
+    );
+    p.run(&[&["lists", "n.md"][..], &segment].concat())
+        .success()
+        .stdout_has("versions of the newsletter: en 2, es 2; 1 member asked for a language with no variant (fr 1) and gets the default (en)");
+    p.run(&[&["lists"][..], &segment].concat())
+        .success()
+        .stdout_has("languages asked for (`lang` or `language`): en 1, es 1, es-mx 1, fr 1; 0 members without one");
     let args = [
         "send",
         "n.md",
@@ -343,4 +406,151 @@ fn a_two_language_segmented_campaign_reaches_each_member_in_their_language() {
     let preview = p.preview("n.md", &["m.csv"], &["--to", "ben@example.org", "--lang", "es"]);
     assert!(preview.text.contains("Hola Ben"), "{}", preview.text);
     assert!(preview.html.contains("<html lang=\"es\""));
+}
+
+/// What one received message says about its version: sender name, reply address, the
+/// attachments' names, the image the HTML shows (its bytes) and the HTML.
+struct Version {
+    from_name: String,
+    from_address: String,
+    reply_to: String,
+    files: Vec<String>,
+    image: Vec<u8>,
+    html: String,
+    text: String,
+}
+
+fn version_of(data: &[u8]) -> Version {
+    let m = mail_parser::MessageParser::default().parse(data).expect("parses");
+    let from = m.from().and_then(|f| f.first()).expect("a From");
+    let html = m.body_html(0).expect("an HTML part").into_owned();
+    let cid = html
+        .split("src=\"cid:")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("an embedded image");
+    let image = m
+        .attachments()
+        .find(|a| a.content_id() == Some(cid))
+        .expect("the image part the HTML refers to")
+        .contents()
+        .to_vec();
+    Version {
+        from_name: from.name().unwrap_or("").to_owned(),
+        from_address: from.address().unwrap_or("").to_owned(),
+        reply_to: m
+            .reply_to()
+            .and_then(|r| r.first())
+            .and_then(|a| a.address())
+            .unwrap_or("")
+            .to_owned(),
+        files: m
+            .attachments()
+            .filter_map(|a| a.attachment_name().map(str::to_owned))
+            .filter(|n| n.ends_with(".txt"))
+            .collect(),
+        image,
+        text: m.body_text(0).expect("a text part").into_owned(),
+        html,
+    }
+}
+
+#[test]
+fn a_variant_sets_its_own_sender_name_reply_address_preheader_footer_images_and_attachments() {
+    let smtp = TestSmtp::start();
+    let en = "---\nsubject: \"News for {{ first_name }}\"\nid: bilingual-2\n\
+        preheader: \"The assembly in March\"\nattachments: [agenda.txt]\n\
+        theme:\n  brand_color: \"#aa0000\"\n---\n\
+        ![The march](march.png)\n\nDear {{ first_name }}.\n";
+    let es = "---\nsubject: \"Noticias para {{ first_name }}\"\nlang: es-MX\n\
+        from: \"Red de Ejemplo <news@example.org>\"\nreply_to: \"info.es@example.org\"\n\
+        preheader: \"La asamblea de marzo\"\nfooter: \"Recibe esto por ser miembro de la Red.\"\n\
+        attachments: [orden-del-dia.txt]\n---\n\
+        ![La marcha](marcha.png)\n\nHola {{ first_name }}.\n";
+    let march =
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compose/march.png"))
+            .unwrap();
+    let mut marcha = march.clone();
+    marcha.extend_from_slice(b"es");
+    let csv = "email,first_name,lang\nana@example.org,Ana,es-MX\nben@example.org,Ben,en\n";
+    let p = sending(&smtp.url(), en, csv.into(), "")
+        .file("n.es.md", es)
+        .file("march.png", &march)
+        .file("marcha.png", &marcha)
+        .file("agenda.txt", "1. Welcome\n")
+        .file("orden-del-dia.txt", "1. Bienvenida\n");
+    p.run(&["check", "n.md", "--list", "m.csv"])
+        .success()
+        .stdout_has("languages: en 1, es-mx 1");
+    p.run(&["send", "n.md", "--list", "m.csv", "--yes"])
+        .success()
+        .stdout_has("2 sent");
+    let got: BTreeMap<String, Version> = smtp
+        .messages()
+        .iter()
+        .map(|m| (m.rcpt_to[0].clone(), version_of(&m.data)))
+        .collect();
+    let (es, en) = (&got["ana@example.org"], &got["ben@example.org"]);
+    assert_eq!(
+        (es.from_name.as_str(), es.from_address.as_str(), es.reply_to.as_str()),
+        ("Red de Ejemplo", "news@example.org", "info.es@example.org")
+    );
+    assert_eq!(
+        (en.from_name.as_str(), en.from_address.as_str(), en.reply_to.as_str()),
+        ("Example Network", "news@example.org", "info@example.org")
+    );
+    assert_eq!(es.files, ["orden-del-dia.txt"]);
+    assert_eq!(en.files, ["agenda.txt"]);
+    assert!(
+        es.image == marcha && en.image == march,
+        "each version carries its own image"
+    );
+    assert!(es.html.contains("La asamblea de marzo") && !es.html.contains("The assembly"));
+    assert!(en.html.contains("The assembly in March"));
+    assert!(
+        es.text.contains("Recibe esto por ser miembro de la Red."),
+        "{}",
+        es.text
+    );
+    assert!(!en.text.contains("Recibe esto"), "{}", en.text);
+    // The default's theme, which the variant does not set, is the campaign's.
+    assert!(es.html.contains("#aa0000") && en.html.contains("#aa0000"));
+    // The Spanish preview shows the Spanish image and sender.
+    let preview = p.preview("n.md", &["m.csv"], &["--to", "ben@example.org", "--lang", "es"]);
+    assert!(preview.html.contains("marcha.png"), "{}", preview.html);
+    assert_eq!(version_of(&preview.eml).from_name, "Red de Ejemplo");
+}
+
+#[test]
+fn a_variant_cannot_change_what_belongs_to_the_campaign() {
+    let en = "---\nsubject: Hi\nid: camp-1\naudience:\n  lists: [m.csv]\n---\nHello\n";
+    let p = Project::new()
+        .file("n.md", en)
+        .file("m.csv", "email,lang\nana@example.org,es\n");
+    let check = |es: &str| {
+        std::fs::write(p.path().join("n.es.md"), es).unwrap();
+        p.run(&["check", "n.md"])
+    };
+    check("---\nsubject: Hola\nid: camp-1\naudience:\n  lists: [m.csv]\n---\nHola\n")
+        .success()
+        .stdout_has("languages: en 0, es 1");
+    check("---\nsubject: Hola\nid: camp-2\n---\nHola\n")
+        .code(1)
+        .stderr_has("n.es.md:3: id \"camp-2\" is not the campaign's (\"camp-1\"");
+    check("---\nsubject: Hola\naudience:\n  lists: [m.csv]\n  where: 'lang == \"es\"'\n---\nHola\n")
+        .code(1)
+        .stderr_has("n.es.md:3: audience differs from")
+        .stderr_has("remove `audience:` here");
+    check("---\nsubject: Hola\nlang: fr\n---\nHola\n")
+        .code(1)
+        .stderr_has("n.es.md:3: lang \"fr\" is not the language of the file name (`es`)");
+    check("---\nsubject: Hola\nfrom: \"Red <otra@example.org>\"\n---\nHola\n")
+        .code(1)
+        .stdout_has("n.es.md:3: from Red <otra@example.org>: a language variant may give the sender another name, not another address")
+        .stdout_has("write `from: \"Red <news@example.org>\"`");
+    std::fs::remove_file(p.path().join("n.es.md")).unwrap();
+    std::fs::write(p.path().join("n.en.md"), "---\nsubject: Hi again\n---\nHi\n").unwrap();
+    p.run(&["check", "n.md"])
+        .code(1)
+        .stderr_has("n.en.md:1: n.md is already in `en` (the default language), so this variant would never be sent");
 }

@@ -3,50 +3,17 @@
 //! segment; how often each field is filled (the "Dear ," risk); and where the mail goes (the
 //! receiving domains, with the share at the providers whose bulk-sender rules apply).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Result;
 use serde::Serialize;
 
+use super::lang::Counts;
 use crate::list::{Item, Skip, Sources};
+use crate::providers::Provider;
 
 /// Domains shown.
 const TOP_DOMAINS: usize = 10;
-
-/// The providers whose bulk-sender rules (Gmail and Yahoo since 2024, Microsoft since 2025)
-/// apply, by the address's domain. Custom domains hosted by them are not recognised.
-const PROVIDERS: [(&str, &[&str]); 3] = [
-    ("gmail", &["gmail.com", "googlemail.com"]),
-    (
-        "yahoo_aol",
-        &[
-            "yahoo.com",
-            "ymail.com",
-            "rocketmail.com",
-            "aol.com",
-            "aim.com",
-            "yahoo.co.uk",
-            "yahoo.fr",
-            "yahoo.es",
-            "yahoo.com.mx",
-            "yahoo.ca",
-        ],
-    ),
-    (
-        "microsoft",
-        &[
-            "outlook.com",
-            "hotmail.com",
-            "live.com",
-            "msn.com",
-            "hotmail.co.uk",
-            "hotmail.fr",
-            "hotmail.es",
-            "outlook.es",
-            "live.com.mx",
-        ],
-    ),
-];
 
 /// One file's rows.
 #[derive(Debug, Default, Serialize)]
@@ -79,6 +46,23 @@ pub(crate) struct Domain {
     pub percent: f64,
 }
 
+/// The audience's languages: what the members' `lang` or `language` field asks for and, with
+/// a newsletter, who gets which of its versions.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Languages {
+    /// Members by the language their field asks for (lower-case, as written).
+    pub asked: BTreeMap<String, u64>,
+    /// Members with neither field: they get the default version.
+    pub none: u64,
+    /// With a newsletter: the language of its default version (`NAME.md`).
+    pub default: Option<String>,
+    /// With a newsletter: members per version, by its language.
+    pub versions: Option<BTreeMap<String, u64>>,
+    /// With a newsletter: languages asked for that no version is in, with their members (they
+    /// get the default).
+    pub no_variant: Option<BTreeMap<String, u64>>,
+}
+
 /// The whole survey, as `lists --json` prints it.
 #[derive(Debug, Serialize)]
 pub(crate) struct Survey {
@@ -93,8 +77,10 @@ pub(crate) struct Survey {
     /// Mailable members on an `--exclude` list.
     pub excluded: u64,
     pub fields: Vec<Fill>,
+    pub languages: Languages,
     pub top_domains: Vec<Domain>,
-    /// Percent of the audience at Gmail, Yahoo/AOL and Microsoft.
+    /// Percent of the audience at Gmail, Yahoo/AOL and Microsoft, by their consumer domains
+    /// (see `crate::providers`).
     pub providers: HashMap<&'static str, f64>,
 }
 
@@ -106,8 +92,9 @@ fn percent(n: u64, of: u64) -> f64 {
     }
 }
 
-/// Reads the lists once (`sources` with the audience installed) and counts.
-pub(crate) fn survey(sources: &Sources, segment: Option<&str>) -> Result<Survey> {
+/// Reads the lists once (`sources` with the audience installed) and counts; `versions`, for a
+/// newsletter, counts who gets which of its language versions.
+pub(crate) fn survey(sources: &Sources, segment: Option<&str>, mut versions: Option<Counts>) -> Result<Survey> {
     let mut files: Vec<FileCounts> = sources
         .parts()
         .map(|c| FileCounts {
@@ -120,11 +107,19 @@ pub(crate) fn survey(sources: &Sources, segment: Option<&str>) -> Result<Survey>
         sources.parts().enumerate().map(|(i, c)| (c.path.clone(), i)).collect();
     let mut fills: HashMap<String, u64> = sources.fields.iter().map(|f| (f.clone(), 0)).collect();
     let mut domains: HashMap<String, u64> = HashMap::new();
+    let mut languages = Languages::default();
     let (mut audience, mut outside, mut excluded) = (0u64, 0u64, 0u64);
     for item in sources.stream() {
         let (path, why) = match item? {
             Item::Member(r) => {
                 audience += 1;
+                match r.language() {
+                    Some(tag) => *languages.asked.entry(tag).or_default() += 1,
+                    None => languages.none += 1,
+                }
+                if let Some(v) = &mut versions {
+                    v.count(&r);
+                }
                 for (name, value) in r.columns.names.iter().zip(&r.values) {
                     if !value.trim().is_empty()
                         && let Some(n) = fills.get_mut(&**name)
@@ -166,13 +161,25 @@ pub(crate) fn survey(sources: &Sources, segment: Option<&str>) -> Result<Survey>
         })
         .collect();
     fields.sort_by(|a, b| a.field.cmp(&b.field));
-    let providers = PROVIDERS
-        .iter()
-        .map(|(name, ds)| {
-            let n = ds.iter().map(|d| domains.get(*d).copied().unwrap_or(0)).sum();
-            (*name, percent(n, audience))
-        })
+    let mut at = [0u64; 3];
+    for (domain, n) in &domains {
+        match Provider::of(domain) {
+            Some(Provider::Gmail) => at[0] += n,
+            Some(Provider::YahooAol) => at[1] += n,
+            Some(Provider::Microsoft) => at[2] += n,
+            None => {}
+        }
+    }
+    let providers = ["gmail", "yahoo_aol", "microsoft"]
+        .into_iter()
+        .zip(at)
+        .map(|(name, n)| (name, percent(n, audience)))
         .collect();
+    if let Some(v) = versions {
+        languages.default = Some(v.default_lang().to_owned());
+        languages.versions = Some(v.per_lang());
+        languages.no_variant = Some(v.unmatched);
+    }
     let mut top: Vec<(String, u64)> = domains.into_iter().collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let top_domains = top
@@ -191,6 +198,7 @@ pub(crate) fn survey(sources: &Sources, segment: Option<&str>) -> Result<Survey>
         outside_segment: outside,
         excluded,
         fields,
+        languages,
         top_domains,
         providers,
     })
@@ -222,6 +230,26 @@ impl std::fmt::Display for Survey {
             };
             writeln!(f, "  {:<24} {:>5.1}%  ({}){warn}", x.field, x.percent, x.filled)?;
         }
+        let l = &self.languages;
+        if !l.asked.is_empty() {
+            let asked: Vec<String> = l.asked.iter().map(|(t, n)| format!("{t} {n}")).collect();
+            writeln!(
+                f,
+                "languages asked for (`lang` or `language`): {}; {} member{} without one",
+                asked.join(", "),
+                l.none,
+                if l.none == 1 { "" } else { "s" }
+            )?;
+        }
+        if let (Some(versions), Some(default)) = (&l.versions, &l.default) {
+            let none = BTreeMap::new();
+            let unmatched = l.no_variant.as_ref().unwrap_or(&none);
+            writeln!(
+                f,
+                "versions of the newsletter: {}",
+                super::lang::describe(versions, unmatched, default)
+            )?;
+        }
         writeln!(f, "top receiving domains:")?;
         for d in &self.top_domains {
             writeln!(f, "  {:<32} {:>8}  {:>5.1}%", d.domain, d.members, d.percent)?;
@@ -251,7 +279,7 @@ mod tests {
         )
         .unwrap();
         let sources = Sources::open(&[list], &[]).unwrap();
-        let s = survey(&sources, None).unwrap();
+        let s = survey(&sources, None, None).unwrap();
         let f = &s.files[0];
         assert_eq!(
             (f.rows, f.valid, f.invalid, f.duplicate, f.unsubscribed),

@@ -50,7 +50,7 @@ pub(crate) fn run(
     let (mut recipients, mut skipped, mut outside) = (0usize, 0usize, 0usize);
     let mut pre = Preflight::default();
     let mut audience = Audience::default();
-    let mut langs = crate::audience::lang::Counts::default();
+    let mut langs = p.compiled.as_ref().map(crate::audience::lang::Counts::of);
     let mut sent_before = SentBefore::find(&p);
     for item in p.sources.stream() {
         match item? {
@@ -60,8 +60,8 @@ pub(crate) fn run(
                 if let Some(before) = &mut sent_before {
                     before.see(&r);
                 }
-                if let Some(compiled) = &p.compiled {
-                    langs.count(compiled, &r);
+                if let Some(langs) = &mut langs {
+                    langs.count(&r);
                 }
                 if let (Some(compiled), Some(letterhead)) = (&p.compiled, &p.letterhead) {
                     pre.check(compiled, letterhead, &r);
@@ -94,10 +94,8 @@ pub(crate) fn run(
     audience.review(Compliance::of(&p.config), allow_noncompliant, at, &mut d);
     d.items.iter().for_each(&mut print);
 
-    if let Some(compiled) = &p.compiled
-        && !compiled.variants.is_empty()
-    {
-        println!("{}", langs.summary(compiled));
+    if let Some(langs) = langs.filter(|l| l.versions() > 1) {
+        println!("{}", langs.summary());
     }
     if !quiet && !dns.is_empty() {
         println!("DNS records to publish for deliverability (`bulletin doctor` looks them up and tries the relay):");

@@ -65,7 +65,7 @@ pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode>
     private_dir(&args.out)?;
     // A browser cannot follow `cid:`: the file shows the images from where they are.
     let mut html = rendered.html.clone();
-    for image in &compiled.all_inline() {
+    for image in &version.inline {
         let path = std::path::absolute(&image.path).unwrap_or_else(|_| image.path.clone());
         html = html.replace(&format!("cid:{}", image.cid), &format!("file://{}", path.display()));
     }

@@ -50,41 +50,105 @@ pub struct Letterhead {
     inline: Vec<(Inline, Arc<[u8]>)>,
     /// The newsletter's attachments, read once for every message.
     shared: Vec<Shared>,
+    /// What the language variants send differently, in the order of `Compiled::variants`:
+    /// [`Rendered::version`] `i` takes `variants[i - 1]`.
+    variants: Vec<Version>,
     /// Random per run, so Message-IDs never repeat across runs or machines.
     nonce: String,
     counter: AtomicU64,
 }
 
+/// `images` with their base64 lines, encoded once for every message.
+fn encoded(images: &[Inline]) -> Vec<(Inline, Arc<[u8]>)> {
+    images
+        .iter()
+        .map(|i| {
+            let encoded = attachments::base64_lines(&i.bytes[..], i.bytes.len() as u64).expect("reading memory");
+            (i.clone(), encoded.into())
+        })
+        .collect()
+}
+
+/// What a language variant (`NAME.es.md`) sends differently from the default.
+struct Version {
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    inline: Vec<(Inline, Arc<[u8]>)>,
+    shared: Vec<Shared>,
+}
+
+/// The sender and the reply address of `n`: its front matter's, else the settings'.
+fn sender(n: &Newsletter, config: &Config) -> Result<(Mailbox, Option<Mailbox>)> {
+    let file = n.path.display();
+    let from_raw = n.front.from.as_deref().or(config.from.as_deref()).with_context(|| {
+        format!(
+            "{file}: no sender: add `from: \"Name <news@example.org>\"` to the front matter or `from` to bulletin.toml"
+        )
+    })?;
+    // Where a value was written: the newsletter's line, else the settings file.
+    let settings = config
+        .source
+        .as_ref()
+        .map_or_else(|| "bulletin.toml".into(), |p| p.display().to_string());
+    let at = |key: &str, in_front: bool| match in_front {
+        true => format!("{file}:{}", n.line_of_key(key)),
+        false => settings.clone(),
+    };
+    let from = mailbox(from_raw).with_context(|| {
+        format!(
+            "{}: sender {from_raw:?} is not `Name <address>`",
+            at("from", n.front.from.is_some())
+        )
+    })?;
+    let reply_to = match n.front.reply_to.as_deref().or(config.reply_to.as_deref()) {
+        Some(r) => Some(mailbox(r).with_context(|| {
+            format!(
+                "{}: reply_to {r:?} is not an address",
+                at("reply_to", n.front.reply_to.is_some())
+            )
+        })?),
+        None => None,
+    };
+    Ok((from, reply_to))
+}
+
 impl Letterhead {
     pub fn new(n: &Newsletter, config: &Config, unsubscribe: Option<Arc<Unsubscribe>>) -> Result<Letterhead> {
-        let file = n.path.display();
-        let from_raw = n.front.from.as_deref().or(config.from.as_deref()).with_context(|| {
-            format!("{file}: no sender: add `from: \"Name <news@example.org>\"` to the front matter or `from` to bulletin.toml")
-        })?;
-        // Where a value was written: the newsletter's line, else the settings file.
-        let settings = config
-            .source
-            .as_ref()
-            .map_or_else(|| "bulletin.toml".into(), |p| p.display().to_string());
-        let at = |key: &str, in_front: bool| match in_front {
-            true => format!("{file}:{}", n.line_of_key(key)),
-            false => settings.clone(),
-        };
-        let from = mailbox(from_raw).with_context(|| {
-            format!(
-                "{}: sender {from_raw:?} is not `Name <address>`",
-                at("from", n.front.from.is_some())
-            )
-        })?;
-        let reply_to = match n.front.reply_to.as_deref().or(config.reply_to.as_deref()) {
-            Some(r) => Some(mailbox(r).with_context(|| {
-                format!(
-                    "{}: reply_to {r:?} is not an address",
-                    at("reply_to", n.front.reply_to.is_some())
-                )
-            })?),
-            None => None,
-        };
+        Letterhead::with_variants(n, &[], config, unsubscribe)
+    }
+
+    /// As [`Letterhead::new`], with the newsletter's language variants (in the order of
+    /// `Compiled::variants`, their front matter settled by `audience::lang::variants`): each
+    /// may give the sender another name, another `reply_to` and its own attachments — not
+    /// another sender address, which DKIM, the Message-IDs and the bounces are about.
+    pub fn with_variants(
+        n: &Newsletter,
+        variants: &[&Newsletter],
+        config: &Config,
+        unsubscribe: Option<Arc<Unsubscribe>>,
+    ) -> Result<Letterhead> {
+        let (from, reply_to) = sender(n, config)?;
+        let mut versions = Vec::new();
+        for v in variants {
+            let (v_from, v_reply_to) = sender(v, config)?;
+            if v_from.email != from.email {
+                bail!(
+                    "{}:{}: from {}: a language variant may give the sender another name, not another address — write `from: \"{} <{}>\"`",
+                    v.path.display(),
+                    v.line_of_key("from"),
+                    v_from,
+                    v_from.name.as_deref().unwrap_or("Name"),
+                    from.email
+                );
+            }
+            versions.push(Version {
+                from: v_from,
+                reply_to: v_reply_to,
+                inline: Vec::new(),
+                shared: Shared::load(v)?,
+            });
+        }
+        let any_reply_to = reply_to.is_some() || versions.iter().any(|v| v.reply_to.is_some());
         if let Some(id) = &config.list_id {
             let inner = id.rsplit_once('<').and_then(|(_, r)| r.strip_suffix('>'));
             if !inner.is_some_and(|i| i.contains('.') && !i.contains('@') && !i.contains(' ')) {
@@ -104,7 +168,7 @@ impl Letterhead {
                 // signer, which could not sign it (lettre writes it outside the message headers).
                 let mut headers = vec!["From", "To", "Subject", "Date", "Message-ID", "MIME-Version"];
                 let present = [
-                    ("Reply-To", reply_to.is_some()),
+                    ("Reply-To", any_reply_to),
                     ("List-Id", config.list_id.is_some()),
                     ("List-Unsubscribe", unsubscribe.is_some()),
                     (
@@ -130,6 +194,7 @@ impl Letterhead {
             dkim,
             inline: Vec::new(),
             shared: Shared::load(n)?,
+            variants: versions,
             subject_prefix: String::new(),
             nonce: format!("{:016x}", fastrand::u64(..)),
             counter: AtomicU64::new(0),
@@ -138,19 +203,35 @@ impl Letterhead {
 
     /// Carries `images` in every message, as `multipart/related` around the HTML part.
     pub fn embed(&mut self, images: &[Inline]) {
-        self.inline = images
-            .iter()
-            .map(|i| {
-                let encoded = attachments::base64_lines(&i.bytes[..], i.bytes.len() as u64).expect("reading memory");
-                (i.clone(), encoded.into())
-            })
-            .collect();
+        self.inline = encoded(images);
     }
 
-    /// Bytes every message carries besides its text: embedded images and shared attachments.
-    pub fn fixed_bytes(&self) -> u64 {
-        let images: usize = self.inline.iter().map(|(i, _)| i.bytes.len()).sum();
-        let files: u64 = self.shared.iter().map(|s| s.size).sum();
+    /// [`Letterhead::embed`] for the variant of that [`Rendered::version`] (from 1).
+    pub fn embed_variant(&mut self, version: usize, images: &[Inline]) {
+        if let Some(v) = version.checked_sub(1).and_then(|i| self.variants.get_mut(i)) {
+            v.inline = encoded(images);
+        }
+    }
+
+    /// Sender, reply address, images and attachments of a [`Rendered::version`].
+    fn version(&self, version: usize) -> (&Mailbox, Option<&Mailbox>, &[(Inline, Arc<[u8]>)], &[Shared]) {
+        match version.checked_sub(1).and_then(|i| self.variants.get(i)) {
+            Some(v) => (&v.from, v.reply_to.as_ref(), &v.inline, &v.shared),
+            None => (&self.from, self.reply_to.as_ref(), &self.inline, &self.shared),
+        }
+    }
+
+    /// The sender of a [`Rendered::version`]: a variant may give it another name.
+    pub fn from_of(&self, version: usize) -> &Mailbox {
+        self.version(version).0
+    }
+
+    /// Bytes every message of a [`Rendered::version`] carries besides its text: embedded
+    /// images and shared attachments.
+    pub fn fixed_bytes(&self, version: usize) -> u64 {
+        let (_, _, inline, shared) = self.version(version);
+        let images: usize = inline.iter().map(|(i, _)| i.bytes.len()).sum();
+        let files: u64 = shared.iter().map(|s| s.size).sum();
         images as u64 + files
     }
 
@@ -174,17 +255,18 @@ impl Letterhead {
         // 6532), for the relays that offer SMTPUTF8 (the others never get it: see preflight).
         let address: lettre::Address = r.email.smtp().parse().context("invalid recipient address")?;
         let name = r.display_name().map(|n| header_safe(&n)).filter(|n| !n.is_empty());
+        let (from, reply_to, inline, shared) = self.version(content.version);
         // The envelope is the From and To headers, given here so lettre need not parse them
         // back out of the headers it just wrote (a tenth of the time to build a message).
         let sender = match &self.envelope_sender {
             Some(f) => f(&r.email).parse().context("invalid envelope sender")?,
-            None => self.from.email.clone(),
+            None => from.email.clone(),
         };
         let envelope = Envelope::new(Some(sender), vec![address.clone()])?;
         let to = Mailbox::new(name, address);
         let mut b = Message::builder()
             .envelope(envelope)
-            .raw_header(headers::mailbox::<header::From>(&self.from))
+            .raw_header(headers::mailbox::<header::From>(from))
             .raw_header(headers::mailbox::<header::To>(&to))
             .raw_header(headers::unstructured(
                 "Subject",
@@ -192,7 +274,7 @@ impl Letterhead {
             ))
             .message_id(Some(message_id))
             .date_now();
-        if let Some(r) = &self.reply_to {
+        if let Some(r) = reply_to {
             b = b.raw_header(headers::mailbox::<header::ReplyTo>(r));
         }
         if let Some(id) = &self.list_id {
@@ -223,18 +305,12 @@ impl Letterhead {
             .header(ContentType::TEXT_HTML)
             .body(text_body(&content.html));
         let alternative = MultiPart::alternative().singlepart(text);
-        // The images this HTML shows: a language variant may have its own.
-        let images: Vec<_> = self
-            .inline
-            .iter()
-            .filter(|(image, _)| content.html.contains(&format!("cid:{}", image.cid)))
-            .collect();
-        let body = if images.is_empty() {
+        let body = if inline.is_empty() {
             alternative.singlepart(html)
         } else {
             // RFC 2387: the HTML first, then the images it refers to by Content-ID.
             let mut related = MultiPart::related().singlepart(html);
-            for (image, encoded) in images {
+            for (image, encoded) in inline {
                 let content_type = ContentType::parse(image.content_type).context("image content type")?;
                 related = related.singlepart(
                     Attachment::new_inline_with_name(image.cid.clone(), image.name.clone())
@@ -244,12 +320,12 @@ impl Letterhead {
             alternative.multipart(related)
         };
         let own = attachments::member_files(r).with_context(|| r.location())?;
-        let body = if self.shared.is_empty() && own.is_empty() {
+        let body = if shared.is_empty() && own.is_empty() {
             body
         } else {
             // RFC 2046: the readable message first, the files after it.
             let mut mixed = MultiPart::mixed().multipart(body);
-            for s in &self.shared {
+            for s in shared {
                 mixed = mixed.singlepart(s.part());
             }
             for path in &own {
@@ -313,6 +389,7 @@ mod tests {
             subject: subject.into(),
             html: format!("<p>{body}</p>"),
             text: body.into(),
+            version: 0,
         };
         l.build(r, &content, l.message_id()).unwrap().formatted()
     }
@@ -346,6 +423,7 @@ mod tests {
             subject: "Hi".into(),
             html: "<p>Hi</p>".into(),
             text: "Hi".into(),
+            version: 0,
         };
         let message = l.build(&r, &content, l.message_id()).unwrap();
         let e = message.envelope();

@@ -135,7 +135,7 @@ pub(crate) fn build(inputs: &Inputs, row: Option<u64>, to: Option<&str>, lang: O
 
     let mut html = rendered.html.clone();
     let mut images = HashMap::new();
-    for image in &compiled.all_inline() {
+    for image in &version.inline {
         html = html.replace(&format!("cid:{}", image.cid), &format!("/cid/{}", image.cid));
         images.insert(image.cid.clone(), (image.content_type, Arc::clone(&image.bytes)));
     }
@@ -153,7 +153,7 @@ pub(crate) fn build(inputs: &Inputs, row: Option<u64>, to: Option<&str>, lang: O
         languages: compiled.languages(),
         lang_picked: lang.is_some(),
         members,
-        from: letterhead.from.to_string(),
+        from: letterhead.from_of(rendered.version).to_string(),
         subject: rendered.subject.clone(),
         preheader: preheader(&rendered.html),
         html_bytes: rendered.html.len(),

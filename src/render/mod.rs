@@ -53,10 +53,23 @@ pub struct Compiled {
     /// Variants in other languages (`NAME.es.md`), by language tag; members whose `lang`
     /// field picks one get it. See [`Compiled::variant_for`].
     pub variants: Vec<(String, Compiled)>,
+    /// Which version this is: 0 the default, `i` the variant `variants[i - 1]` of the default;
+    /// carried by every [`Rendered`] so the letterhead picks the variant's sender and files.
+    pub version: usize,
     /// The page in the archive, with `[archive] base_url`.
     pub web_url: Option<String>,
     /// Local images that travel inside every message.
     pub inline: Vec<images::Inline>,
+}
+
+/// Which of the versions in `langs` (lower-case tags, the default's first) a member asking for
+/// `tag` gets: the whole tag first (`pt-br`), then its language (`es-MX` → `es`); `None` when
+/// no version is in that language.
+pub fn pick_version<'a>(langs: impl Iterator<Item = &'a str> + Clone, tag: &str) -> Option<usize> {
+    let tag = tag.trim().to_lowercase().replace('_', "-");
+    let primary = tag.split('-').next().unwrap_or("");
+    let find = |t: &str| langs.clone().position(|l| l == t);
+    find(&tag).or_else(|| find(primary))
 }
 
 /// Who the newsletter is compiled for.
@@ -74,6 +87,8 @@ pub struct Rendered {
     pub subject: String,
     pub html: String,
     pub text: String,
+    /// The [`Compiled::version`] it was rendered from.
+    pub version: usize,
 }
 
 /// Why one member's message could not be rendered.
@@ -270,6 +285,7 @@ impl Compiled {
             web_url,
             lang,
             variants: Vec::new(),
+            version: 0,
             inline,
         })
     }
@@ -296,11 +312,13 @@ impl Compiled {
             subject: header_safe(&render("subject")?),
             html: render("body.html")?,
             text: render("body.txt")?,
+            version: self.version,
         })
     }
 
     /// Adds a variant in another language (compiled from `NAME.LANG.md`).
-    pub fn add_variant(&mut self, lang: &str, variant: Compiled) {
+    pub fn add_variant(&mut self, lang: &str, mut variant: Compiled) {
+        variant.version = self.variants.len() + 1;
         self.variants.push((lang.to_lowercase(), variant));
     }
 
@@ -328,20 +346,27 @@ impl Compiled {
     /// The version a member gets: the variant for their `lang` (or `language`) field — the
     /// whole tag first (`pt-br`), then its language (`es-MX` → `es`) — else this one.
     pub fn variant_for(&self, r: &Recipient) -> &Compiled {
+        if self.variants.is_empty() {
+            return self;
+        }
         r.language().and_then(|tag| self.variant(&tag)).unwrap_or(self)
     }
 
     /// The variant for a language tag, `None` when there is none (this one's own language
     /// gives this one).
     pub fn variant(&self, tag: &str) -> Option<&Compiled> {
-        let tag = tag.trim().to_lowercase().replace('_', "-");
-        let primary = tag.split('-').next().unwrap_or("");
-        let find = |t: &str| {
-            (self.lang == t)
-                .then_some(self)
-                .or_else(|| self.variants.iter().find(|(l, _)| l == t).map(|(_, c)| c))
-        };
-        find(&tag).or_else(|| find(primary))
+        let langs = std::iter::once(self.lang.as_str()).chain(self.variants.iter().map(|(l, _)| l.as_str()));
+        match pick_version(langs, tag)? {
+            0 => Some(self),
+            i => self.variants.get(i - 1).map(|(_, c)| c),
+        }
+    }
+
+    /// The languages of the versions: this one's, then its variants', lower-case.
+    pub fn langs(&self) -> Vec<&str> {
+        std::iter::once(self.lang.as_str())
+            .chain(self.variants.iter().map(|(l, _)| l.as_str()))
+            .collect()
     }
 
     /// Renders one member's subject, HTML and text, in the member's language.
@@ -367,6 +392,7 @@ impl Compiled {
             subject: header_safe(&render("subject")?),
             html: render("body.html")?,
             text: render("body.txt")?,
+            version: self.version,
         })
     }
 
