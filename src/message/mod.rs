@@ -47,7 +47,7 @@ pub struct Letterhead {
     /// The DKIM signers, one per key of `[dkim]` (none when it is not configured).
     dkim: Vec<Signer>,
     /// Local images the HTML shows by `cid:`, read and encoded once for every message.
-    inline: Vec<(Inline, Arc<[u8]>)>,
+    inline: Vec<Encoded>,
     /// The newsletter's attachments, read once for every message.
     shared: Vec<Shared>,
     /// What the language variants send differently, in the order of `Compiled::variants`:
@@ -58,8 +58,11 @@ pub struct Letterhead {
     counter: AtomicU64,
 }
 
+/// An embedded image with its base64 lines, encoded once for every message.
+type Encoded = (Inline, Arc<[u8]>);
+
 /// `images` with their base64 lines, encoded once for every message.
-fn encoded(images: &[Inline]) -> Vec<(Inline, Arc<[u8]>)> {
+fn encoded(images: &[Inline]) -> Vec<Encoded> {
     images
         .iter()
         .map(|i| {
@@ -73,7 +76,7 @@ fn encoded(images: &[Inline]) -> Vec<(Inline, Arc<[u8]>)> {
 struct Version {
     from: Mailbox,
     reply_to: Option<Mailbox>,
-    inline: Vec<(Inline, Arc<[u8]>)>,
+    inline: Vec<Encoded>,
     shared: Vec<Shared>,
 }
 
@@ -214,7 +217,7 @@ impl Letterhead {
     }
 
     /// Sender, reply address, images and attachments of a [`Rendered::version`].
-    fn version(&self, version: usize) -> (&Mailbox, Option<&Mailbox>, &[(Inline, Arc<[u8]>)], &[Shared]) {
+    fn version(&self, version: usize) -> (&Mailbox, Option<&Mailbox>, &[Encoded], &[Shared]) {
         match version.checked_sub(1).and_then(|i| self.variants.get(i)) {
             Some(v) => (&v.from, v.reply_to.as_ref(), &v.inline, &v.shared),
             None => (&self.from, self.reply_to.as_ref(), &self.inline, &self.shared),
