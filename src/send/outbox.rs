@@ -292,7 +292,6 @@ impl Outbox for EmlFolder {
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
             start = end;
         }
-        batch.files.clear();
         batch.bytes.clear();
         Ok(())
     }
