@@ -427,8 +427,8 @@ impl Outbox for Mbox {
         let formatted = message.formatted();
         batch.reserve(formatted.len() + formatted.len() / 32 + 64);
         match message.envelope().from() {
-            Some(sender) => write!(batch, "From {sender} {}\n", self.date)?,
-            None => write!(batch, "From MAILER-DAEMON {}\n", self.date)?,
+            Some(sender) => writeln!(batch, "From {sender} {}", self.date)?,
+            None => writeln!(batch, "From MAILER-DAEMON {}", self.date)?,
         }
         mboxrd(&formatted, batch);
         Ok(())
