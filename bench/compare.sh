@@ -158,15 +158,15 @@ run_mailmerge() {
     [[ $STATUS == 0 && $sent == "$M" ]] || { STATUS="$STATUS, $sent sent"; fail mailmerge "$WORK/m"; }
 }
 # The dry runs: every message built, none sent (bulletin writes one .eml file each, or one
-# mbox; mailmerge prints them, here to a file).
-run_bulletin_dry() {
-    rm -rf "$WORK/dry-all"
+# mbox; mailmerge prints them, here to a file). Each round's .eml files go to a folder of its
+# own and stay until the end: creating files just after deleting as many costs ext4 without a
+# journal (this machine's disk) several times the system time — see bench/dryrun.sh.
+run_bulletin_dry() { # ROUND
     timed "$WORK/bd" -- "$BULLETIN" send newsletters/n.md --list lists/members.csv --dry-run \
-        --out "$WORK/dry-all" --quiet
+        --out "$WORK/dry-all-$1" --quiet
     local files
-    files=$(find "$WORK/dry-all" -name '*.eml' | wc -l)
+    files=$(find "$WORK/dry-all-$1" -name '*.eml' | wc -l)
     [[ $STATUS == 0 && $files == "$M" ]] || { STATUS="$STATUS, $files files"; fail "bulletin send --dry-run" "$WORK/bd"; }
-    rm -rf "$WORK/dry-all"
 }
 run_bulletin_mbox() {
     rm -f "$WORK/dry.mbox"
@@ -203,7 +203,7 @@ for round in $(seq "$ROUNDS"); do
         record "bulletin send" 1 "$M" "$SIZE"
     fi
     echo "round $round/$ROUNDS: dry runs…" >&2
-    run_bulletin_dry
+    run_bulletin_dry "$round"
     record "bulletin --dry-run" "-" "$M" "$SIZE"
     run_bulletin_mbox
     record "bulletin --dry-run --mbox" "-" "$M" "$SIZE"

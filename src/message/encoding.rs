@@ -14,17 +14,19 @@ use lettre::message::header::ContentTransferEncoding;
 /// converted in one pass and [`quoted_printable`] encodes.
 pub(super) fn text_body(s: &str) -> Body {
     let crlf = to_crlf(s);
-    let non_ascii = count_non_ascii(crlf.as_bytes());
+    let non_ascii = count_non_ascii(&crlf);
     let seven_bit = non_ascii == 0
-        && crlf.split("\r\n").all(|line| {
+        && crlf.split(|&b| b == b'\n').all(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
             line.len() < 76
-                && !line.ends_with([' ', '\t'])
-                && line.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+                && !line.ends_with(b" ")
+                && !line.ends_with(b"\t")
+                && line.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
         });
     if seven_bit {
-        Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::SevenBit)
+        Body::dangerous_pre_encoded(crlf, ContentTransferEncoding::SevenBit)
     } else if non_ascii * 3 <= s.len() {
-        let qp = quoted_printable(crlf.as_bytes());
+        let qp = quoted_printable(&crlf);
         Body::dangerous_pre_encoded(qp, ContentTransferEncoding::QuotedPrintable)
     } else {
         // Mostly non-ASCII: quoted-printable would triple it, base64 is shorter.
@@ -37,21 +39,11 @@ pub(super) fn text_body(s: &str) -> Body {
 /// characters, but working on bytes and copying runs of plain characters whole. The crate
 /// appends `char` by `char` to a `String`; on the example's HTML part, full of `=` in its
 /// attributes, that was most of the time to build a message (31 µs → 18 µs a message with
-/// this one: `cargo bench --bench personalise`, "build + format only").
+/// this one: `cargo bench --bench personalise`, "build + format only"). Finding runs of
+/// plain characters eight bytes at a time, escapes written in place and line ends found with
+/// `memchr` halved that again (37.7 → 19.9 µs of CPU a message, the same bench, A/B).
 fn quoted_printable(input: &[u8]) -> Vec<u8> {
-    const LIMIT: usize = 76;
-    // Bytes written as they are: printable ASCII but `=`, space and tab.
-    const PLAIN: [bool; 256] = {
-        let mut t = [false; 256];
-        let mut b = b' ';
-        while b <= b'~' {
-            t[b as usize] = b != b'=';
-            b += 1;
-        }
-        t[b'\t' as usize] = true;
-        t
-    };
-    let plain = |b: u8| PLAIN[usize::from(b)];
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = Vec::with_capacity(input.len() + input.len() / 8 + 16);
     // Characters on the current output line, and where the last thing appended starts (a
     // soft break goes there when the line is already full).
@@ -59,32 +51,86 @@ fn quoted_printable(input: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < input.len() {
         let b = input[i];
-        if b == b'\r' && input.get(i + 1) == Some(&b'\n') {
+        if plain(b) {
+            if on_line + 3 <= LIMIT {
+                // A run of plain characters, stopping two short of the limit.
+                let end = input.len().min(i + LIMIT - on_line - 2);
+                let j = plain_run(input, i + 1, end);
+                out.extend_from_slice(&input[i..j]);
+                on_line += j - i;
+                last = out.len();
+                i = j;
+            } else {
+                append_qp(&mut out, &[b], &mut on_line, &mut last);
+                i += 1;
+            }
+        } else if b == b'\r' && input.get(i + 1) == Some(&b'\n') {
             encode_trailing_blank(&mut out, &mut on_line, &mut last);
             out.extend_from_slice(b"\r\n");
             on_line = 0;
             i += 2;
-        } else if plain(b) && on_line + 3 <= LIMIT {
-            // A run of plain characters, stopping two short of the limit.
-            let end = input.len().min(i + LIMIT - on_line - 2);
-            let mut j = i + 1;
-            while j < end && plain(input[j]) {
-                j += 1;
-            }
-            out.extend_from_slice(&input[i..j]);
-            on_line += j - i;
-            last = out.len();
-            i = j;
         } else {
-            let hex = |n: u8| b"0123456789ABCDEF"[usize::from(n & 15)];
-            let escaped = [b'=', hex(b >> 4), hex(b)];
-            let token: &[u8] = if plain(b) { &[b] } else { &escaped };
-            append_qp(&mut out, token, &mut on_line, &mut last);
+            let escaped = [b'=', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]];
+            if on_line + escaped.len() <= LIMIT {
+                out.extend_from_slice(&escaped);
+                on_line += escaped.len();
+                last = out.len() - escaped.len();
+            } else {
+                append_qp(&mut out, &escaped, &mut on_line, &mut last);
+            }
             i += 1;
         }
     }
     encode_trailing_blank(&mut out, &mut on_line, &mut last);
     out
+}
+
+/// Characters on an encoded line, `=` of a soft break included.
+const LIMIT: usize = 76;
+
+/// Bytes written as they are: printable ASCII but `=`, space and tab.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = b' ';
+    while b <= b'~' {
+        t[b as usize] = b != b'=';
+        b += 1;
+    }
+    t[b'\t' as usize] = true;
+    t
+};
+
+fn plain(b: u8) -> bool {
+    PLAIN[usize::from(b)]
+}
+
+/// Where the run of plain bytes from `j` ends, at `end` at the latest.
+fn plain_run(input: &[u8], mut j: usize, end: usize) -> usize {
+    while j + 8 <= end {
+        let flags = not_plain(u64::from_le_bytes(input[j..j + 8].try_into().expect("8 bytes")));
+        if flags != 0 {
+            // The lowest flag is exact (only the bytes above it can be flagged wrongly).
+            j += flags.trailing_zeros() as usize / 8;
+            break;
+        }
+        j += 8;
+    }
+    while j < end && plain(input[j]) {
+        j += 1;
+    }
+    j
+}
+
+/// Flags (the high bit of the byte) the bytes of `w` below space (tab included, which the
+/// byte-by-byte loop then takes), above `~`, or `=`.
+fn not_plain(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w;
+    let above_tilde = w.wrapping_add(ONES) | w;
+    let eq = w ^ (ONES * u64::from(b'='));
+    let equals = eq.wrapping_sub(ONES) & !eq;
+    (below_space | above_tilde | equals) & HIGH
 }
 
 /// How many bytes are not ASCII, eight at a time.
@@ -100,11 +146,13 @@ fn count_non_ascii(bytes: &[u8]) -> usize {
 /// Appends one character or `=XX` escape, breaking the line first (`=` CRLF) if it would not
 /// fit; a line already at the limit breaks before its last token instead.
 fn append_qp(out: &mut Vec<u8>, token: &[u8], on_line: &mut usize, last: &mut usize) {
-    const LIMIT: usize = 76;
     if *on_line + token.len() > LIMIT {
         if *on_line == LIMIT {
-            *on_line = out.len() - *last;
-            out.splice(*last..*last, *b"=\r\n");
+            let (at, end) = (*last, out.len());
+            *on_line = end - at;
+            out.extend_from_slice(b"=\r\n");
+            out.copy_within(at..end, at + 3);
+            out[at..at + 3].copy_from_slice(b"=\r\n");
         } else {
             out.extend_from_slice(b"=\r\n");
             *on_line = 0;
@@ -127,14 +175,19 @@ fn encode_trailing_blank(out: &mut Vec<u8>, on_line: &mut usize, last: &mut usiz
     append_qp(out, token, on_line, last);
 }
 
-/// LF or CRLF line endings → CRLF; a lone CR is kept (and encoded later).
-fn to_crlf(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 32);
-    for (i, line) in s.split('\n').enumerate() {
-        if i > 0 {
-            out.push_str("\r\n");
+/// LF or CRLF line endings → CRLF; a lone CR is kept (and encoded later), but one at the very
+/// end is dropped.
+fn to_crlf(s: &str) -> Vec<u8> {
+    let s = s.as_bytes();
+    let mut out = Vec::with_capacity(s.len() + s.len() / 32 + 2);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', s).chain(std::iter::once(s.len())) {
+        if start > 0 {
+            out.extend_from_slice(b"\r\n");
         }
-        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        let line = &s[start..end];
+        out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+        start = end + 1;
     }
     out
 }

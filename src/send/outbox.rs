@@ -1,15 +1,18 @@
 //! Where built messages go when they are not sent: the dry run's outbox, beside SMTP
 //! ([`super::Delivery`]). A dry run is one pass over the lists ([`fill`]): every core
-//! personalises (which is the preflight, [`Preflight`]), builds and hands batches of finished
-//! messages to the outbox — a folder of `.eml` files ([`EmlFolder`]) or one mbox file
-//! ([`Mbox`]), both readable by the owner only.
+//! personalises (which is the preflight, [`Preflight`]), builds and hands finished messages to
+//! the outbox — a folder of `.eml` files ([`EmlFolder`]), each written by the thread that built
+//! it, or one mbox file ([`Mbox`]), written a batch at a time in list order; both readable by
+//! the owner only.
 //!
 //! Nothing reaches the destination until the whole pass has found no error: an outbox writes
 //! under a temporary name beside it and [`Outbox::publish`] renames it into place; an outbox
-//! dropped unpublished removes what it wrote.
+//! dropped unpublished removes what it wrote. Nothing is synced to disk (no `fsync`): a dry
+//! run's files are for reading now, and one lost in a crash is written again by running it
+//! again.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -30,31 +33,22 @@ const BATCH: usize = 64;
 /// many bytes: when everyone gets a certificate, a batch holds a few messages, not 64.
 const BATCH_ATTACHED: u64 = 8 * 1024 * 1024;
 
-/// Takes built messages, in batches, from several threads at once.
+/// Takes built messages from several threads at once, a batch of consecutive members at a
+/// time.
 pub(crate) trait Outbox: Sync {
-    /// The bytes to store for a built message (called on the building thread).
-    fn bytes(&self, message: &Message) -> Vec<u8>;
-    /// Stores one batch. Batches may arrive in any order, from any thread.
-    fn put(&self, batch: Batch) -> Result<()>;
+    /// What a thread holds of its current batch; each thread keeps one and reuses it from
+    /// batch to batch (so a run allocates it once, not once a message).
+    type Batch: Default;
+    /// Takes one member's built message into `batch` (on the building thread). `n` is the
+    /// member's place among the run's members, from 1.
+    fn add(&self, batch: &mut Self::Batch, n: usize, to: &Recipient, message: &Message) -> Result<()>;
+    /// Stores `batch`, the `seq`th of the run (from 0, in list order), and empties it.
+    /// Batches may arrive in any order, from any thread.
+    fn put(&self, seq: usize, batch: &mut Self::Batch) -> Result<()>;
     /// Stops taking batches: one waiting for its turn returns at once, later ones are dropped.
     fn cancel(&self);
     /// Moves what was stored to its destination, replacing what was there.
     fn publish(self) -> Result<()>;
-}
-
-/// Consecutive members' messages.
-pub(crate) struct Batch {
-    /// Which batch of the run this is, from 0: batches are numbered in list order.
-    pub seq: usize,
-    pub letters: Vec<Letter>,
-}
-
-/// One member's message.
-pub(crate) struct Letter {
-    /// The member's place among the run's members, from 1.
-    pub n: usize,
-    pub to: Recipient,
-    pub bytes: Vec<u8>,
 }
 
 /// What [`fill`] did.
@@ -139,11 +133,12 @@ struct Pass<'a, 'i, I> {
 
 impl<I: Iterator<Item = Result<Recipient>> + Send> Pass<'_, '_, I> {
     /// One thread's share: its own preflight findings and how many messages it stored.
-    fn work(&self, outbox: &impl Outbox) -> (Preflight, usize) {
+    fn work<O: Outbox>(&self, outbox: &O) -> (Preflight, usize) {
         let _unblock = CancelOnPanic(outbox);
         let mut pre = Preflight::default();
         let mut written = 0;
-        while !self.halted.load(Ordering::Relaxed) {
+        let mut batch = O::Batch::default();
+        'batches: while !self.halted.load(Ordering::Relaxed) {
             let (seq, first, members) = match self.take() {
                 Ok(Some(b)) => b,
                 Ok(None) => break,
@@ -152,22 +147,23 @@ impl<I: Iterator<Item = Result<Recipient>> + Send> Pass<'_, '_, I> {
                     break;
                 }
             };
-            let mut letters = Vec::with_capacity(members.len());
-            for (i, r) in members.into_iter().enumerate() {
+            let count = members.len();
+            for (i, r) in members.iter().enumerate() {
                 if self.failed.load(Ordering::Relaxed) {
-                    pre.check(self.compiled, self.letterhead, &r);
+                    pre.check(self.compiled, self.letterhead, r);
                     continue;
                 }
-                let built = pre.render(self.compiled, &r).and_then(|content| {
+                let built = pre.render(self.compiled, r).and_then(|content| {
                     let lh = self.letterhead;
-                    pre.built(&r, lh.build(&r, &content, lh.message_id()))
+                    pre.built(r, lh.build(r, &content, lh.message_id()))
                 });
                 match built {
-                    Some(m) => letters.push(Letter {
-                        n: first + i,
-                        bytes: outbox.bytes(&m),
-                        to: r,
-                    }),
+                    Some(m) => {
+                        if let Err(e) = outbox.add(&mut batch, first + i, r, &m) {
+                            self.halt(e, outbox);
+                            break 'batches;
+                        }
+                    }
                     None => {
                         self.failed.store(true, Ordering::Relaxed);
                         outbox.cancel();
@@ -177,9 +173,8 @@ impl<I: Iterator<Item = Result<Recipient>> + Send> Pass<'_, '_, I> {
             if self.failed.load(Ordering::Relaxed) {
                 continue;
             }
-            let n = letters.len();
-            match outbox.put(Batch { seq, letters }) {
-                Ok(()) => written += n,
+            match outbox.put(seq, &mut batch) {
+                Ok(()) => written += count,
                 Err(e) => self.halt(e, outbox),
             }
         }
@@ -239,8 +234,18 @@ pub(crate) struct EmlFolder {
     into_existing: bool,
     /// Folders created to hold `staging`, outermost first; removed if it is never published.
     created: Vec<PathBuf>,
+    /// Held while a batch's files are created: one thread at a time.
+    creating: Mutex<()>,
     cancelled: AtomicBool,
     published: bool,
+}
+
+/// A thread's batch of `.eml` files: their contents one after another, and each file's name
+/// and where its content ends.
+#[derive(Default)]
+pub(crate) struct EmlBatch {
+    bytes: Vec<u8>,
+    files: Vec<(String, usize)>,
 }
 
 impl EmlFolder {
@@ -266,6 +271,7 @@ impl EmlFolder {
             staging,
             into_existing,
             created,
+            creating: Mutex::new(()),
             cancelled: AtomicBool::new(false),
             published: false,
         };
@@ -274,19 +280,33 @@ impl EmlFolder {
     }
 }
 
+/// Every core builds; one thread at a time creates its batch's files. Creating a file takes
+/// its folder's lock in the kernel, so two threads creating files in one folder take turns
+/// anyway — and the one waiting spins on the lock, which cost more system time than the
+/// files themselves (`perf`: `rwsem_spin_on_owner`). Taking turns here, a batch at a time,
+/// the other thread builds meanwhile.
 impl Outbox for EmlFolder {
-    fn bytes(&self, message: &Message) -> Vec<u8> {
-        message.formatted()
+    type Batch = EmlBatch;
+
+    fn add(&self, batch: &mut EmlBatch, n: usize, to: &Recipient, message: &Message) -> Result<()> {
+        batch.bytes.extend_from_slice(&message.formatted());
+        batch.files.push((eml_name(n, to), batch.bytes.len()));
+        Ok(())
     }
 
-    fn put(&self, batch: Batch) -> Result<()> {
-        for l in &batch.letters {
+    fn put(&self, _: usize, batch: &mut EmlBatch) -> Result<()> {
+        let _turn = self.creating.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut start = 0;
+        for (name, end) in batch.files.drain(..) {
             if self.cancelled.load(Ordering::Relaxed) {
-                return Ok(());
+                break;
             }
-            let path = self.staging.join(eml_name(l.n, &l.to));
-            write_new_private(&path, &l.bytes).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            let path = self.staging.join(name);
+            write_new_private(&path, &batch.bytes[start..end])
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            start = end;
         }
+        batch.bytes.clear();
         Ok(())
     }
 
@@ -351,9 +371,9 @@ fn move_files(from: &Path, to: &Path) -> Result<()> {
 
 /// One mbox file (mboxrd: each message after a `From sender date` line, every body line
 /// that starts with `From `, after any number of `>`, given one more `>`; LF line ends),
-/// streamed through a buffer into a hidden file beside `path`, renamed into place by
-/// [`Outbox::publish`]. Batches are written in list order: one that arrives early waits for
-/// its turn.
+/// streamed into a hidden file beside `path`, renamed into place by [`Outbox::publish`].
+/// Each thread puts its batch's entries together in one buffer, written with one `write`;
+/// batches are written in list order: one that arrives early waits for its turn.
 pub(crate) struct Mbox {
     path: PathBuf,
     staging: PathBuf,
@@ -365,7 +385,7 @@ pub(crate) struct Mbox {
 }
 
 struct MboxState {
-    out: BufWriter<File>,
+    out: File,
     /// The batch to write next.
     next: usize,
     cancelled: bool,
@@ -399,7 +419,7 @@ impl Mbox {
             staging,
             date: asctime(time::OffsetDateTime::now_utc()),
             state: Mutex::new(MboxState {
-                out: BufWriter::with_capacity(1 << 20, file),
+                out: file,
                 next: 0,
                 cancelled: false,
             }),
@@ -414,27 +434,30 @@ impl Mbox {
 }
 
 impl Outbox for Mbox {
-    fn bytes(&self, message: &Message) -> Vec<u8> {
-        let sender = message
-            .envelope()
-            .from()
-            .map_or_else(|| "MAILER-DAEMON".to_owned(), ToString::to_string);
+    /// The batch's entries, one after another.
+    type Batch = Vec<u8>;
+
+    fn add(&self, batch: &mut Vec<u8>, _: usize, _: &Recipient, message: &Message) -> Result<()> {
         let formatted = message.formatted();
-        let mut out = Vec::with_capacity(formatted.len() + formatted.len() / 32 + 64);
-        out.extend_from_slice(format!("From {sender} {}\n", self.date).as_bytes());
-        mboxrd(&formatted, &mut out);
-        out
+        batch.reserve(formatted.len() + formatted.len() / 32 + 64);
+        match message.envelope().from() {
+            Some(sender) => writeln!(batch, "From {sender} {}", self.date)?,
+            None => writeln!(batch, "From MAILER-DAEMON {}", self.date)?,
+        }
+        mboxrd(&formatted, batch);
+        Ok(())
     }
 
-    fn put(&self, batch: Batch) -> Result<()> {
+    fn put(&self, seq: usize, batch: &mut Vec<u8>) -> Result<()> {
         let mut state = self.state();
-        while !state.cancelled && state.next != batch.seq {
+        while !state.cancelled && state.next != seq {
             state = self.turn.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
         }
         if state.cancelled {
             return Ok(());
         }
-        let written = batch.letters.iter().try_for_each(|l| state.out.write_all(&l.bytes));
+        let written = state.out.write_all(batch);
+        batch.clear();
         if let Err(e) = written {
             state.cancelled = true;
             self.turn.notify_all();
@@ -451,11 +474,6 @@ impl Outbox for Mbox {
     }
 
     fn publish(mut self) -> Result<()> {
-        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        state
-            .out
-            .flush()
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", self.staging.display()))?;
         std::fs::rename(&self.staging, &self.path)
             .map_err(|e| anyhow::anyhow!("cannot move {} to {}: {e}", self.staging.display(), self.path.display()))?;
         self.published = true;
