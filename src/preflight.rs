@@ -133,7 +133,7 @@ impl Preflight {
 
     /// Adds up a member's attachments and images: over 25 MB fails them, over 10 MB is counted
     /// for a warning. Returns whether they passed.
-    fn sized(&mut self, letterhead: &Letterhead, r: &Recipient, rendered: &Rendered) -> bool {
+    pub(crate) fn sized(&mut self, letterhead: &Letterhead, r: &Recipient, rendered: &Rendered) -> bool {
         let files = match letterhead.member_attachments(r) {
             Ok((_, bytes)) => bytes + letterhead.fixed_bytes(rendered.version),
             Err(e) => {

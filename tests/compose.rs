@@ -313,6 +313,14 @@ fn attachment_sizes_warn_over_10_mb_and_fail_over_25_mb() {
         .stdout_has("lists/members.csv:2")
         .stdout_has("over the 25 MB Gmail accepts")
         .stdout_has("lists/members.csv:3");
+    // A dry run refuses the same member as send would, and leaves nothing behind.
+    for args in [["--out", "out"], ["--mbox", "out.mbox"]] {
+        p.run(&[&["send", NL, "--list", LIST, "--dry-run"][..], &args[..]].concat())
+            .code(1)
+            .stderr_has("over the 25 MB Gmail accepts")
+            .stderr_has("lists/members.csv:3");
+        assert!(!p.path().join(args[1]).exists(), "nothing written for {args:?}");
+    }
 }
 
 /// Verifies the DKIM signature of `raw` with dkimpy, answering DNS with `record`.

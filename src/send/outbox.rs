@@ -153,10 +153,12 @@ impl<I: Iterator<Item = Result<Recipient>> + Send> Pass<'_, '_, I> {
                     pre.check(self.compiled, self.letterhead, r);
                     continue;
                 }
-                let built = pre.render(self.compiled, r).and_then(|content| {
-                    let lh = self.letterhead;
-                    pre.built(r, lh.build(r, &content, lh.message_id()))
-                });
+                // The same checks as `send`'s preflight: attachments over 25 MB fail the run.
+                let lh = self.letterhead;
+                let built = match pre.render(self.compiled, r) {
+                    Some(content) if pre.sized(lh, r, &content) => pre.built(r, lh.build(r, &content, lh.message_id())),
+                    _ => None,
+                };
                 match built {
                     Some(m) => {
                         if let Err(e) = outbox.add(&mut batch, first + i, r, &m) {
