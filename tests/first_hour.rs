@@ -226,8 +226,7 @@ fn preview_without_a_list_uses_one_invented_member() {
 
 #[test]
 fn preview_without_a_list_takes_the_member_from_the_lists_of_the_audience() {
-    let newsletter = NEWSLETTER.replace("id: news-1\n", "id: news-1\naudience: { lists: [m.csv] }\n");
-    let p = Project::new().file("n.md", &newsletter).file("m.csv", members(2));
+    let p = Project::new().file("n.md", with_audience()).file("m.csv", members(2));
     p.run(&["preview", "n.md", "--out", "pv"])
         .success()
         .stderr_has("preview for ")
@@ -241,27 +240,15 @@ fn preview_without_a_list_takes_the_member_from_the_lists_of_the_audience() {
     assert!(p.read("pv/email.txt").contains("Dear Member2,"));
 }
 
-/// `preview --serve` with the arguments given; the server's address from its first line.
-fn live_preview(p: &Project, args: &[&str]) -> crate::live_preview::Server {
-    use std::io::BufRead;
-    let mut child = p.spawn(&[["preview", "n.md", "--serve", "--port", "0"].as_slice(), args].concat());
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("a line");
-    let addr = line
-        .trim()
-        .strip_prefix("live preview: http://")
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .trim_end_matches('/')
-        .to_owned();
-    crate::live_preview::Server { child, addr }
+/// The newsletter with its audience in the front matter: the list `m.csv`.
+fn with_audience() -> String {
+    NEWSLETTER.replace("id: news-1\n", "id: news-1\naudience: { lists: [m.csv] }\n")
 }
 
 #[test]
 fn live_preview_without_a_list_uses_the_audience_or_one_invented_member() {
-    let newsletter = NEWSLETTER.replace("id: news-1\n", "id: news-1\naudience: { lists: [m.csv] }\n");
-    let p = Project::new().file("n.md", &newsletter).file("m.csv", members(2));
-    let view = live_preview(&p, &[]).view("");
+    let p = Project::new().file("n.md", with_audience()).file("m.csv", members(2));
+    let view = crate::live_preview::Server::spawn(&p, &["preview", "n.md", "--serve", "--port", "0"]).view("");
     assert_eq!(view["ok"], true, "{view}");
     assert!(
         view["view"]["text"]
@@ -273,7 +260,7 @@ fn live_preview_without_a_list_uses_the_audience_or_one_invented_member() {
     assert_eq!(view["view"]["members"].as_array().map(Vec::len), Some(2));
 
     let p = Project::new().file("n.md", NEWSLETTER);
-    let view = live_preview(&p, &[]).view("");
+    let view = crate::live_preview::Server::spawn(&p, &["preview", "n.md", "--serve", "--port", "0"]).view("");
     assert_eq!(view["ok"], true, "{view}");
     assert!(
         view["view"]["text"].as_str().unwrap_or_default().contains("Dear Sam,"),

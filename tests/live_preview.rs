@@ -26,7 +26,12 @@ impl Drop for Server {
 
 impl Server {
     pub fn start(p: &Project) -> Server {
-        let mut child = p.spawn(&["preview", NL, "--list", LIST, "--serve", "--port", "0"]);
+        Server::spawn(p, &["preview", NL, "--list", LIST, "--serve", "--port", "0"])
+    }
+
+    /// `bulletin ARGS` (a `preview --serve`), at the address of its first line.
+    pub fn spawn(p: &Project, args: &[&str]) -> Server {
+        let mut child = p.spawn(args);
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
