@@ -48,12 +48,9 @@ pub(crate) fn run(config: Option<&Path>, args: &PreviewArgs) -> Result<ExitCode>
     let version = match &args.lang {
         None => compiled.variant_for(recipient),
         Some(tag) => compiled.variant(tag).ok_or_else(|| {
-            let have: Vec<&str> = std::iter::once(compiled.lang.as_str())
-                .chain(compiled.variants.iter().map(|(l, _)| l.as_str()))
-                .collect();
             anyhow::anyhow!(
                 "--lang {tag}: no variant in that language (have: {}); write it as {}",
-                have.join(", "),
+                compiled.langs().join(", "),
                 args.newsletter.with_extension(format!("{tag}.md")).display()
             )
         })?,

@@ -94,7 +94,7 @@ pub(crate) fn build(inputs: &Inputs, row: Option<u64>, to: Option<&str>, lang: O
         Some(tag) => compiled.variant(tag).ok_or_else(|| {
             format!(
                 "no variant in {tag:?} (have: {}); write it as {}",
-                compiled.languages().join(", "),
+                compiled.langs().join(", "),
                 inputs.newsletter.with_extension(format!("{tag}.md")).display()
             )
         })?,
@@ -150,7 +150,7 @@ pub(crate) fn build(inputs: &Inputs, row: Option<u64>, to: Option<&str>, lang: O
         member: recipient.email.as_str().to_owned(),
         row: recipient.row,
         lang: version.lang.clone(),
-        languages: compiled.languages(),
+        languages: compiled.langs().into_iter().map(str::to_owned).collect(),
         lang_picked: lang.is_some(),
         members,
         from: letterhead.from_of(rendered.version).to_string(),

@@ -336,13 +336,6 @@ impl Compiled {
         all
     }
 
-    /// The language tags there is a version in: this one's, then the variants'.
-    pub fn languages(&self) -> Vec<String> {
-        std::iter::once(self.lang.clone())
-            .chain(self.variants.iter().map(|(l, _)| l.clone()))
-            .collect()
-    }
-
     /// The version a member gets: the variant for their `lang` (or `language`) field — the
     /// whole tag first (`pt-br`), then its language (`es-MX` → `es`) — else this one.
     pub fn variant_for(&self, r: &Recipient) -> &Compiled {

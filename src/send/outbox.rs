@@ -112,13 +112,6 @@ struct Queue<'i, I> {
     n: usize,
 }
 
-/// The size of a member's own attachments (0 when they cannot be read: building says why).
-fn own_attachment_bytes(r: &Recipient) -> u64 {
-    crate::message::attachments::member_files(r)
-        .and_then(|f| crate::message::attachments::member_bytes(&f))
-        .unwrap_or(0)
-}
-
 /// What [`fill`]'s threads share.
 struct Pass<'a, 'i, I> {
     queue: Mutex<Queue<'i, I>>,
@@ -191,7 +184,8 @@ impl<I: Iterator<Item = Result<Recipient>> + Send> Pass<'_, '_, I> {
         while members.len() < BATCH && attached < BATCH_ATTACHED {
             let Some(r) = q.members.next() else { break };
             let r = r?;
-            attached += own_attachment_bytes(&r);
+            // 0 when they cannot be read: building the message says why.
+            attached += self.letterhead.member_attachments(&r).map_or(0, |(_, bytes)| bytes);
             members.push(r);
         }
         if members.is_empty() {
